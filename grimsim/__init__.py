@@ -1,0 +1,20 @@
+"""grimsim: a cost-model design-space explorer for BCR and other pruning schemes on mobile devices.
+
+``import grimsim`` stays light: the heavy parts (onnx, scikit-learn, dash, the compiled
+kernels) load only when a function that needs them is called.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "load_network"]
+
+
+def load_network(model: str, **kwargs: Any) -> Any:
+    """Load a zoo network by name or a model file (.onnx, ncnn .param); see grimsim.api."""
+    from grimsim import api
+
+    return api.load_network(model, **kwargs)
