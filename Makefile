@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 	# re-run the (incremental) C++ build so kernel changes are always picked up
-	$(BIN)/python -m pip install --quiet --no-build-isolation --no-deps -e .
+	flock $(VENV)/.build-lock $(BIN)/python -m pip install --quiet --no-build-isolation --no-deps -e .
 
 run: install
 	$(BIN)/grimsim info resnet50
