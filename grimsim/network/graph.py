@@ -131,7 +131,7 @@ class NetworkBuilder:
     def __init__(self, name: str, source: str | None = None) -> None:
         self.name = name
         self.source = source
-        self._graph = nx.DiGraph()
+        self._graph: nx.DiGraph = nx.DiGraph()
         self._blobs: dict[str, tuple[str, Shape]] = {}
         self._inputs: dict[str, Shape] = {}
         self._consumed: set[str] = set()

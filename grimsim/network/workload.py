@@ -97,7 +97,8 @@ class GemmView:
             if not isinstance(value, int) or value < 1:
                 raise ShapeError(f"GEMM {self.name!r}: {key} must be a positive int, got {value!r}")
         if self.M % self.groups:
-            raise ShapeError(f"GEMM {self.name!r}: M={self.M} not divisible by groups={self.groups}")
+            raise ShapeError(f"GEMM {self.name!r}: M={self.M} not divisible by "
+                             f"groups={self.groups}")
 
     @property
     def macs(self) -> int:
@@ -212,7 +213,7 @@ def _pads(padding: int | Sequence[int], layer: str) -> tuple[int, int, int, int]
         return (padding, padding, padding, padding)
     vals = tuple(int(v) for v in padding)
     if len(vals) == 1:
-        return (vals[0],) * 4  # type: ignore[return-value]
+        return (vals[0], vals[0], vals[0], vals[0])
     if len(vals) == 2:
         return (vals[0], vals[1], vals[0], vals[1])
     if len(vals) == 4:
@@ -465,7 +466,7 @@ def elementwise_op(name: str, op: str, input_shapes: Sequence[Shape],
         ops = 0
     else:
         read, written = _traffic(ins, outs)
-        ops = int(round(ops_per_output * sum(numel(s) for s in outs)))
+        ops = round(ops_per_output * sum(numel(s) for s in outs))
     return LayerWorkload(name=name, op=op, input_shapes=ins, output_shapes=outs, params=params,
                          elementwise_ops=ops, activation_bytes_read=read,
                          activation_bytes_written=written, attrs=_freeze(attrs))
@@ -493,7 +494,7 @@ def pool2d(name: str, input_shape: Shape, kernel: int | Sequence[int],
 def global_pool(name: str, input_shape: Shape, kind: str = "avg",
                 keepdims: bool = True) -> LayerWorkload:
     _require_rank(input_shape, 4, name)
-    n, c, h, w = input_shape
+    n, c = input_shape[:2]
     out = (n, c, 1, 1) if keepdims else (n, c)
     wl = elementwise_op(name, Op.GLOBAL_POOL, [input_shape], [out], attrs={"kind": kind})
     # one op per input value, not per output value

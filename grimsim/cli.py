@@ -1,0 +1,161 @@
+"""The ``grimsim`` command line: argument parsing and output formatting only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from grimsim import __version__
+from grimsim.errors import GrimsimError
+
+log = logging.getLogger(__name__)
+
+
+def _print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _fmt_int(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[bool]) -> str:
+    cells = [[str(c) for c in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for j, r in enumerate(cells):
+        parts = [c.rjust(w) if right[i] else c.ljust(w) for i, (c, w) in
+                 enumerate(zip(r, widths, strict=True))]
+        lines.append("  ".join(parts).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- zoo
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from grimsim.network.zoo import ZOO_NAMES, zoo_entry
+
+    entries = [zoo_entry(n) for n in ZOO_NAMES]
+    if args.json:
+        from grimsim.meta import run_meta
+
+        _print_json({"networks": [{"name": e.name, "kind": e.kind,
+                                   "description": e.description,
+                                   "input_shape": list(e.input_shape),
+                                   "published_params": e.published_params,
+                                   "published_macs": e.published_macs,
+                                   "source": e.source} for e in entries],
+                     "_meta": run_meta()})
+        return 0
+    rows = [(e.name, e.kind, "x".join(map(str, e.input_shape)), e.description)
+            for e in entries]
+    print(_table(["name", "kind", "input", "description"], rows, [False] * 4))
+    return 0
+
+
+# --------------------------------------------------------------------------- info
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from grimsim.api import load_network
+
+    return load_network(args.model, input_shape=args.input, seq_len=args.seq_len)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from grimsim.network.workload import summary_rows
+
+    net = _load(args)
+    rows = [(wl, r) for wl in net.layers() for r in summary_rows(wl)]
+    totals = net.totals
+    if args.json:
+        from grimsim.meta import run_meta
+
+        layers = []
+        for wl, r in rows:
+            layers.append({"name": r.name, "op": r.op, "M": r.M, "K": r.K, "N": r.N,
+                           "params": r.params, "macs": r.macs, "groups": r.groups,
+                           "repeats": r.repeats, "prunable": r.prunable,
+                           "output_shape": list(r.output_shape),
+                           "fused": list(wl.fused), "activation": wl.activation})
+        _print_json({"name": net.name, "total_params": totals.params,
+                     "total_macs": totals.macs,
+                     "total_elementwise_ops": totals.elementwise_ops,
+                     "input_shapes": {k: list(v) for k, v in net.inputs.items()},
+                     "layers": layers, "_meta": run_meta(source=net.source)})
+        return 0
+    table_rows = []
+    for wl, r in rows:
+        extra = []
+        if r.groups > 1:
+            extra.append(f"g={r.groups}")
+        if r.repeats > 1:
+            extra.append(f"x{r.repeats}")
+        if wl.activation and wl.gemms and r.name == wl.gemms[0].name:
+            extra.append(f"+{wl.activation}")
+        table_rows.append((r.name, r.op, "x".join(map(str, r.output_shape)), _fmt_int(r.M),
+                           _fmt_int(r.K), _fmt_int(r.N), " ".join(extra), _fmt_int(r.params),
+                           f"{r.macs / 1e6:,.1f}"))
+    print(_table(["layer", "op", "output", "M", "K", "N", "", "params", "MMACs"], table_rows,
+                 [False, False, False, True, True, True, False, True, True]))
+    print()
+    ins = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in net.inputs.items())
+    print(f"{net.name}: {len(net)} layers, input {ins}")
+    print(f"  params        {totals.params:>16,}  ({totals.params / 1e6:.2f} M)")
+    print(f"  MACs (GEMM)   {totals.macs:>16,}  ({totals.macs / 1e9:.3f} G)")
+    print(f"  cheap-op ops  {totals.elementwise_ops:>16,}  (pooling, eltwise, activations...)")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grimsim",
+        description="Cost-model design-space explorer for pruned DNNs (BCR, pattern, N:M...) "
+                    "on mobile CPUs and GPUs.")
+    parser.add_argument("--version", action="version", version=f"grimsim {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("zoo", help="list the built-in networks")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_zoo)
+
+    p = sub.add_parser("info", help="per-layer table of a network (GEMM view, params, MACs)")
+    p.add_argument("model", help="zoo name (see `grimsim zoo`) or path to .onnx / ncnn .param")
+    p.add_argument("--input", metavar="SHAPE",
+                   help="input shape such as 1x3x224x224 (resolves symbolic dims)")
+    p.add_argument("--seq-len", type=int, metavar="L",
+                   help="sequence length / time steps for RNN and transformer zoo networks")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except GrimsimError as exc:
+        print(f"grimsim: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

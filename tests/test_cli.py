@@ -1,0 +1,99 @@
+"""The command line as a user meets it: help, zoo, info (table and JSON), errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grimsim.cli import main
+
+INFO_LAYER_FIELDS = {"name", "op", "M", "K", "N", "params", "macs"}
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_console_script_help_lists_subcommands() -> None:
+    exe = shutil.which("grimsim", path=str(Path(sys.executable).parent))
+    assert exe, "the grimsim console script is not installed"
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("zoo", "info"):
+        assert command in out
+
+
+def test_zoo_lists_every_network(capsys: pytest.CaptureFixture[str]) -> None:
+    from grimsim.network.zoo import ZOO_NAMES
+
+    code, out, _ = _run(capsys, "zoo")
+    assert code == 0
+    for name in ZOO_NAMES:
+        assert name in out
+    code, out, _ = _run(capsys, "zoo", "--json")
+    assert [n["name"] for n in json.loads(out)["networks"]] == list(ZOO_NAMES)
+
+
+def test_info_json_contract_and_totals(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "info", "resnet50", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert {"name", "total_params", "total_macs", "layers", "_meta"} <= set(doc)
+    assert doc["_meta"]["grimsim"]
+    for row in doc["layers"]:
+        assert INFO_LAYER_FIELDS <= set(row)
+    assert sum(r["macs"] for r in doc["layers"]) == doc["total_macs"]
+    assert sum(r["params"] for r in doc["layers"]) == doc["total_params"]
+    # torchvision resnet50: 25,557,032 params, 4.09 GMACs (torchvision model docs)
+    assert doc["total_params"] == pytest.approx(25_557_032, rel=0.01)
+    assert doc["total_macs"] == pytest.approx(4.09e9, rel=0.02)
+    non_gemm = [r for r in doc["layers"] if r["op"] in ("pool", "global_pool", "eltwise")]
+    assert non_gemm and all(r["M"] is None and r["macs"] == 0 for r in non_gemm)
+
+
+def test_info_table_is_readable(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "info", "resnet18")
+    assert code == 0
+    assert "MACs (GEMM)" in out and "params" in out
+    assert len(out.splitlines()) > 20
+
+
+def test_info_input_and_seq_len_change_the_view(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = _run(capsys, "info", "resnet18", "--json")
+    full = json.loads(out)["total_macs"]
+    _, out, _ = _run(capsys, "info", "resnet18", "--input", "1x3x112x112", "--json")
+    assert json.loads(out)["total_macs"] == pytest.approx(full / 4, rel=0.05)
+    _, out, _ = _run(capsys, "info", "gru_timit", "--seq-len", "10", "--json")
+    rows = {r["name"]: r for r in json.loads(out)["layers"]}
+    hh = [r for name, r in rows.items() if name.endswith(".hh")]
+    assert hh and all(r["repeats"] == 10 and r["N"] == 1 for r in hh)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["info", "no_such_net"], "unknown model"),
+    (["info", "missing.onnx"], "does not exist"),
+    (["info", "resnet18", "--input", "1xthree"], "input shape"),
+])
+def test_bad_input_is_a_clear_error(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                    message: str) -> None:
+    code, out, err = _run(capsys, *argv)
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert out == ""
+
+
+def test_info_reads_every_reference_ncnn_model(capsys: pytest.CaptureFixture[str],
+                                               reference_dir: Path) -> None:
+    models = sorted((reference_dir / "ncnn" / "models").glob("*.param"))
+    assert len(models) >= 20
+    for path in models:
+        code, out, err = _run(capsys, "info", str(path), "--json")
+        assert code == 0, f"{path.name}: {err}"
+        doc = json.loads(out)
+        assert doc["total_macs"] > 0 and doc["layers"], path.name
