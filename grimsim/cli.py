@@ -51,8 +51,11 @@ def cmd_zoo(args: argparse.Namespace) -> int:
                                    "description": e.description,
                                    "input_shape": list(e.input_shape),
                                    "published_params": e.published_params,
+                                   "published_params_source": e.params_source,
                                    "published_macs": e.published_macs,
-                                   "source": e.source} for e in entries],
+                                   "published_macs_source": e.macs_source,
+                                   "published_macs_input_shape": list(e.macs_input_shape),
+                                   "definition": e.source} for e in entries],
                      "_meta": run_meta()})
         return 0
     rows = [(e.name, e.kind, "x".join(map(str, e.input_shape)), e.description)
