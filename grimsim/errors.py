@@ -37,3 +37,7 @@ class MappingError(GrimsimError):
 
 class SearchError(GrimsimError):
     """A search target cannot be met; says what the closest feasible point is."""
+
+
+class ReferenceDataError(GrimsimError):
+    """A public reference file (e.g. ncnn's benchmark table) is missing or malformed."""
