@@ -23,3 +23,11 @@ def reference_dir() -> Path:
     if not REFERENCE.is_dir():
         pytest.fail(f"reference data missing: {REFERENCE} (the checkout needs ../shared beside it)")
     return REFERENCE
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_data(tmp_path_factory: pytest.TempPathFactory,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never read or write the user's real grimsim data folder (fitted profiles)."""
+    if "GRIMSIM_DATA_DIR" not in os.environ:
+        monkeypatch.setenv("GRIMSIM_DATA_DIR", str(tmp_path_factory.getbasetemp() / "userdata"))
