@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_network"]
+__all__ = ["__version__", "load_device", "load_network"]
 
 
 def load_network(model: str, **kwargs: Any) -> Any:
@@ -18,3 +18,10 @@ def load_network(model: str, **kwargs: Any) -> Any:
     from grimsim import api
 
     return api.load_network(model, **kwargs)
+
+
+def load_device(name_or_path: str = "host") -> Any:
+    """Load a device profile (built-in name, ``name@version``, YAML path or ``host``)."""
+    from grimsim import api
+
+    return api.load_device(name_or_path)

@@ -118,6 +118,52 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- devices
+
+
+def _device_summary(profile: Any) -> dict[str, Any]:
+    return {
+        "id": profile.id, "name": profile.name, "version": profile.version, "soc": profile.soc,
+        "clusters": [{"name": c.name, "core": c.core, "count": c.count,
+                      "max_clock_ghz": c.max_clock_ghz, "simd": c.simd,
+                      "fp32_flops_per_cycle": c.fp32_flops_per_cycle,
+                      "l1d_kib": c.l1d_kib, "l2_kib": c.l2_kib} for c in profile.clusters],
+        "peak_fp32_gflops_1t": round(profile.peak_fp32_gflops(1), 1),
+        "peak_fp32_gflops_all": round(profile.peak_fp32_gflops(), 1),
+        "dram_gbs": round(profile.dram.effective_bandwidth_gbs, 2),
+        "gpu": None if profile.gpu is None else {"name": profile.gpu.name,
+                                                 "fp32_gflops": profile.gpu.fp32_gflops},
+        "calibrated": profile.calibration is not None,
+        "origin": profile.origin,
+    }
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from grimsim.api import load_device
+    from grimsim.cost.profile import list_profiles, profile_template
+
+    if args.template:
+        sys.stdout.write(profile_template())
+        return 0
+    names = [args.device] if args.device else list_profiles()
+    profiles = [load_device(n) for n in names]
+    if args.json:
+        from grimsim.meta import run_meta
+
+        _print_json({"devices": [_device_summary(p) for p in profiles], "_meta": run_meta()})
+        return 0
+    rows = []
+    for p in profiles:
+        cpu = " + ".join(f"{c.count}x{c.core}@{c.max_clock_ghz:g}" for c in p.clusters)
+        rows.append((p.id, p.soc, cpu, f"{p.peak_fp32_gflops(1):.0f}",
+                     f"{p.peak_fp32_gflops():.0f}", f"{p.dram.effective_bandwidth_gbs:.1f}",
+                     p.gpu.name if p.gpu else "-", "yes" if p.calibration else "no"))
+    print(_table(["device", "SoC", "CPU (cores x type @ GHz)", "GFLOP/s 1T", "GFLOP/s all",
+                  "DRAM GB/s", "GPU", "calibrated"], rows,
+                 [False, False, False, True, True, True, False, False]))
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -143,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sequence length / time steps for RNN and transformer zoo networks")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("devices", help="device profiles (built in, fitted, or a file)")
+    p.add_argument("device", nargs="?", help="one profile: name, name@version or YAML path")
+    p.add_argument("--template", action="store_true",
+                   help="print a profile to fill in for your own phone or board")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_devices)
     return parser
 
 

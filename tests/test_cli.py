@@ -47,7 +47,7 @@ def test_info_json_contract_and_totals(capsys: pytest.CaptureFixture[str]) -> No
     assert {"name", "total_params", "total_macs", "layers", "_meta"} <= set(doc)
     assert doc["_meta"]["grimsim"]
     for row in doc["layers"]:
-        assert INFO_LAYER_FIELDS <= set(row)
+        assert set(row) >= INFO_LAYER_FIELDS
     assert sum(r["macs"] for r in doc["layers"]) == doc["total_macs"]
     assert sum(r["params"] for r in doc["layers"]) == doc["total_params"]
     # torchvision resnet50: 25,557,032 params, 4.09 GMACs (torchvision model docs)
@@ -98,3 +98,29 @@ def test_info_reads_every_reference_ncnn_model(capsys: pytest.CaptureFixture[str
         assert code == 0, f"{path.name}: {err}"
         doc = json.loads(out)
         assert doc["total_macs"] > 0 and doc["layers"], path.name
+
+
+def test_devices_lists_builtin_profiles(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "devices", "sd855", "--json")
+    assert code == 0
+    (dev,) = json.loads(out)["devices"]
+    assert dev["id"].startswith("sd855@")
+    assert [c["count"] for c in dev["clusters"]] == [1, 3, 4]
+    code, out, _ = _run(capsys, "devices", "rpi4")
+    assert code == 0 and "cortex-a72" in out
+
+
+def test_devices_template_loads_as_a_profile(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    code, out, _ = _run(capsys, "devices", "--template")
+    assert code == 0
+    path = tmp_path / "my_phone.yaml"
+    path.write_text(out)
+    code, out, err = _run(capsys, "devices", str(path), "--json")
+    assert code == 0, err
+    assert json.loads(out)["devices"][0]["peak_fp32_gflops_1t"] > 0
+
+
+def test_unknown_device_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "devices", "no_such_phone")
+    assert code == 2 and "no_such_phone" in err and "--template" in err
