@@ -73,12 +73,36 @@ def _load(args: argparse.Namespace) -> Any:
     return load_network(args.model, input_shape=args.input, seq_len=args.seq_len)
 
 
+def _scheme_columns(net: Any, spec: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Per prunable GEMM row: reached sparsity, format bytes and proxy under ``spec``;
+    the layers where the scheme is illegal are returned as skipped."""
+    from grimsim.pruning import is_legal, parse_spec, sparse_workload
+
+    scheme = parse_spec(spec)
+    extra: dict[str, dict[str, Any]] = {}
+    skipped: list[str] = []
+    for wl in net.layers():
+        prunable = [g for g in wl.gemms if g.prunable]
+        if not prunable:
+            continue
+        if not is_legal(scheme, wl):
+            skipped.append(wl.name)
+            continue
+        for g in prunable:
+            sw = sparse_workload(g, scheme)
+            extra[g.name] = {"scheme": scheme.spec, "sparsity": round(sw.sparsity, 6),
+                             "format_bytes": sw.format_bytes, "dense_bytes": sw.dense_bytes,
+                             "proxy": round(sw.proxy, 6), "effective_macs": sw.macs}
+    return extra, skipped
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from grimsim.network.workload import summary_rows
 
     net = _load(args)
     rows = [(wl, r) for wl in net.layers() for r in summary_rows(wl)]
     totals = net.totals
+    extra, skipped = _scheme_columns(net, args.scheme) if args.scheme else ({}, [])
     if args.json:
         from grimsim.meta import run_meta
 
@@ -88,14 +112,22 @@ def cmd_info(args: argparse.Namespace) -> int:
                            "params": r.params, "macs": r.macs, "groups": r.groups,
                            "repeats": r.repeats, "prunable": r.prunable,
                            "output_shape": list(r.output_shape),
-                           "fused": list(wl.fused), "activation": wl.activation})
-        _print_json({"name": net.name, "total_params": totals.params,
-                     "total_macs": totals.macs,
-                     "total_elementwise_ops": totals.elementwise_ops,
-                     "input_shapes": {k: list(v) for k, v in net.inputs.items()},
-                     "layers": layers, "_meta": run_meta(source=net.source)})
+                           "fused": list(wl.fused), "activation": wl.activation,
+                           **extra.get(r.name, {})})
+        doc: dict[str, Any] = {"name": net.name, "total_params": totals.params,
+                               "total_macs": totals.macs,
+                               "total_elementwise_ops": totals.elementwise_ops,
+                               "input_shapes": {k: list(v) for k, v in net.inputs.items()},
+                               "layers": layers}
+        if args.scheme:
+            doc["scheme"] = args.scheme
+            doc["skipped"] = skipped
+            doc.update(_scheme_totals(rows, extra))
+        doc["_meta"] = run_meta(source=net.source)
+        _print_json(doc)
         return 0
     table_rows = []
+    scheme_cols = extra
     for wl, r in rows:
         extra = []
         if r.groups > 1:
@@ -104,18 +136,57 @@ def cmd_info(args: argparse.Namespace) -> int:
             extra.append(f"x{r.repeats}")
         if wl.activation and wl.gemms and r.name == wl.gemms[0].name:
             extra.append(f"+{wl.activation}")
-        table_rows.append((r.name, r.op, "x".join(map(str, r.output_shape)), _fmt_int(r.M),
-                           _fmt_int(r.K), _fmt_int(r.N), " ".join(extra), _fmt_int(r.params),
-                           f"{r.macs / 1e6:,.1f}"))
-    print(_table(["layer", "op", "output", "M", "K", "N", "", "params", "MMACs"], table_rows,
-                 [False, False, False, True, True, True, False, True, True]))
+        row: tuple[Any, ...] = (r.name, r.op, "x".join(map(str, r.output_shape)),
+                                _fmt_int(r.M), _fmt_int(r.K), _fmt_int(r.N), " ".join(extra),
+                                _fmt_int(r.params), f"{r.macs / 1e6:,.1f}")
+        if args.scheme:
+            s = scheme_cols.get(r.name)
+            row += (("-", "-", "-") if s is None else
+                    (f"{s['sparsity']:.3f}", _fmt_int(s["format_bytes"]), f"{s['proxy']:.3f}"))
+        table_rows.append(row)
+    headers = ["layer", "op", "output", "M", "K", "N", "", "params", "MMACs"]
+    right = [False, False, False, True, True, True, False, True, True]
+    if args.scheme:
+        headers += ["sparsity", "format bytes", "proxy"]
+        right += [True, True, True]
+    print(_table(headers, table_rows, right))
     print()
     ins = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in net.inputs.items())
     print(f"{net.name}: {len(net)} layers, input {ins}")
     print(f"  params        {totals.params:>16,}  ({totals.params / 1e6:.2f} M)")
     print(f"  MACs (GEMM)   {totals.macs:>16,}  ({totals.macs / 1e9:.3f} G)")
     print(f"  cheap-op ops  {totals.elementwise_ops:>16,}  (pooling, eltwise, activations...)")
+    if args.scheme:
+        t = _scheme_totals(rows, scheme_cols)
+        print(f"  under {args.scheme}: weights {t['dense_weight_bytes']:,} -> "
+              f"{t['format_bytes']:,} bytes, sparsity {t['sparsity']:.3f}, "
+              f"effective MACs {t['effective_macs'] / 1e9:.3f} G")
+        if skipped:
+            print(f"  skipped (scheme illegal, kept dense): {', '.join(skipped)}")
     return 0
+
+
+def _scheme_totals(rows: Sequence[tuple[Any, Any]], extra: dict[str, dict[str, Any]]
+                   ) -> dict[str, Any]:
+    """Whole-network figures under a scheme: pruned rows as encoded, the rest dense."""
+    dense_bytes = fmt_bytes = weights = kept = macs = 0
+    for _, r in rows:
+        if r.M is None:
+            continue
+        s = extra.get(r.name)
+        w = r.M * r.K if r.prunable else 0
+        weights += w
+        dense_bytes += 4 * w
+        if s is None:
+            fmt_bytes += 4 * w
+            kept += w
+            macs += r.macs
+        else:
+            fmt_bytes += s["format_bytes"]
+            kept += round(w * (1 - s["sparsity"]))
+            macs += s["effective_macs"]
+    return {"dense_weight_bytes": dense_bytes, "format_bytes": fmt_bytes,
+            "sparsity": 1 - kept / weights if weights else 0.0, "effective_macs": macs}
 
 
 # --------------------------------------------------------------------------- devices
@@ -187,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input shape such as 1x3x224x224 (resolves symbolic dims)")
     p.add_argument("--seq-len", type=int, metavar="L",
                    help="sequence length / time steps for RNN and transformer zoo networks")
+    p.add_argument("--scheme", metavar="SPEC",
+                   help="prune every layer where legal (e.g. bcr:16x32:0.75, nm:2:4) and add "
+                        "reached sparsity, format bytes and the norm proxy per layer")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
 

@@ -124,3 +124,23 @@ def test_devices_template_loads_as_a_profile(capsys: pytest.CaptureFixture[str],
 def test_unknown_device_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "devices", "no_such_phone")
     assert code == 2 and "no_such_phone" in err and "--template" in err
+
+
+def test_info_scheme_adds_sparsity_bytes_and_proxy(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "info", "resnet18", "--scheme", "bcr:16x32:0.75", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    pruned = [r for r in doc["layers"] if "sparsity" in r]
+    assert len(pruned) == 21  # every conv and the FC of resnet18
+    for r in pruned:
+        assert abs(r["sparsity"] - 0.75) < 0.02
+        assert 0 < r["format_bytes"] < 4 * r["M"] * r["K"]
+        assert 0 < r["proxy"] < 1
+    assert doc["skipped"] == []
+    # pattern is illegal on the 7x7 stem, the 1x1 downsamples and the FC: listed, kept dense
+    code, out, _ = _run(capsys, "info", "resnet18", "--scheme", "pattern:4", "--json")
+    doc = json.loads(out)
+    assert set(doc["skipped"]) == {"conv1", "layer2.0.downsample.0", "layer3.0.downsample.0",
+                                   "layer4.0.downsample.0", "fc"}
+    code, _, err = _run(capsys, "info", "resnet18", "--scheme", "bcr:16x32")
+    assert code == 2 and "grammar" in err

@@ -303,8 +303,9 @@ def deconv2d(name: str, input_shape: Shape, out_channels: int, kernel: int | Seq
     if ho < 1 or wo < 1:
         raise ShapeError(f"layer {name!r}: deconvolution gives an empty {ho}x{wo} output")
     out = (n, out_channels, ho, wo)
+    # kernel=None: the columns of this W are input channels, not (channel, kh, kw)
     gemm = GemmView(name=name, M=out_channels * kh * kw, K=c // groups, N=n * h * w,
-                    groups=groups, kernel=(kh, kw))
+                    groups=groups)
     params = gemm.weight_count + (out_channels if bias else 0)
     read, written = _traffic([input_shape], [out])
     attrs = {"kernel": (kh, kw), "stride": (sh, sw), "padding": (pt, pl, pb, pr),
