@@ -102,7 +102,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     net = _load(args)
     rows = [(wl, r) for wl in net.layers() for r in summary_rows(wl)]
     totals = net.totals
-    extra, skipped = _scheme_columns(net, args.scheme) if args.scheme else ({}, [])
+    scheme_cols, skipped = _scheme_columns(net, args.scheme) if args.scheme else ({}, [])
     if args.json:
         from grimsim.meta import run_meta
 
@@ -113,7 +113,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                            "repeats": r.repeats, "prunable": r.prunable,
                            "output_shape": list(r.output_shape),
                            "fused": list(wl.fused), "activation": wl.activation,
-                           **extra.get(r.name, {})})
+                           **scheme_cols.get(r.name, {})})
         doc: dict[str, Any] = {"name": net.name, "total_params": totals.params,
                                "total_macs": totals.macs,
                                "total_elementwise_ops": totals.elementwise_ops,
@@ -122,12 +122,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         if args.scheme:
             doc["scheme"] = args.scheme
             doc["skipped"] = skipped
-            doc.update(_scheme_totals(rows, extra))
+            doc.update(_scheme_totals(rows, scheme_cols))
         doc["_meta"] = run_meta(source=net.source)
         _print_json(doc)
         return 0
     table_rows = []
-    scheme_cols = extra
     for wl, r in rows:
         extra = []
         if r.groups > 1:
@@ -235,6 +234,44 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- bench-kernels
+
+
+def cmd_bench_kernels(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from grimsim.execute import bench
+    from grimsim.meta import run_meta
+
+    shapes = bench.SHAPES[:1] + bench.SHAPES[5:6] if args.quick else bench.SHAPES
+    threads = tuple(int(t) for t in args.threads.split(","))
+    rows = bench.bench_kernels(
+        shapes, bench.SPARSITIES, threads, min_time_s=0.02 if args.quick else args.min_time_s,
+        rounds=1 if args.quick else args.rounds,
+        progress=None if args.json else lambda msg: print(f"  {msg}", file=sys.stderr))
+    meta = run_meta(**bench.bench_meta())
+    summary = bench.summarize(rows)
+    if args.markdown:
+        from pathlib import Path
+
+        Path(args.markdown).write_text(bench.markdown(rows, meta, summary))
+    if args.json:
+        _print_json({"rows": [asdict(r) for r in rows], "summary": summary, "_meta": meta})
+        return 0
+    table = [(r.kernel, r.spec, f"{r.M}x{r.K}x{r.N}", f"{r.sparsity:.3f}", r.threads,
+              f"{r.time_s * 1e3:.3f}", f"{r.numpy_dense_time_s * 1e3:.3f}",
+              f"{r.speedup_vs_numpy_dense:.2f}x",
+              "-" if r.scipy_csr_time_s is None else f"{r.scipy_csr_time_s / r.time_s:.1f}x")
+             for r in rows]
+    print(_table(["kernel", "spec", "MxKxN", "sparsity", "T", "ours ms", "numpy ms",
+                  "vs numpy", "vs scipy CSR"], table,
+                 [False, False, False, True, True, True, True, True, True]))
+    print()
+    for key, value in summary.items():
+        print(f"  {key:32s} {'-' if value is None else f'{value:.2f}'}")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -270,6 +307,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print a profile to fill in for your own phone or board")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("bench-kernels",
+                       help="time our kernels against numpy, scipy and onnxruntime")
+    p.add_argument("--threads", default="1,2", help="thread counts, comma separated")
+    p.add_argument("--min-time-s", type=float, default=0.1,
+                   help="minimum timed time per measurement")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per row")
+    p.add_argument("--quick", action="store_true", help="two shapes, short timings (a smoke run)")
+    p.add_argument("--markdown", metavar="FILE", help="also write the recorded table here")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_bench_kernels)
     return parser
 
 

@@ -1,0 +1,294 @@
+"""``grimsim bench-kernels``: our kernels against numpy, scipy and onnxruntime in one process.
+
+Every row times a peer and ours on the same data, interleaved round by round (the machines
+this runs on are shared and noisy, so ratios measured side by side are what counts), with the
+same C++ harness for all (warm-up, repetitions up to a minimum time, median).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from grimsim.execute.kernels import prepare
+from grimsim.pruning import encode, make_mask, parse_spec, reached_sparsity
+
+log = logging.getLogger(__name__)
+
+#: The issue's shapes (M, K, N): ResNet-style 3x3 convs at 56..7 pixels, then FC/RNN shapes.
+SHAPES: tuple[tuple[int, int, int], ...] = (
+    (64, 576, 3136), (128, 1152, 784), (256, 2304, 196), (512, 4608, 49),
+    (1024, 1024, 32), (1024, 1024, 1), (3072, 1024, 1))
+SPARSITIES = (0.5, 0.75, 0.9)
+
+#: The sparse schemes per nominal sparsity; N:M and pattern have fixed rates (the row says
+#: the reached one).
+SCHEMES: dict[float, tuple[str, ...]] = {
+    0.5: ("unstructured:0.5", "bcr:16x32:0.5", "nm:2:4", "pattern:4"),
+    0.75: ("unstructured:0.75", "bcr:16x32:0.75", "nm:1:4", "pattern:4:0.75"),
+    0.9: ("unstructured:0.9", "bcr:16x32:0.9", "nm:1:8", "pattern:4:0.9"),
+}
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    kernel: str
+    spec: str
+    M: int
+    K: int
+    N: int
+    sparsity: float
+    block: str | None
+    threads: int
+    time_s: float
+    numpy_dense_time_s: float
+    speedup_vs_numpy_dense: float
+    scipy_csr_time_s: float | None
+    onnxruntime_conv_time_s: float | None
+    max_abs_err: float
+    format_bytes: int
+    prepare_s: float
+    prepared_bytes: int
+
+
+def _conv_geometry(M: int, K: int, N: int) -> tuple[int, int] | None:
+    """(in_channels, side) when (M, K, N) is a square 3x3 stride-1 'same' conv."""
+    if K % 9:
+        return None
+    side = round(N ** 0.5)
+    return (K // 9, side) if side * side == N and side >= 3 else None
+
+
+def _median_of_rounds(timers: Sequence[Callable[[], float]], rounds: int) -> list[float]:
+    """Run each timer once per round, interleaved; the median per timer over rounds."""
+    samples: list[list[float]] = [[] for _ in timers]
+    for _ in range(rounds):
+        for i, timer in enumerate(timers):
+            samples[i].append(timer())
+    return [statistics.median(s) for s in samples]
+
+
+def _ort_conv(weight: np.ndarray, side: int, threads: int) -> Callable[[np.ndarray], Any] | None:
+    """onnxruntime's Conv for a 3x3 'same' conv, or None when onnxruntime is missing."""
+    try:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        return None
+    cout, cin = weight.shape[:2]
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
+        "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, side, side])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, side, side])],
+        [numpy_helper.from_array(weight, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    return lambda x: sess.run(None, {"x": x})
+
+
+def bench_kernels(shapes: Iterable[tuple[int, int, int]] = SHAPES,
+                  sparsities: Iterable[float] = SPARSITIES, threads: Iterable[int] = (1, 2), *,
+                  min_time_s: float = 0.1, rounds: int = 3, seed: int = 0,
+                  progress: Callable[[str], None] | None = None) -> list[BenchRow]:
+    """Time every kernel on every shape, sparsity and thread count (see module docstring)."""
+    import scipy.sparse as sp
+    from threadpoolctl import threadpool_limits
+
+    import grimsim._kernels as k
+
+    rng = np.random.default_rng(seed)
+    rows: list[BenchRow] = []
+    opts = {"min_time_s": min_time_s, "warmup": 1}
+
+    def timed(fn: Callable[[], Any], t: int) -> Callable[[], float]:
+        return lambda: float(k.time_callable(fn, threads=t, **opts)["median_s"])
+
+    for M, K, N in shapes:
+        w = rng.standard_normal((M, K)).astype(np.float32)
+        x = rng.standard_normal((K, N)).astype(np.float32)
+        geom = _conv_geometry(M, K, N)
+        # conv rows: Winograd and onnxruntime take the image, not its im2col
+        image = (rng.standard_normal((1, geom[0], geom[1], geom[1])).astype(np.float32)
+                 if geom is not None else None)
+        cases: list[tuple[str, str]] = [("dense", "dense")]
+        if geom is not None:
+            cases.append(("winograd", "dense"))
+        for s in sparsities:
+            for spec in SCHEMES[s]:
+                if spec.startswith("pattern") and K % 9:
+                    continue
+                cases.append((spec.split(":")[0], spec))
+        for t in threads:
+            with threadpool_limits(limits=t):
+                def numpy_fn(w: np.ndarray = w, x: np.ndarray = x) -> np.ndarray:
+                    return w @ x
+
+                for kernel, spec in cases:
+                    if progress:
+                        progress(f"{M}x{K}x{N} {spec} ({kernel}) {t}T")
+                    rows.append(_bench_case(k, sp, kernel, spec, w, x, image, t, numpy_fn,
+                                            timed, rounds, opts))
+    return rows
+
+
+def _bench_case(k: Any, sp: Any, kernel: str, spec: str, w: np.ndarray, x: np.ndarray,
+                image: np.ndarray | None, t: int, numpy_fn: Callable[[], Any],
+                timed: Callable[[Callable[[], Any], int], Callable[[], float]], rounds: int,
+                opts: dict[str, Any]) -> BenchRow:
+    M, K = w.shape
+    N = x.shape[1]
+    scheme = parse_spec(spec)
+    kernel_size = (3, 3) if K % 9 == 0 else None
+    mask = make_mask(w, scheme, kernel=kernel_size) if spec != "dense" else np.ones_like(w, bool)
+    wm = np.where(mask, w, 0).astype(np.float32)
+    reference = wm.astype(np.float64) @ x.astype(np.float64)
+    ort_time: float | None = None
+    prepare_s, prepared_bytes = 0.0, 0
+    if kernel == "winograd":
+        assert image is not None
+        cin, side = image.shape[1], image.shape[2]
+        w4 = np.ascontiguousarray(w.reshape(M, cin, 3, 3))
+        inp = image
+        packed = k.winograd_pack_weights(w4, threads=t)
+        y = np.asarray(k.winograd_conv3x3(inp, packed, pad=1, threads=t))
+        ref = np.asarray(k.conv2d_gemm(inp, np.ascontiguousarray(w), kernel=3, pad=1,
+                                       threads=t))
+        err = float(np.abs(y - ref).max())
+        ours = timed(lambda: k.winograd_conv3x3(inp, packed, pad=1, threads=t), t)
+        ort_run = _ort_conv(w4, side, t)
+        timers = [timed(numpy_fn, t), ours]
+        if ort_run is not None:
+            timers.append(timed(lambda: ort_run(inp), t))
+        times = _median_of_rounds(timers, rounds)
+        ort_time = times[2] if ort_run is not None else None
+        fmt_bytes = int(w.nbytes)
+        block = None
+        scipy_time = None
+    else:
+        fmt = encode(w, mask, scheme, kernel=kernel_size)
+        gemm = prepare(fmt)
+        prepare_s, prepared_bytes = gemm.prepare_s, gemm.prepared_bytes
+        y = gemm.run(x, t)
+        err = float(np.abs(y - reference).max())
+        csr = sp.csr_matrix(wm)
+        timers = [timed(numpy_fn, t), lambda: float(gemm.bench(x, t, **opts)["median_s"]),
+                  timed(lambda: csr @ x, t)]
+        if image is not None and kernel == "dense":
+            cin, side = image.shape[1], image.shape[2]
+            ort = _ort_conv(np.ascontiguousarray(w.reshape(M, cin, 3, 3)), side, t)
+            if ort is not None:
+                timers.append(timed(lambda: ort(image), t))
+        times = _median_of_rounds(timers, rounds)
+        scipy_time = times[2] if spec != "dense" else None
+        ort_time = times[3] if len(times) > 3 else None
+        fmt_bytes = int(fmt.nbytes)
+        block = "x".join(map(str, scheme.block)) if scheme.block else None
+    numpy_time, ours_time = times[0], times[1]
+    return BenchRow(kernel=kernel, spec=spec, M=M, K=K, N=N,
+                    sparsity=round(reached_sparsity(mask), 4), block=block, threads=t,
+                    time_s=ours_time, numpy_dense_time_s=numpy_time,
+                    speedup_vs_numpy_dense=numpy_time / ours_time, scipy_csr_time_s=scipy_time,
+                    onnxruntime_conv_time_s=ort_time, max_abs_err=err, format_bytes=fmt_bytes,
+                    prepare_s=prepare_s, prepared_bytes=prepared_bytes)
+
+
+def bench_meta() -> dict[str, Any]:
+    """Machine, compiler flags, SIMD tier, BLAS and its kernel (threadpoolctl)."""
+    from threadpoolctl import threadpool_info
+
+    import grimsim._kernels as k
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "machine": {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "kernels": {"simd": k.simd_level(), "threads_backend": k.parallel_backend(),
+                    "build": getattr(k, "build_info", lambda: {})()},
+        "blas": [{key: info.get(key) for key in ("internal_api", "version", "architecture",
+                                                 "threading_layer", "num_threads")}
+                 for info in threadpool_info()],
+        "env": {v: os.environ.get(v) for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+                                               "OMP_NUM_THREADS")},
+    }
+
+
+def summarize(rows: Sequence[BenchRow]) -> dict[str, Any]:
+    """The issue's targets as measured figures (1 thread unless said; N >= 32 medians)."""
+
+    def med(values: list[float]) -> float | None:
+        return statistics.median(values) if values else None
+
+    one = [r for r in rows if r.threads == 1]
+    bcr = [r for r in one if r.kernel == "bcr" and r.block == "16x32"]
+    big_n = [r for r in bcr if r.N >= 32]
+    at75 = [r.speedup_vs_numpy_dense for r in big_n if abs(r.sparsity - 0.75) < 0.02]
+    at90 = [r.speedup_vs_numpy_dense for r in big_n if 0.895 <= r.sparsity <= 0.91]
+    n1_75 = [r.speedup_vs_numpy_dense for r in bcr if r.N == 1 and abs(r.sparsity - 0.75) < .02]
+    n1_90 = [r.speedup_vs_numpy_dense for r in bcr if r.N == 1 and 0.895 <= r.sparsity <= 0.91]
+    vs_csr = [r.scipy_csr_time_s / r.time_s for r in bcr if r.scipy_csr_time_s]
+    dense = [r.speedup_vs_numpy_dense for r in one if r.kernel == "dense" and r.N >= 32]
+    wino = [r.onnxruntime_conv_time_s / r.time_s for r in one
+            if r.kernel == "winograd" and r.onnxruntime_conv_time_s]
+    scaling: list[float] = []
+    for r2 in (r for r in rows if r.threads == 2 and r.N >= 196
+               and r.kernel in ("bcr", "dense")):
+        for r1 in one:
+            if (r1.spec, r1.M, r1.K, r1.N, r1.kernel) == (r2.spec, r2.M, r2.K, r2.N, r2.kernel):
+                scaling.append(r1.time_s / r2.time_s)
+    return {
+        "bcr16x32_75_median_speedup": med(at75), "bcr16x32_75_min_speedup": min(at75, default=None),
+        "bcr16x32_90_median_speedup": med(at90),
+        "bcr_n1_75_median_speedup": med(n1_75), "bcr_n1_90_median_speedup": med(n1_90),
+        "bcr_vs_scipy_csr_median": med(vs_csr), "bcr_vs_scipy_csr_min": min(vs_csr, default=None),
+        "dense_vs_numpy_median": med(dense), "dense_vs_numpy_min": min(dense, default=None),
+        "winograd_vs_onnxruntime_median": med(wino),
+        "winograd_vs_onnxruntime_min": min(wino, default=None),
+        "two_thread_scaling_median": med(scaling),
+        "two_thread_scaling_min": min(scaling, default=None),
+    }
+
+
+def markdown(rows: Sequence[BenchRow], meta: dict[str, Any], summary: dict[str, Any]) -> str:
+    """The recorded benchmark table (benchmarks/kernels.md)."""
+    lines = ["# Kernel benchmark", "",
+             f"Recorded {meta.get('created', '')} by `grimsim bench-kernels` on "
+             f"{meta['machine']['cpu']} ({meta['machine']['cores']} cores), kernels "
+             f"{meta['kernels']['simd']} / {meta['kernels']['threads_backend']}; BLAS: "
+             + ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']})"
+                         for b in meta["blas"]) + ".", "",
+             "Speedups are numpy dense time / our time, timed interleaved in one process "
+             "(median of rounds, each the harness median).", "", "## Targets", "",
+             "| figure | measured |", "|---|---|"]
+    for key, value in summary.items():
+        lines.append(f"| {key} | {'-' if value is None else f'{value:.2f}'} |")
+    lines += ["", "## Rows", "",
+              "| kernel | spec | M | K | N | sparsity | threads | ours ms | numpy ms | speedup "
+              "| scipy CSR ms | onnxruntime ms | max abs err |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        def ms(v: float | None) -> str:
+            return "-" if v is None else f"{v * 1e3:.3f}"
+        lines.append(f"| {r.kernel} | {r.spec} | {r.M} | {r.K} | {r.N} | {r.sparsity:.3f} | "
+                     f"{r.threads} | {ms(r.time_s)} | {ms(r.numpy_dense_time_s)} | "
+                     f"{r.speedup_vs_numpy_dense:.2f} | {ms(r.scipy_csr_time_s)} | "
+                     f"{ms(r.onnxruntime_conv_time_s)} | {r.max_abs_err:.1e} |")
+    return "\n".join(lines) + "\n"
