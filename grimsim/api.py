@@ -1,23 +1,31 @@
-"""The Python API: wiring of the packages for scripts and the explorer (no algorithms here)."""
+"""The Python API: wiring of the packages for scripts and the explorer (no algorithms here).
+
+Networks and devices may be given as objects or by name everywhere.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from grimsim.cost.profile import DeviceProfile
+from grimsim.errors import GrimsimError
 from grimsim.network.graph import Network
 from grimsim.network.loader import load_network as _load_network
 
-__all__ = ["load_device", "load_network"]
+__all__ = ["cost_model", "cost_table", "device_names", "estimate", "load_device",
+           "load_network", "zoo_names"]
 
 
-def load_network(model: str | Path, input_shape: Sequence[int] | str | None = None,
+def load_network(model: str | Path | Network, input_shape: Sequence[int] | str | None = None,
                  seq_len: int | None = None, fuse: bool = True) -> Network:
     """Load a zoo network by name, or an ``.onnx`` / ncnn ``.param`` file.
 
     ``input_shape`` may be a tuple or a string such as ``"1x3x224x224"``.
     """
+    if isinstance(model, Network):
+        return model
     if isinstance(input_shape, str):
         from grimsim.network.loader import parse_shape
 
@@ -25,13 +33,68 @@ def load_network(model: str | Path, input_shape: Sequence[int] | str | None = No
     return _load_network(model, input_shape=input_shape, seq_len=seq_len, fuse=fuse)
 
 
-def load_device(name_or_path: str | Path = "host") -> DeviceProfile:
+def zoo_names() -> tuple[str, ...]:
+    from grimsim.network.zoo import ZOO_NAMES
+
+    return ZOO_NAMES
+
+
+def load_device(name_or_path: str | Path | DeviceProfile = "host") -> DeviceProfile:
     """A device profile: a built-in name (``sd855``), ``name@version``, a YAML path, or
     ``host`` (this machine: detected and measured once, then read from the user data folder)."""
     from grimsim.cost.profile import load_profile
 
+    if isinstance(name_or_path, DeviceProfile):
+        return name_or_path
     if str(name_or_path) == "host":
         from grimsim.calibration.host import measured_host_profile
 
         return measured_host_profile()
     return load_profile(name_or_path)
+
+
+def device_names() -> list[str]:
+    from grimsim.cost.profile import list_profiles
+
+    return list_profiles()
+
+
+def cost_model(device: str | Path | DeviceProfile, unit: str = "cpu") -> Any:
+    """The best model for a device: its fitted correction when the profile has one (CPU),
+    else the analytical model."""
+    from grimsim.cost.analytical import analytical_model
+
+    profile = load_device(device)
+    if profile.calibration is not None and unit == "cpu":
+        try:
+            from grimsim.cost.learned import load_cost_model
+        except ImportError as exc:  # scikit-learn missing on a minimal install
+            raise GrimsimError(f"{profile.id} is calibrated but its correction cannot be "
+                               f"loaded ({exc}); pip install scikit-learn") from None
+        return load_cost_model(profile, unit)
+    return analytical_model(profile, unit)
+
+
+def estimate(network: str | Network, device: str | DeviceProfile = "host",
+             assignment: Mapping[str, Any] | None = None, *, threads: int = 1,
+             unit: str = "cpu") -> Any:
+    """Predicted latency of ``network`` on ``device`` with ``assignment`` (layer name ->
+    scheme spec or PruningScheme; others dense): a ``NetworkEstimate``."""
+    from grimsim.cost.network import estimate_network
+
+    net = load_network(network)
+    profile = load_device(device)
+    return estimate_network(net, cost_model(profile, unit), assignment, threads=threads,
+                            unit=unit, device=profile.id)
+
+
+def cost_table(network: str | Network, device: str | DeviceProfile, schemes: Sequence[Any],
+               *, threads: int = 1, unit: str = "cpu") -> Any:
+    """One row per (GEMM row, scheme) with its estimate: a ``CostTable`` (``len()`` = rows,
+    ``records()`` = plain dicts). Schemes as spec strings or PruningScheme objects."""
+    from grimsim.cost.network import cost_table as _cost_table
+
+    net = load_network(network)
+    profile = load_device(device)
+    return _cost_table(net, cost_model(profile, unit), schemes, threads=threads, unit=unit,
+                       device=profile.id)

@@ -234,6 +234,55 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- predict
+
+
+def _assignment(args: argparse.Namespace, net: Any) -> dict[str, str]:
+    """--scheme SPEC on every GEMM layer (illegal ones are skipped by the model), or the
+    layers of a --mapping file."""
+    if getattr(args, "scheme", None) and getattr(args, "mapping", None):
+        raise GrimsimError("give either --scheme or --mapping, not both")
+    if getattr(args, "scheme", None):
+        from grimsim.pruning import parse_spec
+
+        spec = parse_spec(args.scheme).spec
+        return {wl.name: spec for wl in net.gemm_layers()}
+    if getattr(args, "mapping", None):
+        from grimsim.search.mapping import read_mapping_file
+
+        return dict(read_mapping_file(args.mapping, network=net).layers)
+    return {}
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from grimsim.api import estimate, load_device
+    from grimsim.meta import run_meta
+
+    net = _load(args)
+    device = load_device(args.device)
+    est = estimate(net, device, _assignment(args, net), threads=args.threads, unit=args.unit)
+    if args.json:
+        doc = est.to_dict()
+        doc["_meta"] = run_meta(device=device.id, cost_model=est.provenance, source=net.source)
+        _print_json(doc)
+        return 0
+    rows = [(lay.name, lay.op, lay.scheme, lay.kernel, f"{lay.latency_s * 1e3:.3f}",
+             f"{lay.compute_s * 1e3:.3f}", f"{lay.memory_s * 1e3:.3f}",
+             f"{lay.overhead_s * 1e3:.3f}", lay.bound) for lay in est.layers]
+    print(_table(["layer", "op", "scheme", "kernel", "ms", "compute", "memory", "overhead",
+                  "bound"], rows, [False, False, False, False, True, True, True, True, False]))
+    print()
+    lo, hi = est.band_s
+    print(f"{net.name} on {device.id} ({args.unit}, {args.threads} thread"
+          f"{'s' if args.threads > 1 else ''}): {est.latency_s * 1e3:.2f} ms "
+          f"[{lo * 1e3:.2f}, {hi * 1e3:.2f}]  ({est.provenance})")
+    print(f"  model {est.model_bytes / 1e6:.2f} MB (dense {est.dense_model_bytes / 1e6:.2f} MB), "
+          f"loss {est.loss:.4f}")
+    if est.skipped:
+        print(f"  skipped (scheme illegal, kept dense): {', '.join(est.skipped)}")
+    return 0
+
+
 # --------------------------------------------------------------------------- bench-kernels
 
 
@@ -275,6 +324,32 @@ def cmd_bench_kernels(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="zoo name (see `grimsim zoo`) or path to .onnx / ncnn .param")
+    p.add_argument("--input", metavar="SHAPE",
+                   help="input shape such as 1x3x224x224 (resolves symbolic dims)")
+    p.add_argument("--seq-len", type=int, metavar="L",
+                   help="sequence length / time steps for RNN and transformer zoo networks")
+
+
+def _device_args(p: argparse.ArgumentParser, default_device: str = "host") -> None:
+    p.add_argument("--device", default=default_device,
+                   help="built-in profile name, name@version or a profile YAML path "
+                        f"(default {default_device}: this machine)")
+    p.add_argument("--unit", choices=("cpu", "gpu"), default="cpu", help="CPU or mobile GPU")
+    p.add_argument("--threads", type=_positive_int, default=1, help="CPU threads")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grimsim",
@@ -290,11 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("info", help="per-layer table of a network (GEMM view, params, MACs)")
-    p.add_argument("model", help="zoo name (see `grimsim zoo`) or path to .onnx / ncnn .param")
-    p.add_argument("--input", metavar="SHAPE",
-                   help="input shape such as 1x3x224x224 (resolves symbolic dims)")
-    p.add_argument("--seq-len", type=int, metavar="L",
-                   help="sequence length / time steps for RNN and transformer zoo networks")
+    _model_args(p)
     p.add_argument("--scheme", metavar="SPEC",
                    help="prune every layer where legal (e.g. bcr:16x32:0.75, nm:2:4) and add "
                         "reached sparsity, format bytes and the norm proxy per layer")
@@ -307,6 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print a profile to fill in for your own phone or board")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("predict", help="predicted latency of a network on a device")
+    _model_args(p)
+    _device_args(p)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--scheme", metavar="SPEC",
+                       help="prune every layer where legal (e.g. bcr:16x32:0.75)")
+    group.add_argument("--mapping", metavar="FILE", help="a mapping file from `grimsim search`")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("bench-kernels",
                        help="time our kernels against numpy, scipy and onnxruntime")

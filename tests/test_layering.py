@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "execute": {"_kernels", "network", "pruning"},
     "explorer": {"api"},
 }
-ALWAYS = {"errors", "meta", "__init__"}
+ALWAYS = {"errors", "meta", "__init__", "__version__"}
 # search may use only the CostModel protocol (and value types) of grimsim.cost
 SEARCH_COST_MODULES = {"grimsim.cost.protocol", "grimsim.cost.types"}
 

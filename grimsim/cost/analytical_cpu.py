@@ -1,0 +1,946 @@
+"""The analytical CPU model: grimsim's own kernels on a device profile, vectorised over rows.
+
+For each row the model picks the kernel the engine runs (dense: packed GEMM, GEMV for N = 1,
+im2col + GEMM for convolutions, Winograd F(2,3)/F(4,3) for 3x3 stride-1 convolutions (as the
+runner chooses, or when faster: ``winograd``), direct depthwise whatever the scheme;
+sparse: BCR (also filter/column/block_punched), CSR, N:M, pattern, each on the im2col'd input
+for convolutions, with the narrow-N path below one vector) and counts, from the kernels' own
+tiling (``cpp_kernels/src``):
+
+* compute: cycles of the register-tile loops on the fastest core type (FMA pipes, load ports
+  and FMA latency bound each tile; lane utilisation follows from the padding of M to the
+  micro-tile rows, of N to whole vectors, of BCR kept rows to register tiles, ...), divided
+  by a per-kernel efficiency (``kernel_params``), then spread over the threads: static
+  chunks are set by their largest chunk on the slowest core used, dynamic tasks by the total
+  speed of the cores used (big cores first) plus a tail;
+* memory: bytes per cache level (weights/format streamed once per N pass, X panels re-read
+  from L2 per block or row, Y written; where each operand lives follows its size against
+  L2 and the last-level cache, and the cache state asked for) over the level's bandwidth;
+* overhead: index/row/block bookkeeping, im2col, Winograd transforms and packing passes,
+  thread fork/join per parallel region and a fixed per-call cost;
+
+combined as ``max(compute, memory) + penalty * min(compute, memory) + overhead`` (the
+negative ``overlap_s`` makes the breakdown add up).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from grimsim.cost.kernel_params import CPU_KERNELS, DEFAULT_PARAMS, KernelParams
+from grimsim.cost.profile import DeviceProfile
+from grimsim.cost.protocol import EstimateBatch
+from grimsim.cost.rows import FORMATS, CostRows, op_code
+from grimsim.errors import GrimsimError
+from grimsim.network.workload import Op
+
+__all__ = ["CACHE_STATES", "WINOGRAD_POLICIES", "AnalyticalCPUModel", "CpuMachine",
+           "cpu_machine"]
+
+#: Where a kernel's operands are when it starts. ``warm`` (default): everything that fits
+#: stays cached, as when one kernel is repeated - how ``grimsim run`` and calibration measure
+#: each layer; ``network``: one chained pass over a network (weights cold in DRAM,
+#: activations in the last-level cache when they fit); ``cold``: every operand in DRAM (a
+#: benchmark that flushes the caches).
+CACHE_STATES = ("warm", "network", "cold")
+
+#: How a dense 3x3 stride-1 conv picks Winograd. ``engine``: as grimsim's runner does
+#: (``grimsim.execute.runner``: Winograd when in and out channels are both >= 8); ``faster``:
+#: whichever of Winograd and im2col + GEMM the model finds faster.
+WINOGRAD_POLICIES = ("engine", "faster")
+_WINOGRAD_MIN_CHANNELS = 8  # grimsim/execute/runner.py WINOGRAD_MIN_CHANNELS
+
+_K = {name: i for i, name in enumerate(CPU_KERNELS)}
+_KERNEL_NAMES = np.asarray(CPU_KERNELS, dtype=object)
+_FMT = {name: i for i, name in enumerate(FORMATS)}
+_CONV_CODES = np.asarray([op_code(Op.CONV), op_code(Op.DWCONV)], dtype=np.int8)
+_DWCONV = op_code(Op.DWCONV)
+_L2, _LLC, _DRAM = 0, 1, 2
+_F4 = 4.0  # bytes per float32
+_LINE = 64.0  # cache line bytes (every core modelled here: Arm Cortex-A/X, Zen)
+
+# The C++ BCR panel kernel picks its split of N into 3/2/1-vector register tiles with fixed
+# costs whatever the device (bcr.simd.cpp row_cost: 2 FMA pipes, 2 load ports, latency 5,
+# 16 columns, per register tile 2 cycles per Y vector + 20).
+_SPLIT_FMA, _SPLIT_LOAD, _SPLIT_LAT, _SPLIT_COLS, _SPLIT_Y, _SPLIT_TILE = \
+    0.5, 0.5, 5.0, 16.0, 2.0, 20.0
+_MAX_RR = 8  # bcr.simd.cpp kMaxRR
+_BAND_ROWS = 64  # sparse_simd.hpp kBandRows: BCR thread-work units are bands of a block row
+_MAX_NV = 24  # sparse_driver.hpp tile_vectors upper clamp
+_TABLE_ROWS = 128  # kept rows per BCR tile tabulated exactly; linear beyond
+_PANEL_BYTES = 192 * 1024  # sparse_driver.hpp kPanelBytes
+_MAX_TASK_COLS = 256  # dense.cpp kMaxTaskCols
+_WINO_POINTS = 36
+
+
+@dataclass(frozen=True, eq=False)
+class CpuMachine:
+    """What the model derives once from a profile: the fastest core type's tile and ports,
+    cache sizes and bandwidths, and per-thread-count speed tables (index = threads)."""
+
+    lanes: int
+    registers: int
+    mr: int
+    nv: int
+    nr: int
+    vfma: float  # vector FMAs per cycle (fastest core)
+    loads: float  # vector loads per cycle
+    latency: float
+    clock_hz: float
+    l1_bytes: int
+    l2_bytes: int  # per core
+    llc_bytes: int
+    kc: int
+    mc: int
+    l2_bw: float  # B/s per core
+    llc_bw: float  # B/s per core
+    dram_bw: float  # B/s, shared
+    barrier_s: float
+    total_cores: int
+    speed_sum: np.ndarray  # sum of core speeds relative to the fastest core
+    speed_min: np.ndarray  # slowest used core's speed relative to the fastest
+    col_cost: np.ndarray  # [r, nv] cycles per kept column of a BCR tile of r rows
+    block_cost: np.ndarray  # [r, nv] fixed cycles per BCR tile
+    x_passes: np.ndarray  # [r, nv] register-tile passes over a BCR tile's X rows
+
+
+def _rmax(vv: int, registers: int) -> int:
+    return min(_MAX_RR, (registers - vv - 1) // vv)
+
+
+def _split_cost(r: int, vv: int, registers: int, fma: float, load: float, lat: float,
+                cols: float = 1.0, per_y: float = 0.0, per_tile: float = 0.0) -> float:
+    """Cycles of r rows over vv vectors for ``cols`` kept columns, cut into balanced
+    register tiles (bcr.simd.cpp row_cost with the given per-cycle costs)."""
+    rm = _rmax(vv, registers)
+    q = -(-r // rm)
+    cost = 0.0
+    for i in range(q):
+        rr = r // q + (1 if i < r % q else 0)
+        cost += cols * max(fma * rr * vv, load * (rr + vv), lat) + per_y * rr * vv + per_tile
+    return cost
+
+
+@functools.lru_cache(maxsize=8)
+def _bcr_splits(registers: int) -> np.ndarray:
+    """[r, nv, vv] register tiles of vv = 1, 2, 3 vectors the BCR kernel uses for a tile of r
+    kept rows over nv vectors (bcr.simd.cpp best_split: its fixed costs, not the device's).
+    Pure function of the register count, memoised (read-only result)."""
+    out = np.zeros((_TABLE_ROWS + 1, _MAX_NV + 1, 4))
+    for r in range(1, _TABLE_ROWS + 1):
+        fixed = {vv: _split_cost(r, vv, registers, _SPLIT_FMA, _SPLIT_LOAD, _SPLIT_LAT,
+                                 _SPLIT_COLS, _SPLIT_Y, _SPLIT_TILE) for vv in (1, 2, 3)}
+        for nv in range(1, _MAX_NV + 1):
+            best, best_split = math.inf, (0, 0, 0)
+            for n3 in range(nv // 3 + 1):
+                rest = nv - 3 * n3
+                for n2 in (rest // 2, rest // 2 - 1):
+                    if n2 < 0:
+                        continue
+                    n1 = rest - 2 * n2
+                    c = n3 * fixed[3] + n2 * fixed[2] + n1 * fixed[1]
+                    if c < best:
+                        best, best_split = c, (n3, n2, n1)
+            out[r, nv, 3], out[r, nv, 2], out[r, nv, 1] = best_split
+    out.setflags(write=False)
+    return out
+
+
+def _bcr_tables(registers: int, vfma: float, loads: float, lat: float, block_cycles: float,
+                y_cycles: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per (kept rows r, vectors nv) of a BCR tile: cycles per kept column, fixed cycles,
+    and register-tile passes over the tile's X rows (each pass reloads them)."""
+    splits = _bcr_splits(registers)
+    r_all = np.arange(_TABLE_ROWS + 1)
+    col = np.zeros((_TABLE_ROWS + 1, _MAX_NV + 1))
+    blk = np.zeros_like(col)
+    passes = np.zeros_like(col)
+    nv = np.arange(_MAX_NV + 1, dtype=np.float64)
+    for vv in (1, 2, 3):
+        dev = np.array([_split_cost(int(r), vv, registers, 1.0 / vfma, 1.0 / loads, lat)
+                        if r else 0.0 for r in r_all])
+        tiles = np.ceil(r_all / _rmax(vv, registers))
+        n_vv = splits[:, :, vv]
+        col += n_vv * dev[:, None]
+        blk += n_vv * tiles[:, None] * block_cycles
+        passes += vv * n_vv * tiles[:, None]
+    blk += r_all[:, None] * nv[None, :] * y_cycles
+    passes[:, 1:] /= nv[None, 1:]
+    return col, blk, passes
+
+
+def cpu_machine(profile: DeviceProfile, params: KernelParams = DEFAULT_PARAMS) -> CpuMachine:
+    """Derive the model's machine description from a device profile."""
+    clusters = profile.clusters_big_first()
+    if not clusters or profile.total_cores < 1:
+        raise GrimsimError(f"device {profile.id} has no CPU cores to model")
+    ref = clusters[0]
+    lanes = max(1, ref.simd_width_bits // 32)
+    registers = 32 if ref.simd in ("neon", "neon+sve2", "sve", "avx512") else 16
+    # gemm_ukernel.hpp: MR x NV vectors of accumulators
+    if registers >= 32:
+        nv, mr = (2, 14) if lanes >= 16 else (3, 8)
+    else:
+        nv, mr = 2, 6
+    nr = nv * lanes
+    vfma = ref.fp32_flops_per_cycle / (2 * lanes)
+    ooo = ref.out_of_order
+    loads = params.loads_per_cycle_ooo if ooo else params.loads_per_cycle_in_order
+    clock = ref.max_clock_ghz * 1e9
+    l1 = ref.l1d_kib * 1024
+    l2 = ref.l2_kib * 1024 // max(1, ref.l2_shared_by)
+    llc = ((profile.l3_kib or 0) + (profile.slc_kib or 0)) * 1024
+    # dense.cpp set_blocking: KC x NR B micro-panel in half of L1, MC x KC A block in half L2
+    kc = min(512, max(64, (l1 // (2 * 4 * nr)) // 8 * 8))
+    mc = max(mr, (ref.l2_kib * 1024 // (2 * 4 * kc)) // mr * mr)
+    l2_bpc = params.l2_bytes_per_cycle_ooo if ooo else params.l2_bytes_per_cycle_in_order
+    total = profile.total_cores
+    ref_peak = ref.fp32_flops_per_cycle * ref.max_clock_ghz
+    speed_sum = np.zeros(total + 1)
+    speed_min = np.ones(total + 1)
+    for t in range(1, total + 1):
+        left, s_sum, s_min = t, 0.0, 1.0
+        for c in clusters:
+            used = min(left, c.count)
+            if used <= 0:
+                break
+            per_core = c.peak_fp32_gflops(used) / used / ref_peak
+            s_sum += per_core * used
+            s_min = min(s_min, per_core)
+            left -= used
+        speed_sum[t], speed_min[t] = s_sum, s_min
+    speed_sum[0] = speed_sum[1]
+    col, blk, passes = _bcr_tables(registers, vfma, loads, params.fma_latency_cycles,
+                                   params.block_overhead_cycles, params.y_vector_cycles)
+    return CpuMachine(
+        lanes=lanes, registers=registers, mr=mr, nv=nv, nr=nr, vfma=vfma, loads=loads,
+        latency=params.fma_latency_cycles, clock_hz=clock, l1_bytes=l1, l2_bytes=l2,
+        llc_bytes=llc, kc=kc, mc=mc, l2_bw=l2_bpc * clock,
+        llc_bw=params.llc_bytes_per_cycle.get(ref.core, params.llc_bytes_per_cycle["default"])
+        * clock,
+        dram_bw=profile.dram.effective_bandwidth_gbs * 1e9,
+        barrier_s=profile.thread_barrier_us * 1e-6, total_cores=total,
+        speed_sum=speed_sum, speed_min=speed_min, col_cost=col, block_cost=blk,
+        x_passes=passes)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _cdiv(a: Any, b: Any) -> Any:
+    """Ceiling division (as floats: numpy's float floor-division is slow)."""
+    return np.ceil(np.true_divide(a, b))
+
+
+class _Cost:
+    """Per-row accumulators of one kernel family's subset (cycles, bytes per level)."""
+
+    def __init__(self, n: int) -> None:
+        self.main = np.zeros(n)  # main-loop cycles, spread like the kernel's tasks
+        self.side = np.zeros(n)  # index/row/block bookkeeping cycles, spread the same way
+        self.bytes = np.zeros((3, n))  # L2, LLC, DRAM traffic of the main loop
+        self.passes_s = np.zeros(n)  # separate passes (im2col, transforms, packing), seconds
+        self.regions = np.zeros(n)  # parallel regions per call (fork/join)
+        self.tasks = np.ones(n)
+        self.imb = np.ones(n)
+
+    def add(self, level: np.ndarray | int, nbytes: Any) -> None:
+        _add_to(self.bytes, level, nbytes)
+
+
+class AnalyticalCPUModel:
+    """The analytical CPU model of one device profile (implements ``CostModel``).
+
+    ``cache_state``: one of ``CACHE_STATES`` (default ``warm``). ``winograd``: one of
+    ``WINOGRAD_POLICIES`` (default ``engine``). ``params``: the model's constants
+    (``kernel_params.DEFAULT_PARAMS``).
+    """
+
+    unit = "cpu"
+
+    def __init__(self, profile: DeviceProfile, *, cache_state: str = "warm",
+                 winograd: str = "engine", params: KernelParams = DEFAULT_PARAMS) -> None:
+        if cache_state not in CACHE_STATES:
+            raise GrimsimError(f"cache_state {cache_state!r} must be one of "
+                               f"{', '.join(CACHE_STATES)}")
+        if winograd not in WINOGRAD_POLICIES:
+            raise GrimsimError(f"winograd {winograd!r} must be one of "
+                               f"{', '.join(WINOGRAD_POLICIES)}")
+        self.winograd = winograd
+        self.profile = profile
+        self.params = params
+        self.cache_state = cache_state
+        missing = [k for k in CPU_KERNELS
+                   if k not in params.efficiency or k not in params.call_cycles]
+        if missing:
+            raise GrimsimError(f"kernel parameters lack efficiency/call_cycles for "
+                               f"{', '.join(missing)}")
+        self.machine = cpu_machine(profile, params)
+        widths = np.arange(_MAX_NV + 2, dtype=np.float64)
+        self._row_tables = {fmt: self._row_kernel_costs(widths, fmt)
+                            for fmt in ("csr", "nm", "pattern")}
+
+    @property
+    def name(self) -> str:
+        return f"analytical:{self.profile.id}"
+
+    @property
+    def provenance(self) -> str:
+        return f"analytical:{self.profile.id} (uncalibrated)"
+
+    # ------------------------------------------------------------------ placement
+    def _par(self, tasks: np.ndarray, threads: np.ndarray, imb: np.ndarray) -> np.ndarray:
+        """Time multiplier (relative to one fastest core) of work split into ``tasks``
+        tasks on ``threads`` threads, the largest task ``imb`` x the mean."""
+        mc = self.machine
+        tasks = np.maximum(tasks, 1.0)
+        used = np.minimum(threads, tasks).astype(np.int64)
+        s_sum = mc.speed_sum[used]
+        s_min = mc.speed_min[used]
+        largest = imb / tasks
+        static = largest / s_min
+        quant = np.ceil(tasks / used) * used / tasks
+        dynamic = (np.maximum(quant / s_sum, largest)
+                   + 0.5 / tasks * (1.0 / s_min - 1.0))
+        return np.where(tasks <= threads, static, dynamic)
+
+    def _level(self, nbytes: Any) -> np.ndarray:
+        mc = self.machine
+        nbytes = np.asarray(nbytes, dtype=np.float64)
+        return np.where(nbytes <= mc.l2_bytes, _L2,
+                        np.where(nbytes <= mc.llc_bytes, _LLC, _DRAM))
+
+    def _mem_s(self, b: np.ndarray, par: np.ndarray) -> np.ndarray:
+        mc = self.machine
+        return np.maximum(np.maximum(b[_L2] * par / mc.l2_bw, b[_LLC] * par / mc.llc_bw),
+                          b[_DRAM] / mc.dram_bw)
+
+    # ------------------------------------------------------------------ estimate
+    def estimate(self, rows: object) -> EstimateBatch:
+        """Estimate every row (a ``CostRows``)."""
+        if not isinstance(rows, CostRows):
+            raise GrimsimError(f"AnalyticalCPUModel.estimate needs CostRows, got "
+                               f"{type(rows).__name__}")
+        if rows.unit != "cpu":
+            raise GrimsimError(f"rows were built for unit {rows.unit!r}; the CPU model "
+                               "answers unit 'cpu' rows")
+        n = len(rows)
+        mc = self.machine
+        p = self.params
+        threads = np.clip(rows.threads, 1, mc.total_cores).astype(np.float64)
+        is_conv = (rows.op == _CONV_CODES[0]) | (rows.op == _CONV_CODES[1])
+        batch = np.where(is_conv, np.maximum(rows.batch, 1), 1).astype(np.float64)
+        groups = rows.groups.astype(np.float64)
+        calls = groups * batch  # conv kernels run one image and one group per call
+        n_call = rows.N / batch
+        m_call = rows.M / groups
+        kernel = np.full(n, _K["eltwise"], np.int8)
+        compute = np.zeros(n)
+        memory = np.zeros(n)
+        overhead = np.zeros(n)
+        fmt = rows.fmt
+        gemm = rows.is_gemm
+        dense = gemm & (fmt == _FMT["dense"])
+        # A depthwise conv runs the direct kernel whatever its scheme: the engine has no sparse
+        # depthwise kernel (one 1 x kh*kw GEMM per channel would cost far more), so its
+        # pruned weights are zeros in the dense kernel and pruning saves nothing here.
+        depthwise = gemm & (rows.op == _DWCONV) & (rows.groups == rows.M) \
+            & (rows.kh.astype(np.int64) * rows.kw == rows.K)
+        dense = dense | depthwise
+        gemv = dense & ~depthwise & (n_call == 1)
+        gemm_rows = dense & ~depthwise & ~gemv
+        narrow = n_call < mc.lanes
+        ctx = _Ctx(rows, threads, calls, n_call, m_call, self)
+
+        idx = np.flatnonzero(gemm_rows)
+        if idx.size:
+            res = self._gemm(ctx, idx)
+            code = np.where(rows.im2col[idx], _K["im2col+gemm"], _K["gemm"])
+            wino = idx[rows.winograd[idx]]
+            if wino.size:
+                w_res = self._winograd(ctx, wino)
+                pos = np.searchsorted(idx, wino)
+                if self.winograd == "faster":
+                    better = self._combine(*w_res) < self._combine(res[0][pos], res[1][pos],
+                                                                   res[2][pos])
+                else:
+                    better = np.minimum(rows.K[wino] // 9, rows.M[wino]) \
+                        >= _WINOGRAD_MIN_CHANNELS
+                for part in range(3):
+                    res[part][pos] = np.where(better, w_res[part], res[part][pos])
+                code[pos] = np.where(better, _K["winograd"], code[pos])
+            self._put(idx, code, res, kernel, compute, memory, overhead)
+        for mask, fn, code_name in (
+                (gemv, self._gemv, "gemv"), (depthwise, self._depthwise, "depthwise")):
+            idx = np.flatnonzero(mask)
+            if idx.size:
+                self._put(idx, np.full(idx.size, _K[code_name]), fn(ctx, idx), kernel,
+                          compute, memory, overhead)
+        for fmt_name in ("bcr", "csr", "nm", "pattern"):
+            sel = gemm & ~depthwise & (fmt == _FMT[fmt_name])
+            for nar in (False, True):
+                idx = np.flatnonzero(sel & (narrow == nar))
+                if idx.size:
+                    res = (self._sparse_narrow(ctx, idx, fmt_name) if nar
+                           else self._sparse_panel(ctx, idx, fmt_name))
+                    self._put(idx, np.full(idx.size, _K[fmt_name]), res, kernel, compute,
+                              memory, overhead)
+        idx = np.flatnonzero(~gemm)
+        if idx.size:
+            self._put(idx, np.full(idx.size, _K["eltwise"]), self._cheap(ctx, idx), kernel,
+                      compute, memory, overhead)
+
+        big = np.maximum(compute, memory)
+        analytical = self._combine(compute, memory, overhead)
+        overlap = analytical - compute - memory - overhead
+        bound = np.where(overhead > big, 2, np.where(memory > compute, 1, 0)).astype(np.int8)
+        lo, hi = p.band
+        return EstimateBatch(
+            latency_s=analytical, analytical_s=analytical.copy(), compute_s=compute,
+            memory_s=memory, overhead_s=overhead, overlap_s=overlap, bound=bound,
+            band_lo_s=analytical * lo, band_hi_s=analytical * hi,
+            kernel=_KERNEL_NAMES[kernel], provenance=self.provenance,
+            meta={"model": "analytical-cpu", "device": self.profile.id,
+                  "cache_state": self.cache_state, "winograd": self.winograd,
+                  "calibrated": False,
+                  "band": f"x{lo:g}..x{hi:g} (uncalibrated)"})
+
+    def _combine(self, compute: np.ndarray, memory: np.ndarray,
+                 overhead: np.ndarray) -> np.ndarray:
+        big = np.maximum(compute, memory)
+        small = np.minimum(compute, memory)
+        return big + self.params.overlap_penalty * small + overhead
+
+    def _put(self, idx: np.ndarray, code: np.ndarray,
+             res: tuple[np.ndarray, np.ndarray, np.ndarray], kernel: np.ndarray,
+             compute: np.ndarray, memory: np.ndarray, overhead: np.ndarray) -> None:
+        kernel[idx] = code
+        compute[idx], memory[idx], overhead[idx] = res
+
+    def _finish(self, ctx: _Ctx, idx: np.ndarray, cost: _Cost, kernel: str,
+                total_factor: np.ndarray, threads: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-call cycles and bytes -> (compute, memory, overhead) seconds of the row.
+
+        ``total_factor``: how many times the per-call figures occur (calls x repeats).
+        """
+        mc = self.machine
+        eff = self.params.efficiency[kernel]
+        t = ctx.threads[idx] if threads is None else threads
+        par = self._par(cost.tasks, t, cost.imb)
+        compute = cost.main / (mc.clock_hz * eff) * par * total_factor
+        memory = self._mem_s(cost.bytes, par) * total_factor
+        team = np.minimum(t, cost.tasks)
+        fork = np.where(team > 1, cost.regions * mc.barrier_s, 0.0)
+        call = self.params.call_cycles[kernel] / mc.clock_hz
+        overhead = (cost.side / (mc.clock_hz * eff) * par + cost.passes_s + fork
+                    + call) * total_factor
+        return compute, memory, overhead
+
+    # ------------------------------------------------------------------ operand levels
+    def _levels(self, ctx: _Ctx, idx: np.ndarray, w_bytes: np.ndarray, x_bytes: np.ndarray,
+                y_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(weights first, weights again, activations in, activations out) levels per call."""
+        mc = self.machine
+        again = self._level(w_bytes)
+        if self.cache_state == "cold":
+            first = np.full(idx.size, _DRAM)
+            act_in = np.full(idx.size, _DRAM)
+        elif self.cache_state == "warm":
+            first = self._level(w_bytes + x_bytes + y_bytes)
+            act_in = first
+        else:
+            first = np.full(idx.size, _DRAM)
+            rows = ctx.rows
+            fits = (rows.act_bytes_in[idx] + rows.act_bytes_out[idx]) <= mc.llc_bytes
+            act_in = np.where(fits, _LLC, _DRAM)
+        # the A operand of an activation-by-activation GEMM is an activation too
+        first = np.where(ctx.rows.prunable[idx], first, act_in)
+        out = np.where(y_bytes <= mc.llc_bytes, _LLC, _DRAM)
+        if self.cache_state == "warm":
+            out = np.minimum(out, self._level(y_bytes))
+        return first, again, act_in, out
+
+    def _repeat_split(self, ctx: _Ctx, idx: np.ndarray, first: np.ndarray,
+                      per_call_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For repeated GEMMs (RNN steps): (level of the weights in later steps, number of
+        later steps). Between steps the layer's repeated GEMMs must all stay cached."""
+        rows = ctx.rows
+        reps = rows.repeats[idx].astype(np.float64)
+        step = np.maximum(rows.step_bytes[idx], per_call_w)
+        later = np.where(reps > 1, self._level(step), first)
+        if self.cache_state == "cold":
+            later = first
+        return later, reps - 1
+
+    # ------------------------------------------------------------------ kernels
+    def _gemm(self, ctx: _Ctx, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Packed register-tiled GEMM (dense.cpp + gemm_ukernel.hpp), im2col for convs."""
+        mc = self.machine
+        p = self.params
+        rows = ctx.rows
+        m = ctx.m_call[idx]
+        k = rows.K[idx].astype(np.float64)
+        nn = ctx.n_call[idx]
+        t = ctx.threads[idx]
+        cost = _Cost(idx.size)
+        mp = _cdiv(m, mc.mr)
+        n_full = np.floor(nn / mc.nr)
+        rest = nn - n_full * mc.nr
+        nv_rest = np.where(rest <= 0, 0, np.where(rest <= mc.lanes, 1, mc.nv))
+        tile_full = ctx.tile_cycles(mc.mr, mc.nv)
+        tile_rest = np.maximum(np.maximum(mc.mr * nv_rest / mc.vfma, (mc.mr + nv_rest)
+                                          / mc.loads), mc.latency)
+        cost.main = mp * k * (n_full * tile_full + np.where(rest > 0, tile_rest, 0.0))
+        # edge tiles go through a scratch tile copied out with scalar stores
+        kb = _cdiv(k, mc.kc)
+        edge_rows = (m % mc.mr) > 0
+        edge_tiles = (np.where(edge_rows, n_full + (rest > 0), 0)
+                      + np.where((rest > 0) & ((rest > mc.lanes) | (rest < mc.lanes)),
+                                 mp - edge_rows, 0))
+        cost.side = edge_tiles * kb * mc.mr * mc.nr * p.scalar_copy_cycles
+        # tasks (dense.cpp run_gemm)
+        panels = _cdiv(nn, mc.nr)
+        mpanels = mp
+        max_chunk = max(1, _MAX_TASK_COLS // mc.nr)
+        n_chunks = _cdiv(panels, max_chunk)
+        multi = t > 1
+        n_chunks = np.where(multi, np.maximum(n_chunks, np.minimum(panels, t)), n_chunks)
+        n_chunks = np.where(multi & (panels >= t), _cdiv(n_chunks, t) * t, n_chunks)
+        n_chunks = np.minimum(n_chunks, panels)
+        m_chunks = np.where(n_chunks < t, np.minimum(mpanels, _cdiv(t, n_chunks)), 1)
+        chunk_panels = _cdiv(panels, n_chunks)
+        cost.tasks = n_chunks * m_chunks
+        cost.imb = (chunk_panels * n_chunks / panels) * (_cdiv(mpanels, m_chunks) * m_chunks
+                                                         / mpanels)
+        cost.regions = np.full(idx.size, 2.0)
+        # traffic
+        w_bytes = m * k * _F4
+        x_bytes = k * nn * _F4
+        y_bytes = m * nn * _F4
+        first, _, act_in, out = self._levels(ctx, idx, w_bytes, x_bytes, y_bytes)
+        later, n_later = self._repeat_split(ctx, idx, first, w_bytes)
+        reps = rows.repeats[idx].astype(np.float64)
+        a_level = self._level(mp * mc.mr * k * _F4)
+        cost.add(a_level, n_chunks * w_bytes)
+        cost.add(_L2, panels * w_bytes)  # A streamed per B micro-panel
+        cost.add(_L2, x_bytes * _cdiv(m, mc.mc))  # packed B re-reads
+        y_chunk = self._level(m * np.minimum(nn, chunk_panels * mc.nr) * _F4)
+        cost.add(y_chunk, y_bytes * np.maximum(0, 2 * kb - 2))
+        cost.add(out, y_bytes)
+        # passes: pack A (every call), pack B (per task), im2col
+        pack_par = self._par(_cdiv(mpanels, np.maximum(1, np.floor(65536 / (k * mc.mr)))), t,
+                             np.ones(idx.size))
+        bytes_a = np.zeros((3, idx.size))
+        _add_to(bytes_a, first, w_bytes / reps)
+        _add_to(bytes_a, later, w_bytes * n_later / reps)
+        _add_to(bytes_a, a_level, w_bytes)
+        pack_a = np.maximum(m * k * p.pack_a_cycles / mc.clock_hz * pack_par,
+                            self._mem_s(bytes_a, pack_par))
+        x_level = np.where(rows.im2col[idx], self._level(x_bytes), act_in)
+        bytes_b = np.zeros((3, idx.size))
+        _add_to(bytes_b, x_level, x_bytes * m_chunks)
+        par_b = self._par(cost.tasks, t, cost.imb)
+        pack_b = np.maximum(k * nn / mc.lanes * m_chunks / mc.clock_hz * par_b,
+                            self._mem_s(bytes_b, par_b))
+        cost.passes_s = pack_a + pack_b + self._im2col_s(ctx, idx, act_in)
+        cost.regions += np.where(rows.im2col[idx], 1.0, 0.0)
+        return self._finish(ctx, idx, cost, "gemm", ctx.calls[idx] * reps)
+
+    def _im2col_s(self, ctx: _Ctx, idx: np.ndarray, act_in: np.ndarray) -> np.ndarray:
+        """Seconds of the im2col pass per call (0 for rows that need none)."""
+        mc = self.machine
+        rows = ctx.rows
+        need = rows.im2col[idx]
+        # conv2d_gemm unfolds all groups at once, once per image; counted per call here
+        elems = rows.K[idx] * ctx.n_call[idx]
+        t = ctx.threads[idx]
+        tasks = rows.K[idx] * rows.groups[idx]
+        par = self._par(tasks.astype(np.float64), t, np.ones(idx.size))
+        b = np.zeros((3, idx.size))
+        _add_to(b, act_in, rows.act_bytes_in[idx] / ctx.calls[idx])
+        _add_to(b, self._level(elems * rows.groups[idx] * _F4), elems * _F4)
+        # stride 1 copies whole output rows (memcpy); other strides gather one float at a time
+        per_elem = np.where(rows.stride_w[idx] == 1, self.params.im2col_copy_cycles,
+                            self.params.im2col_cycles)
+        cyc = elems * per_elem
+        secs = np.maximum(cyc / mc.clock_hz * par, self._mem_s(b, par))
+        return np.where(need, secs, 0.0)
+
+    def _gemv(self, ctx: _Ctx, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """dense.cpp gemv_rows: 4 rows share each x load; bandwidth-bound on the weights."""
+        mc = self.machine
+        p = self.params
+        rows = ctx.rows
+        m = ctx.m_call[idx]
+        k = rows.K[idx].astype(np.float64)
+        cost = _Cost(idx.size)
+        vec = m * _cdiv(k, mc.lanes)
+        per_vec = max(1.0 / mc.vfma, 1.25 / mc.loads, mc.latency / 8.0)
+        cost.main = vec * per_vec
+        cost.side = m * p.row_overhead_cycles * 2  # horizontal sum per row
+        rows_per_task = np.maximum(4, (32768 // np.maximum(1, k)) // 4 * 4)
+        cost.tasks = _cdiv(m, rows_per_task)
+        cost.regions = np.ones(idx.size)
+        w_bytes = m * k * _F4
+        first, _, act_in, out = self._levels(ctx, idx, w_bytes, k * _F4, m * _F4)
+        later, n_later = self._repeat_split(ctx, idx, first, w_bytes)
+        reps = rows.repeats[idx].astype(np.float64)
+        # weights: the first step from where they start, later steps from where they stay
+        cost.add(first, w_bytes / reps)
+        cost.add(later, w_bytes * n_later / reps)
+        cost.add(act_in, k * _F4)
+        cost.add(out, m * _F4)
+        if rows.im2col[idx].any():
+            cost.passes_s = self._im2col_s(ctx, idx, act_in)
+        return self._finish(ctx, idx, cost, "gemv", ctx.calls[idx] * reps)
+
+    def _winograd(self, ctx: _Ctx, idx: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """winograd.cpp F(m,3), m = 2 or 4 as winograd_preferred_tile picks: (m+2)^2
+        transformed-domain GEMMs on full micro-tiles, the input transform per tile panel
+        (and output-channel chunk), the output transform per micro-tile block."""
+        mc = self.machine
+        p = self.params
+        rows = ctx.rows
+        cout = ctx.m_call[idx]
+        cin = rows.K[idx] / 9.0
+        oh = rows.out_h[idx].astype(np.float64)
+        ow = rows.out_w[idx].astype(np.float64)
+        t = ctx.threads[idx]
+
+        def slots(m: int) -> np.ndarray:
+            return (m + 2) ** 2 * _cdiv(_cdiv(oh, m) * _cdiv(ow, m), mc.nr) * mc.nr
+
+        m = np.where(slots(2) < slots(4), 2.0, 4.0)
+        tp = m + 2  # input tile side
+        points = tp * tp
+        th, tw = _cdiv(oh, m), _cdiv(ow, m)
+        tiles = th * tw
+        hp, wp = th * m + 2, tw * m + 2
+        panels = _cdiv(tiles, mc.nr)
+        mpanels = _cdiv(cout, mc.mr)
+        cchunks = np.where(panels < 2 * t, np.minimum(mpanels, _cdiv(2 * t, panels)), 1)
+        cost = _Cost(idx.size)
+        cost.tasks = panels * cchunks
+        cost.imb = _cdiv(mpanels, cchunks) * cchunks / mpanels
+        cost.main = points * mpanels * panels * cin * ctx.tile_cycles(mc.mr, mc.nv)
+        kb = _cdiv(cin, mc.kc)
+        scale = points / _WINO_POINTS  # transform work relative to F(4,3)'s 6x6 tiles
+        in_tf = panels * cchunks * cin * (points * mc.nr * p.scalar_copy_cycles
+                                          + mc.nv * p.winograd_input_cycles * scale)
+        rows_mean = cout / mpanels
+        out_tf = mpanels * panels * rows_mean * (mc.nv * p.winograd_output_cycles * scale
+                                                 + m * m * mc.nr * p.scalar_copy_cycles)
+        stores = points * mpanels * panels * kb * mc.mr * mc.nv * 2.0
+        cost.side = in_tf + out_tf + stores
+        cost.regions = np.full(idx.size, 2.0)
+        u_bytes = points * mpanels * mc.mr * cin * _F4
+        y_bytes = cout * oh * ow * _F4
+        x_bytes = rows.act_bytes_in[idx] / ctx.calls[idx]
+        first, again, act_in, out = self._levels(ctx, idx, u_bytes, x_bytes, y_bytes)
+        cost.add(first, u_bytes)
+        cost.add(again, u_bytes * (panels - 1))
+        vbuf = points * cin * mc.nr * _F4
+        cost.add(self._level(vbuf), panels * cchunks * vbuf * (1 + mpanels / cchunks))
+        pad_bytes = cin * hp * wp * _F4
+        cost.add(self._level(pad_bytes), panels * cchunks * cin * points * mc.nr * _F4)
+        cost.add(out, y_bytes)
+        # padding pass: zero-fill and copy the input into the padded planes
+        b = np.zeros((3, idx.size))
+        _add_to(b, act_in, x_bytes)
+        _add_to(b, self._level(pad_bytes), pad_bytes)
+        par_pad = self._par(cin, t, np.ones(idx.size))
+        cost.passes_s = np.maximum(pad_bytes / _F4 / mc.lanes / mc.clock_hz * par_pad,
+                                   self._mem_s(b, par_pad))
+        return self._finish(ctx, idx, cost, "winograd",
+                            ctx.calls[idx] * rows.repeats[idx])
+
+    def _depthwise(self, ctx: _Ctx, idx: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """conv.simd.cpp depthwise_plane: per output row and tap, a vector axpy (stride 1) or
+        a scalar loop (other strides); one task per channel."""
+        mc = self.machine
+        p = self.params
+        rows = ctx.rows
+        channels = rows.groups[idx].astype(np.float64)
+        oh = np.maximum(rows.out_h[idx], 1).astype(np.float64)
+        ow = np.maximum(rows.out_w[idx], 1).astype(np.float64)
+        taps = (rows.kh[idx] * rows.kw[idx]).astype(np.float64)
+        unit = rows.stride_w[idx] == 1
+        vec = np.floor(ow / mc.lanes) * p.depthwise_vector_cycles \
+            + (ow % mc.lanes) * p.depthwise_scalar_cycles
+        per_tap = np.where(unit, vec, ow * p.depthwise_scalar_cycles)
+        cost = _Cost(idx.size)
+        cost.main = channels * oh * taps * per_tap
+        cost.side = channels * oh * (ow * p.scalar_copy_cycles + taps * 4.0)
+        cost.tasks = channels
+        cost.regions = np.ones(idx.size)
+        batch = ctx.batch(idx)
+        x_bytes = rows.act_bytes_in[idx] / batch
+        y_bytes = channels * oh * ow * _F4
+        w_bytes = channels * taps * _F4
+        first, _, act_in, out = self._levels(ctx, idx, w_bytes, x_bytes, y_bytes)
+        cost.add(first, w_bytes)
+        cost.add(act_in, x_bytes)
+        cost.add(out, y_bytes)
+        # depthwise runs all channels in one call per image
+        return self._finish(ctx, idx, cost, "depthwise", batch * rows.repeats[idx])
+
+    def _units(self, ctx: _Ctx, idx: np.ndarray, fmt: str) -> tuple[np.ndarray, np.ndarray]:
+        """(thread-work units per call, units per work row of the statistics): BCR works in
+        bands of up to 64 rows of a block row, the others in matrix rows (filters)."""
+        rows = ctx.rows
+        m = ctx.m_call[idx]
+        if fmt == "bcr":
+            r = np.maximum(rows.block_r[idx], 1)
+            bands = _cdiv(np.minimum(r, m), _BAND_ROWS)
+            return _cdiv(m, r) * bands, bands
+        return m, np.ones(idx.size)
+
+    def _imbalance(self, ctx: _Ctx, idx: np.ndarray, bands: np.ndarray,
+                   chunks: np.ndarray) -> np.ndarray:
+        """Largest chunk / mean chunk when the call's kept weights are cut into ``chunks``
+        work-balanced contiguous chunks of whole units (the largest unit from the rows'
+        per-unit maximum)."""
+        rows = ctx.rows
+        total = np.maximum(rows.nnz[idx] / rows.groups[idx], 1e-9)
+        largest = np.maximum(rows.work_max[idx], rows.work_mean[idx]) / bands
+        return np.maximum(1.0, np.minimum(largest * chunks / total, chunks))
+
+    def _sparse_panel(self, ctx: _Ctx, idx: np.ndarray, fmt: str
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The wide-N sparse kernels (sparse_driver.hpp run_panels): N cut into tiles of
+        whole vectors whose X panel fits L2, rows into balanced chunks."""
+        mc = self.machine
+        p = self.params
+        rows = ctx.rows
+        g = ctx.calls[idx]
+        k = rows.K[idx].astype(np.float64)
+        nn = ctx.n_call[idx]
+        m = ctx.m_call[idx]
+        t = ctx.threads[idx]
+        nnz = rows.nnz[idx] / rows.groups[idx]
+        n_blocks = rows.n_blocks[idx] / rows.groups[idx]
+        nv_total = _cdiv(nn, mc.lanes)
+        nt = np.clip(_PANEL_BYTES // (np.maximum(k, 1) * mc.lanes * 4), 3, _MAX_NV)
+        nt = np.where(nt >= 6, nt - nt % 3, nt)
+        n_tiles = np.maximum(1, _cdiv(nv_total, nt))
+        w_lo = np.floor(nv_total / n_tiles)
+        n_hi = nv_total - w_lo * n_tiles  # tiles one vector wider
+        units, bands = self._units(ctx, idx, fmt)
+        n_chunks = np.where(t > 1, np.minimum(units, np.maximum(1, _cdiv(4 * t, n_tiles))), 1)
+        cost = _Cost(idx.size)
+        cost.tasks = n_tiles * n_chunks
+        cost.imb = self._imbalance(ctx, idx, bands, n_chunks)
+        cost.regions = np.ones(idx.size)
+        if fmt == "bcr":
+            r = rows.rows_mean[idx]
+            c = rows.cols_mean[idx]
+            col = (n_tiles - n_hi) * self._bcr_table(mc.col_cost, r, w_lo) \
+                + n_hi * self._bcr_table(mc.col_cost, r, w_lo + 1)
+            blk = (n_tiles - n_hi) * self._bcr_table(mc.block_cost, r, w_lo) \
+                + n_hi * self._bcr_table(mc.block_cost, r, w_lo + 1)
+            cost.main = n_blocks * c * col
+            cost.side = n_blocks * blk
+            # a tile's X rows stay in L1 across its register tiles unless they overflow it
+            width = nv_total / n_tiles * mc.lanes * _F4
+            spills = c * width > mc.l1_bytes / 2
+            passes = np.where(spills, self._bcr_table(mc.x_passes, r, w_lo), 1.0)
+            x_reads = n_blocks * c * self._gathered(nv_total, n_tiles) * np.maximum(passes, 1)
+            y_passes = 2.0  # zero-filled first, accumulated block by block
+        else:
+            nnz_tab, row_tab = self._row_tables[fmt]
+            w = w_lo.astype(np.int64)
+            per_nnz, per_row = nnz_tab[w], row_tab[w]
+            per_nnz_hi, per_row_hi = nnz_tab[w + 1], row_tab[w + 1]
+            cost.main = nnz * ((n_tiles - n_hi) * per_nnz + n_hi * per_nnz_hi)
+            rows_side = m * ((n_tiles - n_hi) * per_row + n_hi * per_row_hi)
+            if fmt == "nm":
+                groups_per_row = n_blocks / np.maximum(m, 1)
+                rows_side = rows_side + m * groups_per_row * p.nm_group_cycles * n_tiles
+            elif fmt == "pattern":
+                rows_side = rows_side + n_blocks * p.pattern_kernel_cycles * n_tiles \
+                    * _cdiv(nt, 4)
+            cost.side = rows_side
+            x_reads = nnz * self._gathered(nv_total, n_tiles)
+            y_passes = 1.0
+        f_bytes = np.where(rows.format_bytes[idx] > 0, rows.format_bytes[idx],
+                           rows.weight_bytes[idx]) / rows.groups[idx]
+        x_bytes = k * nn * _F4
+        y_bytes = m * nn * _F4
+        first, again, act_in, out = self._levels(ctx, idx, f_bytes, x_bytes, y_bytes)
+        later, n_later = self._repeat_split(ctx, idx, first, f_bytes)
+        reps = rows.repeats[idx].astype(np.float64)
+        cost.add(first, f_bytes / reps)
+        cost.add(later, f_bytes * n_later / reps)
+        cost.add(again, f_bytes * (n_tiles - 1))
+        x_level = np.where(rows.im2col[idx], self._level(x_bytes * rows.groups[idx]), act_in)
+        cost.add(x_level, x_bytes)
+        cost.add(self._level(k * nt * mc.lanes * _F4), x_reads)
+        cost.add(out, y_bytes * y_passes)
+        # the ragged last tile goes through zero-padded copies of X and Y
+        ragged = (nn % mc.lanes) > 0
+        last_w = np.where(ragged, (nv_total - np.floor((n_tiles - 1) * nv_total / n_tiles))
+                          * mc.lanes, 0.0)
+        copy_b = np.zeros((3, idx.size))
+        _add_to(copy_b, _L2, 2.0 * (k + m) * last_w * _F4)
+        copy_s = self._mem_s(copy_b, np.ones(idx.size)) \
+            + (k + m) * last_w / mc.lanes / mc.clock_hz
+        cost.passes_s = np.where(ragged, copy_s, 0.0)
+        if rows.im2col[idx].any():
+            cost.passes_s = cost.passes_s + self._im2col_s(ctx, idx, act_in)
+            cost.regions += np.where(rows.im2col[idx], 1.0, 0.0)
+        return self._finish(ctx, idx, cost, fmt, g * reps)
+
+    def _gathered(self, nv_total: np.ndarray, n_tiles: np.ndarray) -> np.ndarray:
+        """Bytes moved from L2 when one X row is read over every N tile: each tile's segment
+        of that row is a separate gather (X rows are N floats apart), costing its cache lines
+        plus, on average, one line it straddles."""
+        width = nv_total / n_tiles * self.machine.lanes * _F4
+        return n_tiles * (np.ceil(width / _LINE) + 1.0) * _LINE
+
+    def _bcr_table(self, table: np.ndarray, r: np.ndarray, nv: np.ndarray) -> np.ndarray:
+        """Per-tile cost of r (fractional) kept rows over nv vectors: exact up to the table
+        size, then linear in r; fractional r interpolated."""
+        nv_i = np.clip(nv, 1, _MAX_NV).astype(np.int64)
+        scale = np.where(nv > _MAX_NV, nv / _MAX_NV, 1.0)
+        r = np.maximum(r, 0.0)
+        big = r > _TABLE_ROWS
+        rc = np.where(big, _TABLE_ROWS, r)
+        r0 = np.floor(rc).astype(np.int64)
+        r1 = np.minimum(r0 + 1, _TABLE_ROWS)
+        frac = rc - r0
+        val = table[r0, nv_i] * (1 - frac) + table[r1, nv_i] * frac
+        return np.where(big, val * r / _TABLE_ROWS, val) * scale
+
+    def _row_kernel_costs(self, nv: np.ndarray, fmt: str) -> tuple[np.ndarray, np.ndarray]:
+        """(cycles per kept weight, cycles per row) of sparse.simd.cpp row_panel over nv
+        vectors: chunks of 4 vectors then the rest, two accumulator sets per chunk."""
+        mc = self.machine
+        p = self.params
+
+        def per(vv: float) -> float:
+            if vv <= 0:
+                return 0.0
+            # per kept weight: VV X loads + the weight broadcast + its index; the two
+            # accumulator sets alternate, so one set's FMA chain waits latency/2 per weight
+            extra = 0.5 if fmt == "nm" else 0.25 if fmt == "pattern" else 0.0
+            return max(vv / mc.vfma, (vv + 2 + extra) / mc.loads, mc.latency / 2.0)
+
+        c4, c3, c2, c1 = per(4), per(3), per(2), per(1)
+        full = np.floor(nv / 4)
+        rest = nv - 4 * full
+        rest_cost = np.select([rest == 3, rest == 2, rest == 1], [c3, c2, c1], 0.0)
+        chunks = full + (rest > 0)
+        per_nnz = full * c4 + rest_cost
+        per_row = chunks * p.row_overhead_cycles + nv  # + one store per vector
+        return per_nnz, per_row
+
+    def _sparse_narrow(self, ctx: _Ctx, idx: np.ndarray, fmt: str
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """N below one vector (RNN steps, batch-1 FC): BCR streams its packed tiles with
+        lanes over kept rows; CSR/N:M/pattern do scalar dot products per row. Static chunks
+        (run_chunks), bandwidth-bound on the format."""
+        mc = self.machine
+        p = self.params
+        rows = ctx.rows
+        g = ctx.calls[idx]
+        nn = np.maximum(ctx.n_call[idx], 1)
+        m = ctx.m_call[idx]
+        k = rows.K[idx].astype(np.float64)
+        t = ctx.threads[idx]
+        nnz = rows.nnz[idx] / rows.groups[idx]
+        n_blocks = rows.n_blocks[idx] / rows.groups[idx]
+        cost = _Cost(idx.size)
+        units, bands = self._units(ctx, idx, fmt)
+        cost.tasks = np.minimum(t, units)
+        cost.imb = self._imbalance(ctx, idx, bands, cost.tasks)
+        cost.regions = np.ones(idx.size)
+        if fmt == "bcr":
+            r = rows.rows_mean[idx]
+            c = rows.cols_mean[idx]
+            s = np.where(nn >= 4, 1.0, np.where(nn >= 2, 2.0, 4.0))
+            per_col = np.maximum(np.maximum(nn / mc.vfma, (2 + nn) / mc.loads),
+                                 mc.latency / s)
+            cost.main = n_blocks * _cdiv(r, mc.lanes) * c * per_col
+            cost.side = n_blocks * (r * nn * p.scalar_copy_cycles + p.narrow_tile_cycles)
+        else:
+            scalar_fma = mc.vfma  # scalar FMAs issue on the same pipes
+            per_nnz = np.where(nn == 1, np.maximum(mc.latency / 2.0, 3.0 / mc.loads),
+                               np.maximum(np.maximum(mc.latency, nn / scalar_fma),
+                                          (2 + nn) / mc.loads))
+            cost.main = nnz * per_nnz
+            cost.side = m * (p.row_overhead_cycles + nn)
+            if fmt == "nm":
+                cost.side = cost.side + n_blocks * p.nm_group_cycles
+            elif fmt == "pattern":
+                cost.side = cost.side + n_blocks * p.pattern_kernel_cycles
+        f_bytes = np.where(rows.format_bytes[idx] > 0, rows.format_bytes[idx],
+                           rows.weight_bytes[idx]) / rows.groups[idx]
+        x_bytes = k * nn * _F4
+        y_bytes = m * nn * _F4
+        first, _, act_in, out = self._levels(ctx, idx, f_bytes, x_bytes, y_bytes)
+        later, n_later = self._repeat_split(ctx, idx, first, f_bytes)
+        reps = rows.repeats[idx].astype(np.float64)
+        cost.add(first, f_bytes / reps)
+        cost.add(later, f_bytes * n_later / reps)
+        cost.add(act_in, x_bytes)
+        cost.add(out, 2 * y_bytes)
+        if rows.im2col[idx].any():
+            cost.passes_s = self._im2col_s(ctx, idx, act_in)
+            cost.regions += np.where(rows.im2col[idx], 1.0, 0.0)
+        return self._finish(ctx, idx, cost, fmt, g * reps)
+
+    def _cheap(self, ctx: _Ctx, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cheap ops after fusion: their traffic and vectorised element-wise ops, run on one
+        thread by the engine."""
+        mc = self.machine
+        p = self.params
+        rows = ctx.rows
+        cost = _Cost(idx.size)
+        cost.main = rows.elementwise_ops[idx] / (mc.lanes * p.cheap_ops_per_lane_cycle)
+        x_bytes = rows.act_bytes_in[idx].astype(np.float64)
+        y_bytes = rows.act_bytes_out[idx].astype(np.float64)
+        _, _, act_in, out = self._levels(ctx, idx, np.zeros(idx.size), x_bytes, y_bytes)
+        cost.add(act_in, x_bytes)
+        cost.add(out, y_bytes)
+        one = np.ones(idx.size)
+        return self._finish(ctx, idx, cost, "eltwise", one, threads=one)
+
+
+def _add_to(b: np.ndarray, level: np.ndarray | int, nbytes: Any) -> None:
+    """Add ``nbytes`` of each row to the row's cache level in ``b`` (levels x rows)."""
+    if isinstance(level, int):
+        b[level] += nbytes
+        return
+    n = b.shape[1]
+    flat = b.reshape(-1)  # a view: b is C-contiguous
+    flat[level * n + np.arange(n)] += nbytes
+
+
+class _Ctx:
+    """Per-estimate arrays shared by the kernel families."""
+
+    def __init__(self, rows: CostRows, threads: np.ndarray, calls: np.ndarray,
+                 n_call: np.ndarray, m_call: np.ndarray, model: AnalyticalCPUModel) -> None:
+        self.rows = rows
+        self.threads = threads
+        self.calls = calls
+        self.n_call = n_call
+        self.m_call = m_call
+        self.model = model
+
+    def batch(self, idx: np.ndarray) -> np.ndarray:
+        return np.maximum(self.rows.batch[idx], 1).astype(np.float64)
+
+    def tile_cycles(self, mr: int, nv: int) -> float:
+        """Cycles per k step of an MR x NV-vector register tile (FMA, load or latency bound):
+        NV loads of B and MR broadcasts of A per step."""
+        mc = self.model.machine
+        return max(mr * nv / mc.vfma, (mr + nv) / mc.loads, mc.latency)

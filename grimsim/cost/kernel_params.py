@@ -1,0 +1,162 @@
+"""Constants of the analytical model that are neither in a device profile nor in the kernels.
+
+Three kinds, each with its source in ``SOURCES``:
+
+* microarchitecture facts the profiles do not carry (FMA latency, load ports, cache-port
+  widths), from vendor optimisation guides and instruction tables;
+* cycle counts of the kernels' scalar and transform loops, counted from the C++ code
+  (``cpp_kernels/src``), so they describe grimsim's own engine;
+* per-kernel efficiencies (the share of the cycle model a kernel reaches), measured on the
+  development machine with ``benchmarks/analytical_sanity.py`` (AMD EPYC Zen 3 VM, AVX2, 2
+  cores). They are the uncalibrated model's only fitted numbers; a device calibration
+  (``grimsim calibrate``/``fit``) corrects what they miss on other devices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+#: Kernel names the CPU model reports (``EstimateBatch.kernel``), in code order.
+CPU_KERNELS = ("gemm", "gemv", "im2col+gemm", "winograd", "depthwise", "bcr", "csr", "nm",
+               "pattern", "eltwise")
+
+# Measured on the dev VM (benchmarks/analytical_sanity.py, recorded in
+# benchmarks/analytical_sanity.md): the share of the cycle model each kernel family reaches,
+# single-threaded, warm caches, rounded; the VM was shared and loaded, so the long runs
+# (> 5 ms) were discounted.
+_EFFICIENCY = MappingProxyType({
+    "gemm": 0.85,
+    "gemv": 0.85,
+    "im2col+gemm": 0.85,
+    "winograd": 0.80,
+    "depthwise": 0.60,
+    "bcr": 0.75,
+    "csr": 0.75,
+    "nm": 0.35,
+    "pattern": 0.45,
+    "eltwise": 0.85,  # not measured (cheap ops run outside the kernels); assumed like gemm
+})
+
+# Fixed cost of one kernel call (argument checks, scratch allocation, dispatch), in cycles of
+# the calling core; measured as the time of tiny problems on the dev VM.
+_CALL_CYCLES = MappingProxyType({
+    "gemm": 3000.0,
+    "gemv": 1500.0,
+    "im2col+gemm": 4000.0,
+    "winograd": 6000.0,
+    "depthwise": 2000.0,
+    "bcr": 3000.0,
+    "csr": 3000.0,
+    "nm": 3000.0,
+    "pattern": 3000.0,
+    "eltwise": 3000.0,
+})
+
+
+# Bytes per cycle one core streams from the last-level cache, by core type ("default" for the
+# others); see SOURCES["llc_bytes_per_cycle"].
+_LLC_BPC = MappingProxyType({"default": 16.0, "zen3": 24.0})
+
+
+@dataclass(frozen=True)
+class KernelParams:
+    """Every constant of the analytical CPU and GPU models (see ``SOURCES`` per field)."""
+
+    fma_latency_cycles: float = 4.0
+    loads_per_cycle_ooo: float = 2.0
+    loads_per_cycle_in_order: float = 1.0
+    l2_bytes_per_cycle_ooo: float = 32.0
+    l2_bytes_per_cycle_in_order: float = 16.0
+    llc_bytes_per_cycle: Mapping[str, float] = field(default_factory=lambda: _LLC_BPC)
+    scalar_copy_cycles: float = 1.0
+    pack_a_cycles: float = 1.0
+    im2col_cycles: float = 2.0
+    im2col_copy_cycles: float = 1.1
+    winograd_input_cycles: float = 96.0
+    winograd_output_cycles: float = 64.0
+    depthwise_vector_cycles: float = 1.0
+    depthwise_scalar_cycles: float = 0.8
+    row_overhead_cycles: float = 6.0
+    block_overhead_cycles: float = 20.0
+    y_vector_cycles: float = 2.0
+    narrow_tile_cycles: float = 8.0
+    nm_group_cycles: float = 1.0
+    pattern_kernel_cycles: float = 2.0
+    cheap_ops_per_lane_cycle: float = 1.0
+    overlap_penalty: float = 0.2
+    band: tuple[float, float] = (0.5, 2.0)
+    efficiency: Mapping[str, float] = field(default_factory=lambda: _EFFICIENCY)
+    call_cycles: Mapping[str, float] = field(default_factory=lambda: _CALL_CYCLES)
+    # GPU
+    gpu_workgroup_tile: int = 32
+    gpu_workgroups_per_core: int = 4
+    gpu_alus_per_core: int = 64
+    gpu_efficiency: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({
+        "gemm": 0.5, "bcr": 0.3, "csr": 0.1, "nm": 0.25, "pattern": 0.3, "eltwise": 0.5}))
+    gpu_band: tuple[float, float] = (0.33, 3.0)
+
+
+DEFAULT_PARAMS = KernelParams()
+
+SOURCES: Mapping[str, str] = MappingProxyType({
+    "fma_latency_cycles": "Agner Fog, instruction tables (Zen 3: VFMADD 256-bit latency 4); Arm "
+    "Cortex-A76/A78/X1 Software Optimization Guides (FMLA vector latency 4); Cortex-A55 SWOG "
+    "(FMLA latency 4)",
+    "loads_per_cycle_ooo": "Zen 3: two 256-bit loads per cycle (AMD Software Optimization "
+    "Guide for Family 19h, 2.11); Cortex-A76 SWOG: two load pipelines",
+    "loads_per_cycle_in_order": "Cortex-A55 SWOG: one load pipeline",
+    "l2_bytes_per_cycle_ooo": "Zen 3 L2->L1 32 B/cycle (AMD Family 19h SOG); Cortex-A76 L2 "
+    "64 B/cycle read interface (Arm TRM) of which a streaming kernel sees about half; measured "
+    "30 B/cycle on the dev VM (measure_read_bandwidth, 256 KiB buffer)",
+    "l2_bytes_per_cycle_in_order": "Cortex-A55 TRM: 128-bit L1-L2 read path = 16 B/cycle",
+    "llc_bytes_per_cycle": "per-core last-level-cache stream: Arm DSU-class L3 about 16 "
+    "B/cycle (assumed, default); Zen 3 measured 24 B/cycle on the dev VM "
+    "(measure_read_bandwidth, 4 MiB buffer, 78 GB/s at 3.22 GHz)",
+    "scalar_copy_cycles": "counted: the scalar gather/scatter loops (Winograd tile gather and "
+    "output scatter, GEMM edge tiles) move one float per load+store pair (1 store/cycle)",
+    "pack_a_cycles": "counted: pack_a_panel transposes W with strided scalar loads, 1 float per "
+    "store",
+    "im2col_cycles": "strided im2col (conv.cpp: one strided load and store per float, index "
+    "math): measured 2.4-3.0 cycles/float on the dev VM (im2col of 3x224x224 k7 s2, 64x56x56 "
+    "k3 s2), fresh output buffer included; 2.0 taken (the VM was loaded)",
+    "im2col_copy_cycles": "stride-1 im2col copies whole rows (memcpy) into a freshly allocated "
+    "buffer (conv2d_gemm allocates one per call): measured 1.1 cycles/float on the dev VM "
+    "(im2col of 64x56x56 k3 s1, first touch of the buffer included)",
+    "narrow_tile_cycles": "counted: bcr_stream_narrow per tile: header parse, pointer set-up, "
+    "the row scatter loop set-up",
+    "winograd_input_cycles": "counted: input_transform per channel and vector of tiles does "
+    "12 B^T passes (~14 vector ops each) and 36 loads + 36 stores: ~96 cycles at ~3 vector "
+    "ops/cycle and one store per cycle",
+    "winograd_output_cycles": "counted: output_transform per row and vector: 10 A^T passes "
+    "(~10 ops each), 36 loads, 16 stores: ~64 cycles",
+    "depthwise_vector_cycles": "counted: depthwise_plane's stride-1 axpy: 2 loads + 1 store + "
+    "1 FMA per vector -> one store per cycle",
+    "depthwise_scalar_cycles": "the strided loop (load, FMA, store per output; the compiler "
+    "partly vectorises it): measured ~0.8 cycles/output on the dev VM (144x56x56 stride 2)",
+    "row_overhead_cycles": "counted: per row and register chunk of the CSR/N:M/pattern panel "
+    "kernels (accumulator init, 1-4 stores, loop) ",
+    "block_overhead_cycles": "the BCR kernel's own estimate (bcr.simd.cpp row_cost): 20 "
+    "cycles per register tile for its set-up (header, Y row pointers, accumulator init)",
+    "y_vector_cycles": "the BCR kernel's own estimate (bcr.simd.cpp row_cost): 2 cycles per Y "
+    "vector of a register tile (load, add, store)",
+    "nm_group_cycles": "counted: nm_row's per-group loop (base offset, slot loop)",
+    "pattern_kernel_cycles": "counted: pattern_row per kept kernel: channel*9 and the "
+    "library lookup",
+    "cheap_ops_per_lane_cycle": "element-wise ops are vectorised, about one op per lane per "
+    "cycle (assumed; numpy/engine loops)",
+    "overlap_penalty": "share of min(compute, memory) not hidden behind the larger one "
+    "(assumed; 0 = perfect roofline overlap)",
+    "band": "uncalibrated analytical band x0.5..x2 (stated; the learned correction narrows it)",
+    "efficiency": "measured on the dev VM: benchmarks/analytical_sanity.py",
+    "call_cycles": "measured on the dev VM: tiny problems, benchmarks/analytical_sanity.py",
+    "gpu_workgroup_tile": "a 32x32 output tile per work-group, typical of mobile OpenCL GEMM "
+    "kernels (assumed)",
+    "gpu_workgroups_per_core": "resident work-groups per shader core (assumed)",
+    "gpu_alus_per_core": "fp32 lanes per shader core when the profile gives no core count "
+    "(assumed)",
+    "gpu_efficiency": "share of the ALU peak a mobile GPU kernel reaches (assumed; GPU estimates "
+    "stay uncalibrated)",
+    "gpu_band": "uncalibrated GPU band x0.33..x3 (stated)",
+})

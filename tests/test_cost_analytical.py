@@ -1,0 +1,407 @@
+"""The analytical cost models: rows, breakdowns, physics, the engine's known trade-offs."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from grimsim.cost.analytical import (
+    AnalyticalCPUModel,
+    AnalyticalGPUModel,
+    analytical_model,
+    cpu_machine,
+)
+from grimsim.cost.profile import DeviceProfile, list_profiles, load_profile
+from grimsim.cost.protocol import BOUNDS, CostModel
+from grimsim.cost.rows import CostRows, gemm_rows, rows_for
+from grimsim.errors import GrimsimError, SchemeError, ShapeError
+from grimsim.network.loader import load_network
+from grimsim.network.workload import Op
+
+SCHEMES = ["dense", "unstructured:0.75", "bcr:16x32:0.75", "nm:2:4", "pattern:4"]
+NETWORKS = ["resnet18", "mobilenet_v2", "gru_timit", "bert_base"]
+
+
+@pytest.fixture(scope="module")
+def profiles() -> dict[str, DeviceProfile]:
+    return {name: load_profile(name) for name in list_profiles()}
+
+
+@pytest.fixture(scope="module")
+def networks() -> dict[str, object]:
+    return {name: load_network(name) for name in NETWORKS}
+
+
+@pytest.fixture(scope="module")
+def sd855() -> DeviceProfile:
+    return load_profile("sd855")
+
+
+_MODELS: dict[str, AnalyticalCPUModel] = {}
+
+
+def _model(profile: DeviceProfile) -> AnalyticalCPUModel:
+    """One model per profile for the property tests (building one tabulates the kernels)."""
+    if profile.id not in _MODELS:
+        _MODELS[profile.id] = AnalyticalCPUModel(profile)
+    return _MODELS[profile.id]
+
+
+def _one(rows: CostRows, model: AnalyticalCPUModel) -> float:
+    return float(model.estimate(rows).latency_s.sum())
+
+
+def _check_batch(rows: CostRows, est: object) -> None:
+    e = est
+    assert len(e) == len(rows)
+    for arr in (e.latency_s, e.compute_s, e.memory_s, e.overhead_s):
+        assert np.all(np.isfinite(arr))
+    assert np.all(e.latency_s > 0)
+    assert np.all(e.compute_s >= 0) and np.all(e.memory_s >= 0) and np.all(e.overhead_s > 0)
+    assert np.all(e.overlap_s <= 1e-18)
+    parts = e.compute_s + e.memory_s + e.overhead_s + e.overlap_s
+    np.testing.assert_allclose(parts, e.analytical_s, rtol=1e-9)
+    np.testing.assert_allclose(e.latency_s, e.analytical_s)
+    assert np.all(e.band_lo_s < e.latency_s) and np.all(e.latency_s < e.band_hi_s)
+    assert set(np.unique(e.bound)) <= set(range(len(BOUNDS)))
+    assert "uncalibrated" in e.provenance
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def test_rows_one_per_gemm_and_scheme(networks: dict[str, object]) -> None:
+    net = networks["resnet18"]
+    rows = rows_for(net, SCHEMES, threads=2)
+    assert np.all(rows.threads == 2)
+    conv1 = rows.take(rows.layer == "conv1")
+    # pattern needs 3x3 kernels: skipped and listed for the 7x7 stem, the 1x1 downsamples, fc
+    assert sorted(conv1.spec) == sorted(s for s in SCHEMES if s != "pattern:4")
+    assert {(s.layer, s.spec) for s in rows.skipped} >= {("conv1", "pattern:4"),
+                                                         ("fc", "pattern:4")}
+    l3 = rows.take(rows.gemm == "layer1.0.conv1")
+    assert len(l3) == len(SCHEMES) and l3.winograd.all() and l3.im2col.all()
+    dense = l3.take(l3.spec == "dense")
+    assert dense.nnz[0] == 64 * 576 and dense.format_bytes[0] == 64 * 576 * 4
+    bcr = l3.take(l3.spec == "bcr:16x32:0.75")
+    assert bcr.block_r[0] == 16 and bcr.block_c[0] == 32
+    assert 0.7 < bcr.sparsity[0] < 0.8 and bcr.nnz[0] < dense.nnz[0]
+    cheap = rows.take(~rows.is_gemm)
+    assert len(cheap) and np.all(cheap.act_bytes_in + cheap.elementwise_ops > 0)
+    assert "flatten" not in set(rows.layer)  # a view costs nothing and gets no row
+
+
+def test_rows_multi_gemm_layers(networks: dict[str, object]) -> None:
+    rows = rows_for(networks["bert_base"], ["dense", "bcr:16x32:0.75"])
+    att = rows.take(rows.layer == "encoder.layer.0.attention")
+    qk = att.take(att.gemm == "encoder.layer.0.attention.qk")
+    assert len(qk) == 1 and not qk.prunable[0] and qk.spec[0] == "dense"
+    assert len(att.take(att.gemm == "encoder.layer.0.attention.q")) == 2
+    assert "encoder.layer.0.attention.elementwise" in set(att.gemm)
+    gru = rows_for(networks["gru_timit"], ["bcr:16x32:0.75"])
+    hh = gru.take((gru.layer == "gru2") & (gru.repeats > 1))
+    assert len(hh) == 3 and np.all(hh.N == 1) and np.all(hh.repeats == 100)
+    assert np.all(hh.step_bytes == hh.format_bytes.sum())
+
+
+def test_rows_mapping_fallback_and_errors(networks: dict[str, object]) -> None:
+    net = networks["resnet18"]
+    rows = rows_for(net, {"fc": "pattern:4", "layer1.0.conv1": ["bcr:4x4:0.5", "dense"]})
+    assert list(rows.take(rows.gemm == "fc").spec) == ["dense"]  # illegal -> dense fallback
+    assert rows.skipped[0].layer == "fc"
+    assert set(rows.take(rows.gemm == "layer1.0.conv1").spec) == {"bcr:4x4:0.5", "dense"}
+    assert set(rows.take(rows.gemm == "conv1").spec) == {"dense"}  # not named: dense
+    with pytest.raises(SchemeError, match="nosuch"):
+        rows_for(net, {"nosuch": "dense"})
+    with pytest.raises(SchemeError, match="bogus"):
+        rows_for(net, ["bogus:1"])
+    with pytest.raises(GrimsimError, match="threads"):
+        rows_for(net, ["dense"], threads=0)
+    with pytest.raises(ShapeError, match="unknown GEMMs"):
+        rows_for(net, ["dense"], weights={"nosuch": np.zeros((2, 2))})
+
+
+def test_rows_from_weights_match_expected_counts(networks: dict[str, object]) -> None:
+    net = networks["resnet18"]
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((128, 1152)).astype(np.float32)
+    spec = "bcr:16x32:0.75"
+    real = rows_for(net, [spec], weights={"layer2.1.conv1": w})
+    exp = rows_for(net, [spec])
+    a = real.take(real.gemm == "layer2.1.conv1")
+    b = exp.take(exp.gemm == "layer2.1.conv1")
+    assert a.from_weights[0] and not b.from_weights[0]
+    assert a.nnz[0] == b.nnz[0] and a.n_blocks[0] == b.n_blocks[0]
+    assert a.format_bytes[0] == b.format_bytes[0]
+
+
+def test_cost_rows_take_concat_threads() -> None:
+    rows = gemm_rows([64, 128, 256], [64, 64, 64], [49, 49, 49], "bcr:16x32:0.5")
+    assert len(rows.take([0, 2])) == 2
+    both = CostRows.concat([rows, rows.with_threads(4)])
+    assert len(both) == 6 and list(both.threads) == [1, 1, 1, 4, 4, 4]
+    assert rows.to_dict(1)["fmt"] == "bcr"
+    with pytest.raises(ShapeError):
+        dataclasses.replace(rows, M=np.ones(2, np.int64), _checked=False)
+    with pytest.raises(GrimsimError):
+        rows.with_threads(0)
+
+
+# --------------------------------------------------------------------------- CPU model
+
+
+@pytest.mark.parametrize("net_name", NETWORKS)
+def test_every_profile_every_row_positive(profiles: dict[str, DeviceProfile],
+                                          networks: dict[str, object], net_name: str) -> None:
+    net = networks[net_name]
+    for threads in (1, 4):
+        rows = rows_for(net, SCHEMES, threads=threads)
+        for profile in profiles.values():
+            model = AnalyticalCPUModel(profile)
+            assert isinstance(model, CostModel)
+            est = model.estimate(rows)
+            _check_batch(rows, est)
+            assert est.meta["device"] == profile.id
+
+
+@pytest.mark.parametrize("state", ["network", "cold", "warm"])
+def test_cache_states(sd855: DeviceProfile, networks: dict[str, object], state: str) -> None:
+    rows = rows_for(networks["mobilenet_v2"], ["dense", "bcr:16x32:0.75"], threads=2)
+    _check_batch(rows, AnalyticalCPUModel(sd855, cache_state=state).estimate(rows))
+
+
+def test_cold_not_faster_than_warm(sd855: DeviceProfile) -> None:
+    rows = gemm_rows([256, 1024, 64], [2304, 1024, 64], [196, 1, 3136], "dense")
+    cold = AnalyticalCPUModel(sd855, cache_state="cold").estimate(rows).latency_s
+    warm = AnalyticalCPUModel(sd855, cache_state="warm").estimate(rows).latency_s
+    assert np.all(cold >= warm)
+
+
+def test_bad_inputs(sd855: DeviceProfile) -> None:
+    with pytest.raises(GrimsimError, match="cache_state"):
+        AnalyticalCPUModel(sd855, cache_state="lukewarm")
+    with pytest.raises(GrimsimError, match="unit"):
+        AnalyticalCPUModel(sd855).estimate(gemm_rows(8, 8, 8, unit="gpu"))
+    with pytest.raises(GrimsimError, match="CostRows"):
+        AnalyticalCPUModel(sd855).estimate([1, 2, 3])
+    with pytest.raises(GrimsimError, match="unit"):
+        analytical_model(sd855, "npu")
+
+
+shapes = st.tuples(st.integers(1, 1024), st.integers(1, 2048), st.integers(16, 4096))
+
+
+@given(shape=shapes, which=st.sampled_from(["M", "K", "N"]),
+       spec=st.sampled_from(["dense", "bcr:16x32:0.75", "unstructured:0.75", "nm:2:4",
+                             "filter:0.5"]))
+def test_more_macs_not_faster(sd855: DeviceProfile, shape: tuple[int, int, int], which: str,
+                              spec: str) -> None:
+    m, k, n = shape
+    if spec == "nm:2:4" and k < 4:
+        k = 4
+    bigger = {"M": (2 * m, k, n), "K": (m, 2 * k, n), "N": (m, k, 2 * n)}[which]
+    model = _model(sd855)
+    small = model.estimate(gemm_rows(m, k, n, spec)).latency_s[0]
+    large = model.estimate(gemm_rows(*bigger, spec)).latency_s[0]
+    assert large >= small * (1 - 1e-9)
+
+
+@given(m=st.integers(16, 1024), k=st.integers(32, 4096), n=st.sampled_from([1, 49, 196, 3136]),
+       s=st.lists(st.floats(0.5, 0.97), min_size=2, max_size=2, unique=True),
+       block=st.sampled_from([(16, 32), (4, 16), (8, 8), (32, 32)]),
+       profile=st.sampled_from(["sd855", "sd8gen2", "rpi4"]))
+def test_bcr_sparser_not_slower(m: int, k: int, n: int, s: list[float],
+                                block: tuple[int, int], profile: str) -> None:
+    """With the kept-row fraction fixed, a higher rate only drops columns: never slower.
+
+    (With the default split, rows and columns both ~sqrt(1-S), a rate step can trade a kept
+    row for more columns: 3 rows x 8.7 columns -> 2 x 12 in a 4x16 block is slower on this
+    engine, whose cost per column is the same for 2 or 3 rows, so that is not asserted.)"""
+    lo, hi = sorted(s)
+    model = _model(load_profile(profile))
+    spec = f"bcr:{block[0]}x{block[1]}:"
+    t_lo = model.estimate(gemm_rows(m, k, n, f"{spec}{lo!r}:rows=0.5")).latency_s[0]
+    t_hi = model.estimate(gemm_rows(m, k, n, f"{spec}{hi!r}:rows=0.5")).latency_s[0]
+    assert t_hi <= t_lo * (1 + 1e-9), (spec, lo, hi)
+
+
+def _homogeneous_cores(profile: DeviceProfile) -> int:
+    """Threads that stay on cores of the fastest core type."""
+    clusters = profile.clusters_big_first()
+    return sum(c.count for c in clusters if c.core == clusters[0].core)
+
+
+@pytest.mark.parametrize("spec", ["dense", "bcr:16x32:0.75", "unstructured:0.75"])
+def test_more_threads_not_slower_for_large_gemms(profiles: dict[str, DeviceProfile],
+                                                 spec: str) -> None:
+    rows = gemm_rows([512, 256, 1024], [4608, 2304, 1024], [196, 3136, 128], spec)
+    for profile in profiles.values():
+        model = AnalyticalCPUModel(profile)
+        times = [model.estimate(rows.with_threads(t)).latency_s
+                 for t in range(1, _homogeneous_cores(profile) + 1)]
+        for a, b in itertools.pairwise(times):
+            assert np.all(b <= a * (1 + 1e-9)), profile.id
+        if len(times) > 1:
+            assert np.all(times[-1] < times[0]), profile.id
+
+
+def test_faster_clock_faster(profiles: dict[str, DeviceProfile],
+                             networks: dict[str, object]) -> None:
+    rows = rows_for(networks["resnet18"], ["dense", "bcr:16x32:0.75", "nm:2:4"], threads=2)
+    for profile in profiles.values():
+        fast = dataclasses.replace(profile, clusters=tuple(
+            dataclasses.replace(c, max_clock_ghz=c.max_clock_ghz * 1.5)
+            for c in profile.clusters))
+        base = AnalyticalCPUModel(profile).estimate(rows).latency_s
+        quick = AnalyticalCPUModel(fast).estimate(rows).latency_s
+        assert np.all(quick <= base * (1 + 1e-9))
+        assert quick.sum() < base.sum()
+
+
+def _conv(m: int, cin: int, hw: int, spec: str = "dense", winograd: bool = True) -> CostRows:
+    rows = gemm_rows(m, cin * 9, hw * hw, spec, op=Op.CONV, kernel=(3, 3), out_hw=(hw, hw),
+                     padded=True)
+    if not winograd:
+        rows = dataclasses.replace(rows, winograd=np.zeros(1, bool), _checked=False)
+    return rows
+
+
+def test_winograd_for_large_3x3(profiles: dict[str, DeviceProfile]) -> None:
+    for profile in profiles.values():
+        model = AnalyticalCPUModel(profile)
+        for m, cin, hw in [(128, 128, 28), (64, 64, 56), (256, 256, 14)]:
+            wino = model.estimate(_conv(m, cin, hw))
+            assert wino.kernel[0] == "winograd", (profile.id, m, cin, hw)
+            gemm = model.estimate(_conv(m, cin, hw, winograd=False))
+            assert gemm.kernel[0] == "im2col+gemm"
+            speedup = gemm.latency_s[0] / wino.latency_s[0]
+            assert speedup > 1.4, (profile.id, m, cin, hw, speedup)
+            if (m, cin, hw) == (128, 128, 28):
+                # 128x1152x784: F(4,3) does 4x fewer multiplies but pays transforms and
+                # padded tiles; measured 2.5-3x on the dev VM (MNN reports ~2.5x)
+                assert 2.0 < speedup < 3.2, (profile.id, speedup)
+
+
+def test_winograd_policies(sd855: DeviceProfile) -> None:
+    # the runner's rule: Winograd for 3x3 stride-1 convs with >= 8 in and out channels
+    engine = AnalyticalCPUModel(sd855)
+    assert engine.estimate(_conv(512, 512, 2)).kernel[0] == "winograd"
+    assert engine.estimate(_conv(4, 64, 56)).kernel[0] == "im2col+gemm"
+    # "faster": on a 2x2 map the transforms dominate and im2col + GEMM wins
+    faster = AnalyticalCPUModel(sd855, winograd="faster")
+    assert faster.estimate(_conv(512, 512, 2)).kernel[0] == "im2col+gemm"
+    assert faster.estimate(_conv(128, 128, 28)).kernel[0] == "winograd"
+    with pytest.raises(GrimsimError, match="winograd"):
+        AnalyticalCPUModel(sd855, winograd="always")
+
+
+def test_bcr_beats_dense_on_fc_and_1x1(profiles: dict[str, DeviceProfile]) -> None:
+    shapes = [(768, 768, 128), (3072, 768, 128), (1000, 512, 1), (256, 128, 196),
+              (960, 160, 49)]
+    for profile in profiles.values():
+        model = AnalyticalCPUModel(profile)
+        for m, k, n in shapes:
+            dense = _one(gemm_rows(m, k, n), model)
+            bcr = _one(gemm_rows(m, k, n, "bcr:16x32:0.75"), model)
+            assert bcr < dense, (profile.id, m, k, n)
+
+
+def test_bcr_needs_high_sparsity_to_beat_winograd(profiles: dict[str, DeviceProfile]) -> None:
+    """The known trade-off: a dense 3x3 conv runs Winograd, so BCR must prune ~90% to win."""
+    for profile in profiles.values():
+        model = AnalyticalCPUModel(profile)
+        wino = _one(_conv(128, 128, 28), model)
+        rates = np.arange(0.5, 0.99, 0.01)
+        bcr = np.array([_one(_conv(128, 128, 28, f"bcr:16x32:{s:.2f}"), model)
+                        for s in rates])
+        assert bcr[0] > wino and bcr[-1] < wino, profile.id
+        # sparser is not slower (up to the register-tile steps: 9 kept rows x 20 columns cost
+        # more than 10 x 18 when both need two register tiles)
+        assert np.all(np.diff(bcr) <= 0.05 * bcr[1:])
+        crossover = rates[np.argmax(bcr < wino)]
+        # measured on the dev VM: ~87% (Winograd 1.20 ms; BCR 75% 1.36 ms + im2col, 90%
+        # 0.79 ms + im2col); the model puts it between 75% and 95% on every profile
+        assert 0.75 <= crossover <= 0.95, (profile.id, crossover)
+        # on a 1x1 conv the same 75% BCR already wins against dense
+        dense_1x1 = _one(gemm_rows(128, 128, 784, op=Op.CONV, out_hw=(28, 28)), model)
+        bcr_1x1 = _one(gemm_rows(128, 128, 784, "bcr:16x32:0.75", op=Op.CONV,
+                                 out_hw=(28, 28)), model)
+        assert bcr_1x1 < dense_1x1
+
+
+def test_big_little_static_chunks_limited_by_little_core(sd855: DeviceProfile) -> None:
+    model = AnalyticalCPUModel(sd855)
+    narrow = gemm_rows(1024, 1024, 1, "bcr:16x32:0.75")  # N = 1: static chunks
+    t4 = model.estimate(narrow.with_threads(4))
+    t5 = model.estimate(narrow.with_threads(5))
+    assert t5.compute_s[0] > t4.compute_s[0] * 2  # the A55 gets a fifth of the work
+    mc = cpu_machine(sd855)
+    assert mc.speed_min[5] < 0.5 * mc.speed_min[4]  # an A55 is far slower than an A76
+    # work spread dynamically over many tasks suffers far less from the little core
+    wide = gemm_rows(1024, 1024, 3136, "dense")
+    w4 = model.estimate(wide.with_threads(4)).compute_s[0]
+    w5 = model.estimate(wide.with_threads(5)).compute_s[0]
+    assert w5 < 2 * w4
+
+
+def test_rnn_weights_stay_cached_between_steps_when_they_fit(sd855: DeviceProfile,
+                                                             networks: dict[str, object]) -> None:
+    rows = rows_for(networks["gru_timit"], ["dense", "bcr:16x32:0.75"])
+    est = AnalyticalCPUModel(sd855).estimate(rows)
+    hh = (rows.layer == "gru2") & (rows.repeats > 1)
+    dram = sd855.dram.effective_bandwidth_gbs * 1e9
+    per_step_dram = rows.format_bytes / dram
+    dense = hh & (rows.spec == "dense")
+    sparse = hh & (rows.spec == "bcr:16x32:0.75")
+    llc = (sd855.l3_kib + sd855.slc_kib) * 1024
+    assert np.all(rows.step_bytes[dense] > llc) and np.all(rows.step_bytes[sparse] < llc)
+    # 12 MB of dense recurrent weights per step stream from DRAM every step ...
+    np.testing.assert_allclose(est.memory_s[dense] / 100, per_step_dram[dense], rtol=0.2)
+    # ... while the 75% BCR ones (3.9 MB) stay in the last-level cache
+    assert np.all(est.memory_s[sparse] / 100 < 0.7 * per_step_dram[sparse])
+
+
+def test_kernel_names(sd855: DeviceProfile, networks: dict[str, object]) -> None:
+    rows = rows_for(networks["mobilenet_v2"], ["dense", "unstructured:0.75"])
+    est = AnalyticalCPUModel(sd855).estimate(rows)
+    kernels = dict(zip(rows.gemm + "|" + rows.spec, est.kernel, strict=True))
+    assert kernels["features.1.conv.0.0|dense"] == "depthwise"
+    assert kernels["features.1.conv.0.0|unstructured:0.75"] == "depthwise"
+    assert kernels["features.2.conv.0.0|dense"] == "gemm"  # 1x1: no im2col
+    assert kernels["features.0.0|dense"] == "im2col+gemm"  # 3x3 stride 2
+    assert kernels["classifier.1|dense"] == "gemv"
+    assert kernels["features.2.conv.0.0|unstructured:0.75"] == "csr"
+
+
+# --------------------------------------------------------------------------- GPU model
+
+
+@pytest.mark.parametrize("net_name", NETWORKS)
+def test_gpu_rows_positive_and_uncalibrated(profiles: dict[str, DeviceProfile],
+                                            networks: dict[str, object], net_name: str) -> None:
+    rows = rows_for(networks[net_name], SCHEMES, unit="gpu")
+    for profile in profiles.values():
+        if profile.gpu is None:
+            with pytest.raises(GrimsimError, match="no GPU"):
+                AnalyticalGPUModel(profile)
+            continue
+        model = analytical_model(profile, "gpu")
+        est = model.estimate(rows)
+        _check_batch(rows, est)
+        assert "uncalibrated" in est.provenance and est.meta["calibrated"] is False
+
+
+def test_gpu_occupancy_small_gemms_underfill(sd855: DeviceProfile) -> None:
+    model = AnalyticalGPUModel(sd855)
+    small = model.estimate(gemm_rows(32, 512, 32, unit="gpu"))
+    large = model.estimate(gemm_rows(1024, 512, 1024, unit="gpu"))
+    flops_small, flops_large = 2 * 32 * 512 * 32, 2 * 1024 * 512 * 1024
+    # one work-group cannot fill the shader cores: far less throughput per FLOP
+    assert small.compute_s[0] / flops_small > 5 * large.compute_s[0] / flops_large
+    tiny = model.estimate(gemm_rows(8, 64, 8, unit="gpu"))
+    assert tiny.bound[0] == BOUNDS.index("overhead")  # the dispatch dominates
