@@ -98,3 +98,43 @@ def cost_table(network: str | Network, device: str | DeviceProfile, schemes: Seq
     profile = load_device(device)
     return _cost_table(net, cost_model(profile, unit), schemes, threads=threads, unit=unit,
                        device=profile.id)
+
+
+def run(network: str | Network, assignment: Mapping[str, Any] | None = None, *,
+        threads: int = 1, device: str | DeviceProfile = "host", min_time_s: float = 0.05,
+        check: bool = False) -> dict[str, Any]:
+    """Run ``network`` here with the kernels (random weights pruned by ``assignment``) and
+    set each layer's measured time beside the prediction of ``device``'s model.
+
+    The kernels run what the model predicted for each GEMM (e.g. Winograd or im2col for a
+    dense 3x3 conv), so the comparison is kernel for kernel.
+    """
+    from grimsim.cost.network import cost_table as _cost_table
+    from grimsim.cost.network import estimate_network
+    from grimsim.execute.runner import KERNEL_CHOICES, run_network
+
+    net = load_network(network)
+    profile = load_device(device)
+    model = cost_model(profile, "cpu")
+    plan = dict(assignment or {})
+    predicted = estimate_network(net, model, plan, threads=threads, device=profile.id)
+    table = _cost_table(net, model, plan, threads=threads, device=profile.id)
+    choice = {r["gemm"]: r["kernel"] for r in table.records() if r["kernel"] in KERNEL_CHOICES}
+    legal = {name: spec for name, spec in plan.items()
+             if name not in {s.split(":")[0] for s in predicted.skipped}}
+    measured = run_network(net, legal, threads=threads, kernel_choice=choice,
+                           min_time_s=min_time_s, check=check)
+    pred = {lay.name: lay for lay in predicted.layers}
+    layers = []
+    for lay in measured.layers:
+        p = pred.get(lay.name)
+        if p is None and lay.measured_s == 0.0:
+            continue  # views and inputs: nothing to run, nothing predicted
+        layers.append({"name": lay.name, "op": lay.op, "scheme": lay.scheme,
+                       "kernel": lay.kernel, "measured_ms": lay.measured_s * 1e3,
+                       "predicted_ms": (p.latency_s * 1e3) if p else 0.0})
+    return {"network": net.name, "device": profile.id, "threads": threads,
+            "measured_ms": measured.measured_s * 1e3, "predicted_ms": predicted.latency_s * 1e3,
+            "predicted_band_ms": [predicted.band_s[0] * 1e3, predicted.band_s[1] * 1e3],
+            "provenance": predicted.provenance, "simd": measured.simd,
+            "skipped": list(predicted.skipped), "layers": layers}

@@ -283,6 +283,38 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- run
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from grimsim.api import run
+    from grimsim.meta import run_meta
+
+    net = _load(args)
+    doc = run(net, _assignment(args, net), threads=args.threads, device=args.device,
+              min_time_s=args.min_time_s, check=args.check)
+    if args.json:
+        doc["_meta"] = run_meta(device=doc["device"], cost_model=doc["provenance"],
+                                source=net.source)
+        _print_json(doc)
+        return 0
+    rows = [(r["name"], r["op"], r["scheme"], r["kernel"], f"{r['measured_ms']:.3f}",
+             f"{r['predicted_ms']:.3f}",
+             f"{r['predicted_ms'] / r['measured_ms']:.2f}" if r["measured_ms"] > 0 else "-")
+            for r in doc["layers"]]
+    print(_table(["layer", "op", "scheme", "kernel", "measured ms", "predicted ms",
+                  "pred/meas"], rows, [False, False, False, False, True, True, True]))
+    print()
+    ratio = doc["predicted_ms"] / doc["measured_ms"] if doc["measured_ms"] else float("nan")
+    print(f"{doc['network']} here ({doc['simd']}, {doc['threads']} thread"
+          f"{'s' if doc['threads'] > 1 else ''}): measured {doc['measured_ms']:.2f} ms, "
+          f"predicted {doc['predicted_ms']:.2f} ms by {doc['provenance']} "
+          f"(pred/meas {ratio:.2f})")
+    if doc["skipped"]:
+        print(f"  skipped (scheme illegal, kept dense): {', '.join(doc['skipped'])}")
+    return 0
+
+
 # --------------------------------------------------------------------------- bench-kernels
 
 
@@ -388,6 +420,23 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--mapping", metavar="FILE", help="a mapping file from `grimsim search`")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("run", help="run a (pruned) network here with the kernels: measured "
+                                   "vs predicted per layer")
+    _model_args(p)
+    p.add_argument("--device", default="host",
+                   help="profile whose prediction is compared (default host)")
+    p.add_argument("--threads", type=_positive_int, default=1, help="CPU threads")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--scheme", metavar="SPEC",
+                       help="prune every layer where legal (e.g. bcr:16x32:0.75)")
+    group.add_argument("--mapping", metavar="FILE", help="a mapping file from `grimsim search`")
+    p.add_argument("--min-time-s", type=float, default=0.05,
+                   help="minimum timed time per layer measurement")
+    p.add_argument("--check", action="store_true",
+                   help="also check every GEMM's output against numpy")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("bench-kernels",
                        help="time our kernels against numpy, scipy and onnxruntime")

@@ -144,3 +144,30 @@ def test_info_scheme_adds_sparsity_bytes_and_proxy(capsys: pytest.CaptureFixture
                                    "layer4.0.downsample.0", "fc"}
     code, _, err = _run(capsys, "info", "resnet18", "--scheme", "bcr:16x32")
     assert code == 2 and "grammar" in err
+
+
+def test_run_measures_and_predicts_every_layer(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "run", "squeezenet1_1", "--device", "sd855", "--scheme",
+                          "bcr:16x32:0.75", "--min-time-s", "0.001", "--check", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert {"measured_ms", "predicted_ms", "layers", "_meta"} <= set(doc)
+    convs = [r for r in doc["layers"] if r["op"] == "conv"]
+    assert len(convs) == 26
+    assert all(r["measured_ms"] > 0 and r["predicted_ms"] > 0 for r in convs)
+    assert {r["scheme"] for r in convs} == {"bcr:16x32:0.75"}
+    assert doc["measured_ms"] == pytest.approx(sum(r["measured_ms"] for r in doc["layers"]),
+                                               rel=1e-6)
+
+
+def test_predict_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "predict", "mobilenet_v2", "--device", "sd855", "--threads", "4",
+                        "--scheme", "bcr:16x32:0.75", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert {"latency_ms", "latency_band_ms", "loss", "model_bytes", "layers", "_meta"} <= set(doc)
+    lo, hi = doc["latency_band_ms"]
+    assert lo < doc["latency_ms"] < hi
+    assert doc["model_bytes"] < doc["dense_model_bytes"]
+    assert all({"name", "scheme", "latency_ms"} <= set(r) for r in doc["layers"])
+    assert doc["loss"] > 0

@@ -1,0 +1,498 @@
+"""numpy stand-ins for the cheap (non-GEMM) ops of a network, for ``run_network`` to time.
+
+An inference engine runs pooling, element-wise ops, concat, softmax, norms and friends with
+small fused kernels of its own; grimsim's C++ kernels cover only the GEMM-bearing layers. So
+each cheap op is timed as a single-threaded numpy implementation of the op on random data of
+the layer's real shapes. These are stand-ins: they read and write the right tensors and do
+roughly the right arithmetic, but numpy allocates temporaries and makes one pass per
+operation, so they are usually slower than an engine's fused loop.
+
+Ops an engine does without moving data (reshape, flatten, inference dropout: no traffic and
+no ops in the workload) and inputs cost nothing and get no stand-in. Ops without a dedicated
+stand-in, or whose attributes the stand-in cannot follow, fall back to a traffic stand-in
+that reads every input and writes every output once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from grimsim.network.workload import LayerWorkload, Op
+
+log = logging.getLogger(__name__)
+
+Arrays = list[np.ndarray]
+Builder = Callable[[LayerWorkload, Arrays, Arrays, np.random.Generator], Callable[[], object]]
+
+
+@dataclass(frozen=True, eq=False)
+class CheapOp:
+    """A cheap op ready to time: ``kernel`` names the stand-in (``numpy:<op>``, or
+    ``numpy:copy`` for the traffic fallback); calling ``fn`` runs it once, reading
+    ``inputs`` and writing ``outputs`` (random inputs of the layer's shapes)."""
+
+    kernel: str
+    fn: Callable[[], object]
+    inputs: tuple[np.ndarray, ...] = ()
+    outputs: tuple[np.ndarray, ...] = ()
+
+
+def is_free(layer: LayerWorkload) -> bool:
+    """True for layers that cost nothing (views, inputs): no traffic and no ops."""
+    return not (layer.activation_bytes_read or layer.activation_bytes_written
+                or layer.elementwise_ops)
+
+
+def cheap_op(layer: LayerWorkload, rng: np.random.Generator) -> CheapOp | None:
+    """The stand-in of a non-GEMM layer, or None when the layer costs nothing."""
+    if is_free(layer):
+        return None
+    outs = [np.empty(s, dtype=np.float32) for s in layer.output_shapes]
+    ins: Arrays
+    if layer.op == Op.EMBEDDING:
+        ins = [rng.integers(0, max(1, int(layer.attr("num_embeddings", 1))), size=s)
+               for s in layer.input_shapes]
+    else:
+        ins = [rng.standard_normal(s, dtype=np.float32) for s in layer.input_shapes]
+    builder = _BUILDERS.get(layer.op)
+    if builder is not None:
+        try:
+            fn = builder(layer, ins, outs, rng)
+            fn()  # a stand-in that cannot follow the layer's shapes fails here, not when timed
+        except (ValueError, IndexError, TypeError) as exc:
+            log.info("layer %r (%s): no numpy stand-in for these shapes/attributes (%s); "
+                     "timing its traffic instead", layer.name, layer.op, exc)
+        else:
+            return CheapOp(f"numpy:{layer.op}", fn, tuple(ins), tuple(outs))
+    return CheapOp("numpy:copy", _traffic(ins, outs), tuple(ins), tuple(outs))
+
+
+# --------------------------------------------------------------------------- fallback
+
+
+def _traffic(ins: Arrays, outs: Arrays) -> Callable[[], object]:
+    """Read every input once and write every output once (values copied or cycled)."""
+    flat_in = [x.reshape(-1).astype(np.float32, copy=False) for x in ins] or \
+        [np.ones(1, dtype=np.float32)]
+    source = max(flat_in, key=lambda a: a.size)
+    extra = [a for a in flat_in if a is not source]
+    flat_out = [o.reshape(-1) for o in outs]
+
+    def fn() -> None:
+        for o in flat_out:
+            n = min(o.size, source.size)
+            np.multiply(source[:n], np.float32(1.0), out=o[:n])
+            if o.size > n:  # an output larger than any input: fill it by repeating
+                o[n:] = np.resize(source, o.size - n)
+        for a in extra:
+            a.max()
+
+    return fn
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def _pool(layer: LayerWorkload, ins: Arrays, outs: Arrays,
+          rng: np.random.Generator) -> Callable[[], object]:
+    x, out = ins[0], outs[0]
+    n, c, h, w = x.shape
+    oh, ow = out.shape[2:]
+    if layer.attr("adaptive", False):
+        return _adaptive_pool(x, out, str(layer.attr("kind", "avg")))
+    kh, kw = layer.attr("kernel")
+    sh, sw = layer.attr("stride")
+    pt, pl, _, _ = layer.attr("padding", (0, 0, 0, 0))
+    is_max = layer.attr("kind", "max") == "max"
+    # pad once up front (an engine handles the border in its loop): big enough for every
+    # window, ceil mode included
+    hp = max(h + pt, (oh - 1) * sh + kh)
+    wp = max(w + pl, (ow - 1) * sw + kw)
+    fill = -np.inf if is_max else 0.0
+    xp = np.full((n, c, hp, wp), fill, dtype=np.float32)
+    xp[:, :, pt:pt + h, pl:pl + w] = x
+    windows = [(ky, kx) for ky in range(kh) for kx in range(kw)]
+    reduce = np.maximum if is_max else np.add
+    scale = np.float32(1.0 / (kh * kw))
+
+    def fn() -> None:
+        ky, kx = windows[0]
+        np.copyto(out, xp[:, :, ky:ky + sh * oh:sh, kx:kx + sw * ow:sw])
+        for ky, kx in windows[1:]:
+            reduce(out, xp[:, :, ky:ky + sh * oh:sh, kx:kx + sw * ow:sw], out=out)
+        if not is_max:
+            np.multiply(out, scale, out=out)
+
+    return fn
+
+
+def _adaptive_pool(x: np.ndarray, out: np.ndarray, kind: str) -> Callable[[], object]:
+    h, w = x.shape[2:]
+    oh, ow = out.shape[2:]
+    if oh * ow > 1024:
+        raise ValueError(f"adaptive pool to {oh}x{ow}: too many cells for the stand-in")
+    # torch's AdaptiveAvgPool2d windows: [floor(i*h/oh), ceil((i+1)*h/oh))
+    rows = [(i * h // oh, -(-(i + 1) * h // oh)) for i in range(oh)]
+    cols = [(j * w // ow, -(-(j + 1) * w // ow)) for j in range(ow)]
+    reduce = np.max if kind == "max" else np.mean
+
+    def fn() -> None:
+        for i, (r0, r1) in enumerate(rows):
+            for j, (c0, c1) in enumerate(cols):
+                out[:, :, i, j] = reduce(x[:, :, r0:r1, c0:c1], axis=(2, 3))
+
+    return fn
+
+
+def _global_pool(layer: LayerWorkload, ins: Arrays, outs: Arrays,
+                 rng: np.random.Generator) -> Callable[[], object]:
+    x, out = ins[0], outs[0]
+    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    target = out.reshape(x.shape[0], x.shape[1])
+    is_max = layer.attr("kind", "avg") == "max"
+
+    def fn() -> None:
+        if is_max:
+            np.max(flat, axis=2, out=target)
+        else:
+            np.mean(flat, axis=2, out=target)
+
+    return fn
+
+
+_BINARY: dict[str, Callable[..., np.ndarray]] = {
+    "add": np.add, "sum": np.add, "sub": np.subtract, "mul": np.multiply, "prod": np.multiply,
+    "div": np.divide, "max": np.maximum, "min": np.minimum, "rsub": np.subtract,
+    "rdiv": np.divide,
+}
+
+
+def _eltwise(layer: LayerWorkload, ins: Arrays, outs: Arrays,
+             rng: np.random.Generator) -> Callable[[], object]:
+    out = outs[0]
+    ufunc = _BINARY.get(str(layer.attr("kind", "add")), np.add)
+    if len(ins) == 1:  # a tensor-scalar op (ncnn BinaryOp with a scalar operand)
+        x = ins[0]
+        scalar = np.float32(layer.attr("scalar", 1.0) or 1.0)
+        return lambda: ufunc(x, scalar, out=out)
+    first, *rest = (_aligned(x, out.shape) for x in ins)
+
+    def fn() -> None:
+        ufunc(first, rest[0], out=out)
+        for y in rest[1:]:
+            ufunc(out, y, out=out)
+
+    return fn
+
+
+def _aligned(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``x`` viewed so numpy broadcasts it to ``shape``: as is when it already does, else
+    with trailing unit dims (ncnn aligns a (1, C) operand with the channels of (1, C, H, W))."""
+    try:
+        np.broadcast_shapes(x.shape, shape)
+        return x
+    except ValueError:
+        if x.ndim >= len(shape):
+            raise
+        return x.reshape(x.shape + (1,) * (len(shape) - x.ndim))
+
+
+def _sigmoid(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    # 0.5 * (1 + tanh(x / 2)): the logistic function without overflow in exp
+    np.multiply(x, np.float32(0.5), out=out)
+    np.tanh(out, out=out)
+    np.add(out, np.float32(1.0), out=out)
+    np.multiply(out, np.float32(0.5), out=out)
+    return out
+
+
+def _activation_fn(kind: str, x: np.ndarray, out: np.ndarray) -> Callable[[], object]:
+    f = np.float32
+    if kind == "relu":
+        return lambda: np.maximum(x, f(0), out=out)
+    if kind in ("relu6", "clip"):
+        return lambda: np.clip(x, f(0), f(6), out=out)
+    if kind in ("leakyrelu", "prelu"):
+        def leaky() -> None:
+            np.multiply(x, f(0.01), out=out)
+            np.maximum(x, out, out=out)
+        return leaky
+    if kind == "sigmoid":
+        return lambda: _sigmoid(x, out)
+    if kind == "tanh":
+        return lambda: np.tanh(x, out=out)
+    if kind in ("swish", "silu"):
+        return lambda: np.multiply(x, _sigmoid(x, out), out=out)
+    if kind in ("hardswish", "hardsigmoid"):
+        def hard() -> None:
+            np.add(x, f(3), out=out)
+            np.clip(out, f(0), f(6), out=out)
+            np.multiply(out, f(1 / 6), out=out)
+            if kind == "hardswish":
+                np.multiply(out, x, out=out)
+        return hard
+    if kind == "gelu":
+        def gelu() -> None:
+            # tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+            np.multiply(x, x, out=out)
+            np.multiply(out, f(0.044715), out=out)
+            np.add(out, f(1.0), out=out)
+            np.multiply(out, x, out=out)
+            np.multiply(out, f(math.sqrt(2 / math.pi)), out=out)
+            np.tanh(out, out=out)
+            np.add(out, f(1.0), out=out)
+            np.multiply(out, x, out=out)
+            np.multiply(out, f(0.5), out=out)
+        return gelu
+    if kind in ("elu", "selu", "mish", "softplus"):
+        def exp_like() -> None:
+            np.minimum(x, f(0), out=out)
+            np.exp(out, out=out)
+            np.subtract(out, f(1.0), out=out)
+            np.copyto(out, x, where=x > 0)
+        return exp_like
+    # unknown activation: a couple of arithmetic passes
+    return lambda: np.tanh(x, out=out)
+
+
+def _activation(layer: LayerWorkload, ins: Arrays, outs: Arrays,
+                rng: np.random.Generator) -> Callable[[], object]:
+    return _activation_fn(str(layer.attr("kind", "relu")).lower(), ins[0], outs[0])
+
+
+def _channel_affine(layer: LayerWorkload, ins: Arrays, outs: Arrays,
+                    rng: np.random.Generator) -> Callable[[], object]:
+    """Batch norm / scale at inference: a per-channel multiply and add (channel axis 1)."""
+    x, out = ins[0], outs[0]
+    shape = [1] * x.ndim
+    if x.ndim >= 2:
+        shape[1] = x.shape[1]
+    scale = rng.standard_normal(shape, dtype=np.float32)
+    shift = rng.standard_normal(shape, dtype=np.float32)
+
+    def fn() -> None:
+        np.multiply(x, scale, out=out)
+        np.add(out, shift, out=out)
+
+    return fn
+
+
+def _concat(layer: LayerWorkload, ins: Arrays, outs: Arrays,
+            rng: np.random.Generator) -> Callable[[], object]:
+    axis = int(layer.attr("axis", 1))
+    out = outs[0]
+    return lambda: np.concatenate(ins, axis=axis, out=out)
+
+
+def _copy_slices(layer: LayerWorkload, ins: Arrays, outs: Arrays,
+                 rng: np.random.Generator) -> Callable[[], object]:
+    """Slice / split / crop: each output is a region of the input (its leading corner, or
+    consecutive pieces along the one axis where the shapes differ)."""
+    x = ins[0]
+    views = []
+    offset = 0
+    for o in outs:
+        if o.ndim == x.ndim - 1:  # one index along an axis (e.g. BERT's first token)
+            axes = [i for i in range(x.ndim) if x.shape[:i] + x.shape[i + 1:] == o.shape]
+            if not axes:
+                raise ValueError(f"output {o.shape} is not a slice of input {x.shape}")
+            ax = int(layer.attr("axis", axes[0])) % x.ndim
+            views.append((o, x.take(int(layer.attr("index", 0)), axis=ax)))
+            continue
+        if o.ndim != x.ndim or any(a > b for a, b in zip(o.shape, x.shape, strict=True)):
+            raise ValueError(f"output {o.shape} is not a region of input {x.shape}")
+        diff = [i for i in range(x.ndim) if o.shape[i] != x.shape[i]]
+        index = [slice(0, d) for d in o.shape]
+        if len(diff) == 1:
+            ax = diff[0]
+            start = offset if offset + o.shape[ax] <= x.shape[ax] else 0
+            index[ax] = slice(start, start + o.shape[ax])
+            offset = start + o.shape[ax]
+        views.append((o, x[tuple(index)]))
+
+    def fn() -> None:
+        for o, v in views:
+            np.copyto(o, v)
+
+    return fn
+
+
+def _softmax(layer: LayerWorkload, ins: Arrays, outs: Arrays,
+             rng: np.random.Generator) -> Callable[[], object]:
+    return softmax_fn(ins[0], outs[0], int(layer.attr("axis", -1)))
+
+
+def softmax_fn(x: np.ndarray, out: np.ndarray, axis: int = -1) -> Callable[[], object]:
+    """Softmax of ``x`` along ``axis`` into ``out`` (max-subtracted, as engines do)."""
+
+    def fn() -> None:
+        np.subtract(x, x.max(axis=axis, keepdims=True), out=out)
+        np.exp(out, out=out)
+        np.divide(out, out.sum(axis=axis, keepdims=True), out=out)
+
+    return fn
+
+
+def _layernorm(layer: LayerWorkload, ins: Arrays, outs: Arrays,
+               rng: np.random.Generator) -> Callable[[], object]:
+    x, out = ins[0], outs[0]
+    gamma = rng.standard_normal(x.shape[-1], dtype=np.float32)
+    beta = rng.standard_normal(x.shape[-1], dtype=np.float32)
+
+    def fn() -> None:
+        np.subtract(x, x.mean(axis=-1, keepdims=True), out=out)
+        var = np.mean(out * out, axis=-1, keepdims=True)
+        np.divide(out, np.sqrt(var + np.float32(1e-5)), out=out)
+        np.multiply(out, gamma, out=out)
+        np.add(out, beta, out=out)
+
+    return fn
+
+
+def _permute(layer: LayerWorkload, ins: Arrays, outs: Arrays,
+             rng: np.random.Generator) -> Callable[[], object]:
+    x, out = ins[0], outs[0]
+    if x.size != out.size:
+        raise ValueError(f"permute of {x.shape} to {out.shape} changes the size")
+    order = layer.attr("order")
+    if order is not None and len(order) == x.ndim and \
+            tuple(x.shape[i] for i in order) == out.shape:
+        view = x.transpose(order)
+    else:  # a transposing copy of the same size: the traffic pattern of a permute
+        view = x.reshape(out.shape[::-1]).transpose()
+    return lambda: np.copyto(out, view)
+
+
+def _pad(layer: LayerWorkload, ins: Arrays, outs: Arrays,
+         rng: np.random.Generator) -> Callable[[], object]:
+    x, out = ins[0], outs[0]
+    if x.ndim != out.ndim or any(a > b for a, b in zip(x.shape, out.shape, strict=True)):
+        raise ValueError(f"pad of {x.shape} to {out.shape} shrinks a dimension")
+    # where the input lands inside the output does not change the traffic
+    region = tuple(slice(0, d) for d in x.shape)
+
+    def fn() -> None:
+        out.fill(0.0)
+        out[region] = x
+
+    return fn
+
+
+def _resize(layer: LayerWorkload, ins: Arrays, outs: Arrays,
+            rng: np.random.Generator) -> Callable[[], object]:
+    """Nearest resize gathers once; (bi)linear blends two gathers per axis pass."""
+    x, out = ins[0], outs[0]
+    if x.ndim != 4 or out.ndim != 4 or x.shape[:2] != out.shape[:2]:
+        raise ValueError(f"resize stand-in handles NCHW spatial resizes, got {x.shape} -> "
+                         f"{out.shape}")
+    h, w = x.shape[2:]
+    oh, ow = out.shape[2:]
+    iy = np.minimum((np.arange(oh) * h) // oh, h - 1)
+    ix = np.minimum((np.arange(ow) * w) // ow, w - 1)
+    linear = str(layer.attr("mode", "nearest")).lower() not in ("nearest", "0", "1")
+    iy1, ix1 = np.minimum(iy + 1, h - 1), np.minimum(ix + 1, w - 1)
+    half = np.float32(0.5)
+
+    def fn() -> None:
+        rows = x[:, :, iy, :]
+        np.copyto(out, rows[:, :, :, ix])
+        if linear:
+            np.add(out, rows[:, :, :, ix1], out=out)
+            np.add(out, x[:, :, iy1, :][:, :, :, ix], out=out)
+            np.multiply(out, half, out=out)
+
+    return fn
+
+
+def _reduce(layer: LayerWorkload, ins: Arrays, outs: Arrays,
+            rng: np.random.Generator) -> Callable[[], object]:
+    x, out = ins[0], outs[0]
+    axes = layer.attr("axes")
+    if axes is None:
+        axes = tuple(i for i in range(x.ndim)
+                     if x.ndim == out.ndim and x.shape[i] != out.shape[i])
+    axes = tuple(int(a) for a in axes)
+    kind = str(layer.attr("kind", "mean"))
+    reduce = np.max if "max" in kind else np.min if "min" in kind else np.mean
+    target = out.reshape(reduce(x, axis=axes).shape)
+    return lambda: reduce(x, axis=axes, out=target)
+
+
+def _embedding(layer: LayerWorkload, ins: Arrays, outs: Arrays,
+               rng: np.random.Generator) -> Callable[[], object]:
+    ids, out = ins[0], outs[0]
+    dim = out.shape[-1]
+    # the table's values do not matter for a gather, its size does (rows are fetched from
+    # all over it); np.full touches every page so the gather reads real memory
+    table = np.full((int(layer.attr("num_embeddings", 1)), dim), 0.01, dtype=np.float32)
+    flat_ids = ids.reshape(-1)
+    flat_out = out.reshape(-1, dim)
+    return lambda: np.take(table, flat_ids, axis=0, out=flat_out)
+
+
+def _lrn(layer: LayerWorkload, ins: Arrays, outs: Arrays,
+         rng: np.random.Generator) -> Callable[[], object]:
+    """Local response norm across channels: x / (1 + a * window sum of x^2)^b."""
+    x, out = ins[0], outs[0]
+    if x.ndim < 2:
+        raise ValueError("LRN needs a channel axis")
+    size = 5
+    half = size // 2
+
+    def fn() -> None:
+        sq = np.square(x)
+        csum = np.cumsum(sq, axis=1)
+        hi = np.concatenate([csum[:, half:], np.repeat(csum[:, -1:], half, axis=1)], axis=1)
+        lo = np.concatenate([np.zeros_like(csum[:, :half + 1]), csum[:, :-half - 1]], axis=1)
+        np.subtract(hi, lo[:, :hi.shape[1]], out=out)
+        np.multiply(out, np.float32(1e-4 / size), out=out)
+        np.add(out, np.float32(1.0), out=out)
+        np.power(out, np.float32(0.75), out=out)
+        np.divide(x, out, out=out)
+
+    return fn
+
+
+def _l2norm(layer: LayerWorkload, ins: Arrays, outs: Arrays,
+            rng: np.random.Generator) -> Callable[[], object]:
+    """Normalize across channels (ncnn Normalize / ONNX LpNormalization)."""
+    x, out = ins[0], outs[0]
+    axis = 1 if x.ndim >= 2 else -1
+
+    def fn() -> None:
+        norm = np.sqrt(np.sum(x * x, axis=axis, keepdims=True)) + np.float32(1e-12)
+        np.divide(x, norm, out=out)
+
+    return fn
+
+
+_BUILDERS: dict[str, Builder] = {
+    Op.POOL: _pool,
+    Op.GLOBAL_POOL: _global_pool,
+    Op.ELTWISE: _eltwise,
+    Op.ACTIVATION: _activation,
+    Op.BATCHNORM: _channel_affine,
+    Op.SCALE: _channel_affine,
+    Op.CONCAT: _concat,
+    Op.SPLIT: _copy_slices,
+    Op.SLICE: _copy_slices,
+    Op.SOFTMAX: _softmax,
+    Op.LAYERNORM: _layernorm,
+    Op.PERMUTE: _permute,
+    Op.PAD: _pad,
+    Op.RESIZE: _resize,
+    Op.REDUCE: _reduce,
+    Op.EMBEDDING: _embedding,
+    Op.LRN: _lrn,
+    Op.NORM: _l2norm,
+}
+
+
+def supported_ops() -> Sequence[str]:
+    """Op kinds with a dedicated stand-in (the others time their traffic)."""
+    return tuple(_BUILDERS)
