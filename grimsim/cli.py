@@ -248,9 +248,9 @@ def _assignment(args: argparse.Namespace, net: Any) -> dict[str, str]:
         spec = parse_spec(args.scheme).spec
         return {wl.name: spec for wl in net.gemm_layers()}
     if getattr(args, "mapping", None):
-        from grimsim.search.mapping import read_mapping_file
+        from grimsim.search.result import read_mapping_file
 
-        return dict(read_mapping_file(args.mapping, network=net).layers)
+        return read_mapping_file(args.mapping, network=net).as_dict()
     return {}
 
 
@@ -313,6 +313,56 @@ def cmd_run(args: argparse.Namespace) -> int:
     if doc["skipped"]:
         print(f"  skipped (scheme illegal, kept dense): {', '.join(doc['skipped'])}")
     return 0
+
+
+# --------------------------------------------------------------------------- apply, sweep
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from grimsim.execute.apply import apply_model
+    from grimsim.network.loader import parse_shape
+    from grimsim.search.result import read_mapping_file
+
+    mapping = read_mapping_file(args.mapping).as_dict()
+    res = apply_model(args.model, mapping, args.out, weights=args.weights, seed=args.seed,
+                      input_shape=parse_shape(args.input) if args.input else None,
+                      seq_len=args.seq_len, mapping_source=args.mapping)
+    summary = res.summary()
+    if args.json:
+        _print_json(summary)
+        return 0
+    rows = [(g["name"], g["scheme"], f"{g['reached_sparsity']:.3f}", _fmt_int(g["format_bytes"]),
+             _fmt_int(g["dense_bytes"]), f"{g['retained_norm']:.3f}")
+            for g in summary["gemms"]]
+    print(_table(["GEMM", "scheme", "sparsity", "format bytes", "dense bytes", "retained norm"],
+                 rows, [False, False, True, True, True, True]))
+    t = summary["totals"]
+    print(f"\nwrote {', '.join(summary['files'].values())} to {summary['out_dir']}; "
+          f"sparsity {t['reached_sparsity']:.3f}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from grimsim.sweep import parse_numbers, sweep
+
+    index = sweep(
+        [n for n in args.networks.split(",") if n], [d for d in args.devices.split(",") if d],
+        args.out, latency_fractions=parse_numbers(args.latency_fractions, "--latency-fractions"),
+        max_losses=parse_numbers(args.max_loss, "--max-loss"), pareto=args.pareto,
+        threads=args.threads, unit=args.unit, address=args.address, workers=args.workers,
+        progress=None if args.json else
+        lambda e: print(f"  {e['key']}: {e['status']}", file=sys.stderr))
+    if args.json:
+        _print_json(index)
+    else:
+        entries = index["tasks"]
+        ok = index["counts"]["ok"]
+        print(f"{ok} of {len(entries)} searches done; results in {args.out}")
+        for e in entries:
+            if e["status"] != "ok":
+                print(f"  {e['key']}: {e['error']}")
+    entries = index["tasks"]
+    return 1 if entries and all(e.get("status") != "ok" for e in entries) else 0
 
 
 # --------------------------------------------------------------------------- bench-kernels
@@ -437,6 +487,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also check every GEMM's output against numpy")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("apply", help="masks and compact formats of a mapping on real weights")
+    _model_args(p)
+    p.add_argument("--mapping", required=True, metavar="FILE", help="mapping file to apply")
+    p.add_argument("--weights", metavar="FILE",
+                   help=".npz of GEMM-view weights (default: the ONNX initializers, else "
+                        "seeded Gaussian weights: structural masks only)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="seed of the Gaussian weights")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("sweep", help="many searches (networks x devices x targets) on a Dask "
+                                     "cluster (local by default)")
+    p.add_argument("--networks", required=True, help="comma-separated zoo names or files")
+    p.add_argument("--devices", required=True, help="comma-separated device profiles")
+    p.add_argument("--latency-fractions", metavar="F,...",
+                   help="latency targets as fractions of each dense latency, e.g. 0.5,0.3")
+    p.add_argument("--max-loss", metavar="L,...", help="loss budgets, e.g. 0.2,0.4")
+    p.add_argument("--pareto", action="store_true", help="also the Pareto front of each pair")
+    p.add_argument("--unit", choices=("cpu", "gpu"), default="cpu", help="CPU or mobile GPU")
+    p.add_argument("--threads", type=_positive_int, default=1, help="CPU threads")
+    p.add_argument("--address", help="an existing Dask scheduler (tcp://host:port); default: "
+                                     "a local cluster on 127.0.0.1")
+    p.add_argument("--workers", type=_positive_int, default=2, help="local cluster workers")
+    p.add_argument("--out", required=True, metavar="DIR", help="results folder")
+    p.add_argument("--json", action="store_true", help="print the results index")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("bench-kernels",
                        help="time our kernels against numpy, scipy and onnxruntime")

@@ -507,7 +507,7 @@ def apply_mapping(network: Network, mapping: Mapping[str, str | PruningScheme],
     _, pruned = _prepare(network, mapping, given, seed, mapping_source)
     result = _result(network, out, pruned, seed)
     _staged_write(out, _writers(result, pruned))
-    log.info("applied %d schemes to %s: %s", len(pruned), network.name, out)
+    log.info("applied the mapping to the %d GEMMs of %s: %s", len(pruned), network.name, out)
     return result
 
 
@@ -646,5 +646,5 @@ def apply_model(model: str | os.PathLike[str] | Network,
     if plan is not None:
         writers[plan.name] = _text_writer(plan.data)
     _staged_write(out, writers)
-    log.info("applied %d schemes to %s: %s", len(pruned), network.name, out)
+    log.info("applied the mapping to the %d GEMMs of %s: %s", len(pruned), network.name, out)
     return result
