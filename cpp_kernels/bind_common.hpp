@@ -1,10 +1,28 @@
-// Shared helpers for the pybind11 bindings: every array is validated before a kernel runs.
+// Shared helpers for the pybind11 bindings: every array is validated before a kernel runs,
+// and every kernel has a bench_* twin timed by the C++ harness (grimsim/harness.hpp).
+//
+// HOW TO BIND A KERNEL AND ITS BENCHMARK
+//     auto w = require_f32(w_in, "w", 2);               // dtype, rank, C-contiguity
+//     ... check shapes with grimsim::check(...) ...
+//     {
+//       py::gil_scoped_release release;                 // kernels never touch Python objects
+//       my_kernel(w.data(), ..., threads);
+//     }
+//   and for the benchmark, same validation, then
+//     grimsim::TimingOptions opt = bench_options(threads, min_time_s, warmup, max_reps,
+//                                                flush_cache_bytes);
+//     grimsim::TimingResult r;
+//     { py::gil_scoped_release release; r = grimsim::time_kernel([&] { my_kernel(...); }, opt); }
+//     return timing_dict(r);
+//   registered with `..., py::arg("threads") = 1, GRIMSIM_BENCH_ARGS`.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <string>
 
+#include "grimsim/harness.hpp"
 #include "grimsim/kernels.hpp"
 
 namespace grimsim_bind {
@@ -23,6 +41,63 @@ inline py::array_t<float> require_f32(const py::array& a, const char* name, int 
     throw grimsim::InvalidArgument(std::string(name) +
                                    " must be C-contiguous (use numpy.ascontiguousarray)");
   return py::reinterpret_borrow<py::array_t<float>>(a);
+}
+
+// Same for an integer array of exactly this itemsize (4: int32, 8: int64) and kind 'i'/'u'.
+template <class T>
+inline py::array_t<T> require_int(const py::array& a, const char* name, int ndim) {
+  const char kind = a.dtype().kind();
+  if ((kind != 'i' && kind != 'u') || a.itemsize() != static_cast<py::ssize_t>(sizeof(T)))
+    throw grimsim::InvalidArgument(std::string(name) + " must be int" +
+                                   std::to_string(8 * sizeof(T)) + ", got dtype " +
+                                   std::string(py::str(a.dtype())));
+  if (a.ndim() != ndim)
+    throw grimsim::InvalidArgument(std::string(name) + " must have " + std::to_string(ndim) +
+                                   " dimensions, got " + std::to_string(a.ndim()));
+  if (!(a.flags() & py::array::c_style))
+    throw grimsim::InvalidArgument(std::string(name) +
+                                   " must be C-contiguous (use numpy.ascontiguousarray)");
+  return py::reinterpret_borrow<py::array_t<T>>(a);
+}
+
+// "name has shape (a, b, c)" for error messages.
+inline std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    if (i > 0) s += ", ";
+    s += std::to_string(a.shape(i));
+  }
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+// The keyword arguments every bench_* function takes after its kernel's own arguments.
+#define GRIMSIM_BENCH_ARGS                                                      \
+  pybind11::arg("min_time_s") = 0.2, pybind11::arg("warmup") = 1,               \
+      pybind11::arg("max_reps") = 1000, pybind11::arg("flush_cache_bytes") = 0
+
+inline grimsim::TimingOptions bench_options(int threads, double min_time_s, int warmup,
+                                            std::int64_t max_reps,
+                                            std::int64_t flush_cache_bytes) {
+  grimsim::check_threads(threads);
+  grimsim::check(flush_cache_bytes >= 0, "flush_cache_bytes must be >= 0");
+  grimsim::TimingOptions o;
+  o.threads = threads;
+  o.min_time_s = min_time_s;
+  o.warmup = warmup;
+  o.max_reps = max_reps;
+  o.flush_cache_bytes = static_cast<std::size_t>(flush_cache_bytes);
+  return o;
+}
+
+// {"median_s", "min_s", "mean_s", "max_s", "reps"} (samples left out: they can be many).
+inline py::dict timing_dict(const grimsim::TimingResult& r) {
+  py::dict d;
+  d["median_s"] = r.median_s;
+  d["min_s"] = r.min_s;
+  d["mean_s"] = r.mean_s;
+  d["max_s"] = r.max_s;
+  d["reps"] = r.reps;
+  return d;
 }
 
 void register_dense(py::module_& m);

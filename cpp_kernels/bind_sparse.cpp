@@ -1,8 +1,436 @@
-// Bindings of the sparse kernels (CSR, BCR, pattern, N:M).
+// Bindings of the sparse kernels (CSR, BCR, pattern, N:M) and their bench_* twins.
+//
+// Every array must already have the format's dtype and be C-contiguous (never converted
+// silently); the format is validated in full (indices, ordering, lengths, pointer arrays)
+// before a kernel touches X, Y or the values, with the GIL released. Errors are ValueError
+// (KernelArgumentError) naming the array, the position and the reason. The one fast path
+// without that pass is bcr_spmm_packed: a BcrPacked was validated when it was built.
+#include <chrono>
+#include <memory>
+#include <utility>
+
 #include "bind_common.hpp"
+#include "grimsim/sparse.hpp"
 
 namespace grimsim_bind {
 
-void register_sparse(py::module_& m) { (void)m; }
+namespace {
+
+using grimsim::ArrayView;
+using i64 = std::int64_t;
+
+// Holds the checked arrays of one call alive while the GIL is released.
+struct Arrays {
+  std::vector<py::array> keep;
+  template <class T>
+  ArrayView<T> view(const py::array_t<T>& a) {
+    keep.push_back(a);
+    return ArrayView<T>{a.data(), static_cast<i64>(a.size())};
+  }
+};
+
+std::pair<i64, i64> pair_arg(const py::tuple& t, const char* name) {
+  if (t.size() != 2)
+    throw grimsim::InvalidArgument(std::string(name) + " must be a pair of integers, got " +
+                                   std::to_string(t.size()) + " items");
+  const i64 a = t[0].cast<i64>(), b = t[1].cast<i64>();
+  if (a < 0 || b < 0)
+    throw grimsim::InvalidArgument(std::string(name) + " must be non-negative, got (" +
+                                   std::to_string(a) + ", " + std::to_string(b) + ")");
+  return {a, b};
+}
+
+// x must be float32 C-contiguous (K x N); returns N.
+i64 check_x(const py::array_t<float>& x, i64 k) {
+  if (x.shape(0) != k)
+    throw grimsim::InvalidArgument("x has " + std::to_string(x.shape(0)) +
+                                   " rows but the matrix has K = " + std::to_string(k) +
+                                   " columns");
+  return x.ndim() == 2 ? x.shape(1) : 1;
+}
+
+py::array_t<float> make_y(i64 m, i64 n, bool vector) {
+  if (vector) return py::array_t<float>(py::ssize_t(m));
+  return py::array_t<float>({py::ssize_t(m), py::ssize_t(n)});
+}
+
+grimsim::TimingOptions bench_opts(int threads, double min_time_s, int warmup, i64 max_reps,
+                                  i64 flush) {
+  return bench_options(threads, min_time_s, warmup, max_reps, flush);
+}
+
+// ------------------------------------------------------------------------------ CSR -----
+
+grimsim::CsrMatrix csr_from(Arrays& a, const py::array& indptr, const py::array& indices,
+                            const py::array& data, const py::tuple& shape) {
+  grimsim::CsrMatrix w;
+  std::tie(w.rows, w.cols) = pair_arg(shape, "shape");
+  w.indptr = a.view(require_int<std::int32_t>(indptr, "indptr", 1));
+  w.indices = a.view(require_int<std::int32_t>(indices, "indices", 1));
+  w.data = a.view(require_f32(data, "data", 1));
+  return w;
+}
+
+py::array_t<float> csr_call(const py::array& indptr, const py::array& indices,
+                            const py::array& data, const py::tuple& shape, const py::array& x_in,
+                            int threads, int x_ndim) {
+  Arrays a;
+  const grimsim::CsrMatrix w = csr_from(a, indptr, indices, data, shape);
+  const auto x = require_f32(x_in, "x", x_ndim);
+  const i64 n = check_x(x, w.cols);
+  auto y = make_y(w.rows, n, x_ndim == 1);
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release release;
+    grimsim::csr_spmm(w, x.data(), n, yp, threads);
+  }
+  return y;
+}
+
+py::dict bench_csr(const py::array& indptr, const py::array& indices, const py::array& data,
+                   const py::tuple& shape, const py::array& x_in, int threads, double min_time_s,
+                   int warmup, i64 max_reps, i64 flush) {
+  Arrays a;
+  const grimsim::CsrMatrix w = csr_from(a, indptr, indices, data, shape);
+  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
+  const i64 n = check_x(x, w.cols);
+  const auto opt = bench_opts(threads, min_time_s, warmup, max_reps, flush);
+  std::vector<float> y(static_cast<std::size_t>(w.rows * n));
+  grimsim::TimingResult r;
+  {
+    py::gil_scoped_release release;
+    grimsim::validate_csr(w);
+    r = grimsim::time_kernel(
+        [&] { grimsim::csr_spmm_unchecked(w, x.data(), n, y.data(), threads); }, opt);
+  }
+  return timing_dict(r);
+}
+
+// ------------------------------------------------------------------------------ BCR -----
+
+grimsim::BcrMatrix bcr_from(Arrays& a, const py::array& block_row_ptr, const py::array& block_col,
+                            const py::array& row_ptr, const py::array& row_idx,
+                            const py::array& col_ptr, const py::array& col_idx,
+                            const py::array& val_ptr, const py::array& values,
+                            const py::array& reorder, const py::tuple& shape,
+                            const py::tuple& block) {
+  grimsim::BcrMatrix w;
+  std::tie(w.rows, w.cols) = pair_arg(shape, "shape");
+  std::tie(w.block_rows, w.block_cols) = pair_arg(block, "block");
+  w.block_row_ptr = a.view(require_int<std::int32_t>(block_row_ptr, "block_row_ptr", 1));
+  w.block_col = a.view(require_int<std::int32_t>(block_col, "block_col", 1));
+  w.row_ptr = a.view(require_int<std::int32_t>(row_ptr, "row_ptr", 1));
+  w.row_idx = a.view(require_int<std::int32_t>(row_idx, "row_idx", 1));
+  w.col_ptr = a.view(require_int<std::int32_t>(col_ptr, "col_ptr", 1));
+  w.col_idx = a.view(require_int<std::int32_t>(col_idx, "col_idx", 1));
+  w.val_ptr = a.view(require_int<std::int64_t>(val_ptr, "val_ptr", 1));
+  w.values = a.view(require_f32(values, "values", 1));
+  w.reorder = a.view(require_int<std::int32_t>(reorder, "reorder", 1));
+  return w;
+}
+
+#define GRIMSIM_BCR_PARAMS                                                                     \
+  const py::array &block_row_ptr, const py::array &block_col, const py::array &row_ptr,        \
+      const py::array &row_idx, const py::array &col_ptr, const py::array &col_idx,            \
+      const py::array &val_ptr, const py::array &values, const py::array &reorder,             \
+      const py::tuple &shape, const py::tuple &block
+#define GRIMSIM_BCR_ARGS                                                                     \
+  block_row_ptr, block_col, row_ptr, row_idx, col_ptr, col_idx, val_ptr, values, reorder, \
+      shape, block
+#define GRIMSIM_BCR_PYARGS                                                                   \
+  py::arg("block_row_ptr"), py::arg("block_col"), py::arg("row_ptr"), py::arg("row_idx"),   \
+      py::arg("col_ptr"), py::arg("col_idx"), py::arg("val_ptr"), py::arg("values"),        \
+      py::arg("reorder"), py::arg("shape"), py::arg("block")
+
+py::array_t<float> bcr_spmm(GRIMSIM_BCR_PARAMS, const py::array& x_in, int threads) {
+  Arrays a;
+  const grimsim::BcrMatrix w = bcr_from(a, GRIMSIM_BCR_ARGS);
+  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
+  const i64 n = check_x(x, w.cols);
+  auto y = make_y(w.rows, n, x.ndim() == 1);
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release release;
+    grimsim::bcr_spmm(w, x.data(), n, yp, threads);
+  }
+  return y;
+}
+
+py::dict bench_bcr(GRIMSIM_BCR_PARAMS, const py::array& x_in, int threads, double min_time_s,
+                   int warmup, i64 max_reps, i64 flush) {
+  Arrays a;
+  const grimsim::BcrMatrix w = bcr_from(a, GRIMSIM_BCR_ARGS);
+  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
+  const i64 n = check_x(x, w.cols);
+  const auto opt = bench_opts(threads, min_time_s, warmup, max_reps, flush);
+  std::vector<float> y(static_cast<std::size_t>(w.rows * n));
+  grimsim::TimingResult r;
+  {
+    py::gil_scoped_release release;
+    grimsim::validate_bcr(w);
+    r = grimsim::time_kernel(
+        [&] { grimsim::bcr_spmm_unchecked(w, x.data(), n, y.data(), threads); }, opt);
+  }
+  return timing_dict(r);
+}
+
+// A BcrPacked plus what Python reports about it.
+struct PackedBcr {
+  grimsim::BcrPacked packed;
+  i64 block_rows = 0, block_cols = 0;
+  double pack_time_s = 0.0;
+};
+
+std::shared_ptr<PackedBcr> bcr_pack(GRIMSIM_BCR_PARAMS) {
+  Arrays a;
+  const grimsim::BcrMatrix w = bcr_from(a, GRIMSIM_BCR_ARGS);
+  auto out = std::make_shared<PackedBcr>();
+  out->block_rows = w.block_rows;
+  out->block_cols = w.block_cols;
+  {
+    py::gil_scoped_release release;
+    const auto t0 = std::chrono::steady_clock::now();
+    out->packed = grimsim::BcrPacked::pack(w);
+    out->pack_time_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  return out;
+}
+
+py::array_t<float> bcr_spmm_packed(const PackedBcr& p, const py::array& x_in, int threads) {
+  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
+  const i64 n = check_x(x, p.packed.cols());
+  auto y = make_y(p.packed.rows(), n, x.ndim() == 1);
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release release;
+    p.packed.spmm(x.data(), n, yp, threads);
+  }
+  return y;
+}
+
+py::dict bench_bcr_packed(const PackedBcr& p, const py::array& x_in, int threads,
+                          double min_time_s, int warmup, i64 max_reps, i64 flush) {
+  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
+  const i64 n = check_x(x, p.packed.cols());
+  const auto opt = bench_opts(threads, min_time_s, warmup, max_reps, flush);
+  std::vector<float> y(static_cast<std::size_t>(p.packed.rows() * n));
+  grimsim::TimingResult r;
+  {
+    py::gil_scoped_release release;
+    r = grimsim::time_kernel([&] { p.packed.spmm(x.data(), n, y.data(), threads); }, opt);
+  }
+  return timing_dict(r);
+}
+
+// -------------------------------------------------------------------------- pattern -----
+
+grimsim::PatternMatrix pattern_from(Arrays& a, const py::array& library,
+                                    const py::array& kernel_ptr, const py::array& kernel_channel,
+                                    const py::array& kernel_pattern, const py::array& values,
+                                    const py::array& filter_order, const py::tuple& shape) {
+  grimsim::PatternMatrix w;
+  std::tie(w.rows, w.cols) = pair_arg(shape, "shape");
+  const auto lib = require_int<std::int32_t>(library, "library", 2);
+  if (lib.shape(1) != 4)
+    throw grimsim::InvalidArgument("library must have shape (P, 4), got " + shape_str(lib));
+  w.library = a.view(lib);
+  w.kernel_ptr = a.view(require_int<std::int32_t>(kernel_ptr, "kernel_ptr", 1));
+  w.kernel_channel = a.view(require_int<std::int32_t>(kernel_channel, "kernel_channel", 1));
+  w.kernel_pattern = a.view(require_int<std::int32_t>(kernel_pattern, "kernel_pattern", 1));
+  const auto vals = require_f32(values, "values", 2);
+  if (vals.shape(1) != 4)
+    throw grimsim::InvalidArgument("values must have shape (nk, 4), got " + shape_str(vals));
+  w.values = a.view(vals);
+  w.filter_order = a.view(require_int<std::int32_t>(filter_order, "filter_order", 1));
+  return w;
+}
+
+#define GRIMSIM_PATTERN_PARAMS                                                                \
+  const py::array &library, const py::array &kernel_ptr, const py::array &kernel_channel,     \
+      const py::array &kernel_pattern, const py::array &values, const py::array &filter_order, \
+      const py::tuple &shape
+#define GRIMSIM_PATTERN_ARGS \
+  library, kernel_ptr, kernel_channel, kernel_pattern, values, filter_order, shape
+#define GRIMSIM_PATTERN_PYARGS                                                                \
+  py::arg("library"), py::arg("kernel_ptr"), py::arg("kernel_channel"),                      \
+      py::arg("kernel_pattern"), py::arg("values"), py::arg("filter_order"), py::arg("shape")
+
+py::array_t<float> pattern_conv_spmm(GRIMSIM_PATTERN_PARAMS, const py::array& x_in,
+                                     int threads) {
+  Arrays a;
+  const grimsim::PatternMatrix w = pattern_from(a, GRIMSIM_PATTERN_ARGS);
+  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
+  const i64 n = check_x(x, w.cols);
+  auto y = make_y(w.rows, n, x.ndim() == 1);
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release release;
+    grimsim::pattern_spmm(w, x.data(), n, yp, threads);
+  }
+  return y;
+}
+
+py::dict bench_pattern(GRIMSIM_PATTERN_PARAMS, const py::array& x_in, int threads,
+                       double min_time_s, int warmup, i64 max_reps, i64 flush) {
+  Arrays a;
+  const grimsim::PatternMatrix w = pattern_from(a, GRIMSIM_PATTERN_ARGS);
+  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
+  const i64 n = check_x(x, w.cols);
+  const auto opt = bench_opts(threads, min_time_s, warmup, max_reps, flush);
+  std::vector<float> y(static_cast<std::size_t>(w.rows * n));
+  grimsim::TimingResult r;
+  {
+    py::gil_scoped_release release;
+    grimsim::validate_pattern(w);
+    r = grimsim::time_kernel(
+        [&] { grimsim::pattern_spmm_unchecked(w, x.data(), n, y.data(), threads); }, opt);
+  }
+  return timing_dict(r);
+}
+
+// ------------------------------------------------------------------------------ N:M -----
+
+grimsim::NmMatrix nm_from(Arrays& a, const py::array& values, const py::array& indices, i64 n,
+                          i64 m, const py::tuple& shape) {
+  grimsim::NmMatrix w;
+  std::tie(w.rows, w.cols) = pair_arg(shape, "shape");
+  w.n = n;
+  w.m = m;
+  if (m < 1 || n < 1 || n > m || m > 256)
+    throw grimsim::InvalidArgument("nm: need 1 <= n <= m <= 256, got n=" + std::to_string(n) +
+                                   ", m=" + std::to_string(m));
+  const auto v = require_f32(values, "values", 3);
+  const auto idx = require_int<std::int32_t>(indices, "indices", 3);
+  const i64 g = m > 0 ? (w.cols + m - 1) / m : 0;
+  const std::pair<const py::array*, const char*> arrays[] = {{&v, "values"}, {&idx, "indices"}};
+  for (const auto& [arr, name] : arrays)
+    if (arr->shape(0) != w.rows || arr->shape(1) != g || arr->shape(2) != n)
+      throw grimsim::InvalidArgument(std::string(name) +
+                                     " must have shape (M, ceil(K/m), n) = (" +
+                                     std::to_string(w.rows) + ", " + std::to_string(g) + ", " +
+                                     std::to_string(n) + "), got " + shape_str(*arr));
+  w.values = a.view(v);
+  w.indices = a.view(idx);
+  return w;
+}
+
+py::array_t<float> nm_spmm(const py::array& values, const py::array& indices, i64 n, i64 m,
+                           const py::tuple& shape, const py::array& x_in, int threads) {
+  Arrays a;
+  const grimsim::NmMatrix w = nm_from(a, values, indices, n, m, shape);
+  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
+  const i64 nn = check_x(x, w.cols);
+  auto y = make_y(w.rows, nn, x.ndim() == 1);
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release release;
+    grimsim::nm_spmm(w, x.data(), nn, yp, threads);
+  }
+  return y;
+}
+
+py::dict bench_nm(const py::array& values, const py::array& indices, i64 n, i64 m,
+                  const py::tuple& shape, const py::array& x_in, int threads, double min_time_s,
+                  int warmup, i64 max_reps, i64 flush) {
+  Arrays a;
+  const grimsim::NmMatrix w = nm_from(a, values, indices, n, m, shape);
+  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
+  const i64 nn = check_x(x, w.cols);
+  const auto opt = bench_opts(threads, min_time_s, warmup, max_reps, flush);
+  std::vector<float> y(static_cast<std::size_t>(w.rows * nn));
+  grimsim::TimingResult r;
+  {
+    py::gil_scoped_release release;
+    grimsim::validate_nm(w);
+    r = grimsim::time_kernel(
+        [&] { grimsim::nm_spmm_unchecked(w, x.data(), nn, y.data(), threads); }, opt);
+  }
+  return timing_dict(r);
+}
+
+}  // namespace
+
+void register_sparse(py::module_& m) {
+  const char* y_doc = " x is float32 C-contiguous (K, N) or (K,); returns y = W @ x, float32.";
+  m.def(
+      "csr_spmm",
+      [](const py::array& indptr, const py::array& indices, const py::array& data,
+         const py::tuple& shape, const py::array& x, int threads) {
+        return csr_call(indptr, indices, data, shape, x, threads, 2);
+      },
+      py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("shape"), py::arg("x"),
+      py::arg("threads") = 1,
+      (std::string("CSR SpMM: indptr int32[M+1], indices int32[nnz] (sorted per row), data "
+                   "float32[nnz], shape (M, K); x float32 C-contiguous (K, N).")).c_str());
+  m.def(
+      "csr_spmv",
+      [](const py::array& indptr, const py::array& indices, const py::array& data,
+         const py::tuple& shape, const py::array& x, int threads) {
+        return csr_call(indptr, indices, data, shape, x, threads, 1);
+      },
+      py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("shape"), py::arg("x"),
+      py::arg("threads") = 1, "CSR SpMV: as csr_spmm with x float32 (K,); returns (M,).");
+  m.def("bench_csr", &bench_csr, py::arg("indptr"), py::arg("indices"), py::arg("data"),
+        py::arg("shape"), py::arg("x"), py::arg("threads") = 1, GRIMSIM_BENCH_ARGS,
+        "Times csr_spmm (validated once) with the C++ harness; returns the timing dict.");
+
+  m.def("bcr_spmm", &bcr_spmm, GRIMSIM_BCR_PYARGS, py::arg("x"), py::arg("threads") = 1,
+        (std::string("BCR SpMM from the compact BCR arrays (grimsim.pruning), shape (M, K), "
+                     "block (R, C).") + y_doc).c_str());
+  m.def("bench_bcr", &bench_bcr, GRIMSIM_BCR_PYARGS, py::arg("x"), py::arg("threads") = 1,
+        GRIMSIM_BENCH_ARGS, "Times bcr_spmm (validated once); returns the timing dict.");
+
+  py::class_<PackedBcr, std::shared_ptr<PackedBcr>>(
+      m, "BcrPacked",
+      "A BCR matrix validated and converted once (bcr_pack) into the kernels' streamed layout.")
+      .def_property_readonly("nbytes", [](const PackedBcr& p) { return p.packed.nbytes(); },
+                             "Bytes held by the packed layout.")
+      .def_property_readonly("pack_time_s", [](const PackedBcr& p) { return p.pack_time_s; },
+                             "Seconds bcr_pack took (validation included).")
+      .def_property_readonly("shape",
+                             [](const PackedBcr& p) {
+                               return py::make_tuple(p.packed.rows(), p.packed.cols());
+                             })
+      .def_property_readonly(
+          "block", [](const PackedBcr& p) { return py::make_tuple(p.block_rows, p.block_cols); })
+      .def_property_readonly("nnz", [](const PackedBcr& p) { return p.packed.nnz(); })
+      .def_property_readonly("n_tiles", [](const PackedBcr& p) { return p.packed.n_tiles(); },
+                             "Tiles after merging rows that share their column set.")
+      .def("__repr__", [](const PackedBcr& p) {
+        return "<BcrPacked shape=(" + std::to_string(p.packed.rows()) + ", " +
+               std::to_string(p.packed.cols()) + ") block=(" + std::to_string(p.block_rows) +
+               ", " + std::to_string(p.block_cols) + ") nnz=" + std::to_string(p.packed.nnz()) +
+               " nbytes=" + std::to_string(p.packed.nbytes()) + ">";
+      });
+  m.def("bcr_pack", &bcr_pack, GRIMSIM_BCR_PYARGS,
+        "Validates the BCR arrays and packs them (rows sharing a column set merged, one "
+        "streamed record per block row); returns a BcrPacked.");
+  m.def("bcr_spmm_packed", &bcr_spmm_packed, py::arg("packed"), py::arg("x"),
+        py::arg("threads") = 1,
+        (std::string("BCR SpMM on a BcrPacked (no validation pass: done at pack time).") + y_doc)
+            .c_str());
+  m.def("bench_bcr_packed", &bench_bcr_packed, py::arg("packed"), py::arg("x"),
+        py::arg("threads") = 1, GRIMSIM_BENCH_ARGS,
+        "Times bcr_spmm_packed; returns the timing dict.");
+
+  m.def("pattern_conv_spmm", &pattern_conv_spmm, GRIMSIM_PATTERN_PYARGS, py::arg("x"),
+        py::arg("threads") = 1,
+        (std::string("Pattern-pruned 3x3 conv as SpMM on the im2col'd input (K = Cin*9 rows): "
+                     "library int32[P,4], kernel_ptr int32[M+1] over filter_order, "
+                     "kernel_channel/kernel_pattern int32[nk], values float32[nk,4], "
+                     "filter_order int32[M].") + y_doc).c_str());
+  m.def("bench_pattern", &bench_pattern, GRIMSIM_PATTERN_PYARGS, py::arg("x"),
+        py::arg("threads") = 1, GRIMSIM_BENCH_ARGS,
+        "Times pattern_conv_spmm (validated once); returns the timing dict.");
+
+  m.def("nm_spmm", &nm_spmm, py::arg("values"), py::arg("indices"), py::arg("n"), py::arg("m"),
+        py::arg("shape"), py::arg("x"), py::arg("threads") = 1,
+        (std::string("N:M SpMM along K: values float32[M, ceil(K/m), n], indices int32[M, "
+                     "ceil(K/m), n] (positions in the group, increasing).") + y_doc).c_str());
+  m.def("bench_nm", &bench_nm, py::arg("values"), py::arg("indices"), py::arg("n"),
+        py::arg("m"), py::arg("shape"), py::arg("x"), py::arg("threads") = 1, GRIMSIM_BENCH_ARGS,
+        "Times nm_spmm (validated once); returns the timing dict.");
+}
 
 }  // namespace grimsim_bind

@@ -1,6 +1,10 @@
 // grimsim kernels: Y = W @ X in fp32, W the M x K GEMM view of a layer, X the K x N activations.
+// Common vocabulary of every kernel family: the error type, argument checks, sizes.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -9,6 +13,66 @@ namespace grimsim {
 // Thrown when an argument is invalid; the bindings turn it into Python's ValueError.
 struct InvalidArgument : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
+};
+
+// Validation helper: `check(k >= 0, "k must be >= 0")`. Kernels validate every argument
+// with it before touching memory, so a bad call never reads or writes out of bounds.
+inline void check(bool cond, const char* msg) {
+  if (!cond) throw InvalidArgument(msg);
+}
+inline void check(bool cond, const std::string& msg) {
+  if (!cond) throw InvalidArgument(msg);
+}
+
+// Validates a thread count (kernels take `threads >= 1`; more threads than tasks is fine).
+inline void check_threads(int threads) {
+  if (threads <= 0)
+    throw InvalidArgument("threads must be >= 1, got " + std::to_string(threads));
+}
+
+// A heap array aligned to 64 bytes (a cache line, an AVX-512 vector), uninitialised unless
+// zeroed. Move-only; for packed operands and scratch.
+template <class T>
+class AlignedArray {
+ public:
+  static constexpr std::size_t kAlign = 64;
+  AlignedArray() = default;
+  explicit AlignedArray(std::size_t n, bool zeroed = false) : n_(n) {
+    if (n == 0) return;
+    p_ = static_cast<T*>(::operator new[](n * sizeof(T), std::align_val_t{kAlign}));
+    if (zeroed) std::memset(static_cast<void*>(p_), 0, n * sizeof(T));
+  }
+  AlignedArray(AlignedArray&& o) noexcept : p_(o.p_), n_(o.n_) {
+    o.p_ = nullptr;
+    o.n_ = 0;
+  }
+  AlignedArray& operator=(AlignedArray&& o) noexcept {
+    if (this != &o) {
+      release();
+      p_ = o.p_;
+      n_ = o.n_;
+      o.p_ = nullptr;
+      o.n_ = 0;
+    }
+    return *this;
+  }
+  AlignedArray(const AlignedArray&) = delete;
+  AlignedArray& operator=(const AlignedArray&) = delete;
+  ~AlignedArray() { release(); }
+
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  std::size_t size() const { return n_; }
+  T& operator[](std::size_t i) { return p_[i]; }
+  const T& operator[](std::size_t i) const { return p_[i]; }
+
+ private:
+  void release() {
+    if (p_ != nullptr) ::operator delete[](static_cast<void*>(p_), std::align_val_t{kAlign});
+    p_ = nullptr;
+  }
+  T* p_ = nullptr;
+  std::size_t n_ = 0;
 };
 
 // Reference dense GEMM (row-major, contiguous): y[M x N] = w[M x K] @ x[K x N].

@@ -1,0 +1,66 @@
+// grimsim/parallel.hpp -- parallel_for over independent tasks with a given thread count.
+//
+// HOW TO USE
+//     grimsim::parallel_for(n_tasks, threads, [&](std::int64_t task, int thread) { ... });
+// runs fn(task, thread) for task = 0..n_tasks-1 on min(threads, n_tasks) threads and returns
+// when all are done. `thread` is in [0, threads) and identifies the worker, so a kernel can
+// give each worker its own scratch buffer (allocate threads buffers up front). A callable
+// taking only (std::int64_t task) is accepted too. Tasks are handed out dynamically (an
+// atomic counter), which keeps both cores busy when the other one is disturbed; make tasks
+// coarse (tens of microseconds at least). threads <= 0 throws InvalidArgument; threads >
+// n_tasks is fine. The first exception thrown by a task is rethrown here after all workers
+// have stopped (remaining tasks are skipped).
+//
+// Threads come from a persistent process-wide pool (src/parallel.cpp): a kernel call can be
+// as short as ~20 us (N = 1 sparse GEMV), and spawning threads per call would cost tens of
+// microseconds. Workers spin ~50 us after a job, then sleep. A parallel_for nested in a task,
+// or issued while another thread's parallel_for holds the pool, runs serially on the calling
+// thread (correct, just not parallel). Fork-safe: a forked child builds a new pool.
+// The implementation is out of line (baseline ISA), so calling parallel_for from an AVX2
+// translation unit instantiates nothing shared.
+#pragma once
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "grimsim/kernels.hpp"
+
+namespace grimsim {
+
+// A non-owning reference to a callable void(int64_t task, int thread), cheap to pass by value.
+class TaskRef {
+ public:
+  template <class F>
+  explicit TaskRef(F& fn)
+      : obj_(const_cast<void*>(static_cast<const void*>(&fn))), call_(&invoke<F>) {}
+  void operator()(std::int64_t task, int thread) const { call_(obj_, task, thread); }
+
+ private:
+  template <class F>
+  static void invoke(void* obj, std::int64_t task, int thread) {
+    F& fn = *static_cast<F*>(obj);
+    if constexpr (std::is_invocable_v<F&, std::int64_t, int>)
+      fn(task, thread);
+    else
+      fn(task);
+  }
+  void* obj_;
+  void (*call_)(void*, std::int64_t, int);
+};
+
+// Runs fn over [0, n_tasks) on up to `threads` threads (see the note at the top).
+void parallel_for_ref(std::int64_t n_tasks, int threads, TaskRef fn);
+
+template <class F>
+void parallel_for(std::int64_t n_tasks, int threads, F&& fn) {
+  auto& ref = fn;
+  parallel_for_ref(n_tasks, threads, TaskRef(ref));
+}
+
+// Threads the hardware offers (>= 1); a default for callers, never used implicitly.
+int hardware_threads();
+
+// How parallel_for runs threads ("std::thread pool").
+const char* parallel_backend();
+
+}  // namespace grimsim

@@ -1,0 +1,586 @@
+// BCR inner loops, compiled once per SIMD tier (see grimsim/simd.hpp).
+//
+// Wide N (the panel kernels): a tile of r kept rows x c kept columns is a small dense GEMM
+// (r x c) @ X[cols, n-tile]. Its rows are cut into register tiles of RR rows x VV vectors
+// along N; the RR*VV accumulators start from Y, take one FMA per kept column (each X vector
+// loaded once serves all RR rows, each broadcast weight all VV vectors) and go back to Y once.
+// Y rows of a block row and the X rows of a tile stay in L1 across the tile's register tiles.
+//
+// Narrow N (N < lanes: RNN steps, batch-1 FC) on the packed stream: lanes run over a tile's
+// kept rows instead. Values are column-major, so column k of the tile is one vector load at
+// values + k*r (lanes past r read the next column or the zero padding and are never stored),
+// multiplied by the broadcast x[col_k]; the r results are added to Y once per tile. The stream
+// is read once, front to back, which makes this path bandwidth-bound like a dense GEMV.
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "sparse_simd.hpp"
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace grimsim {
+namespace GRIMSIM_ISA_NS {
+
+namespace {
+
+using namespace simd;
+using sparse_detail::BcrRaw;
+using sparse_detail::BcrStream;
+using sparse_detail::Panel;
+using i64 = std::int64_t;
+
+constexpr int L = kLanes;
+constexpr int kMaxVV = 3;
+constexpr int kMaxRR = 8;
+// Rows per register tile for VV vectors: accumulators + VV X vectors + one broadcast.
+constexpr int rmax(int vv) {
+  return (kRegisters - vv - 1) / vv > kMaxRR ? kMaxRR : (kRegisters - vv - 1) / vv;
+}
+
+// Register tiles of one tile's RR rows over nsub consecutive groups of VV vectors along N:
+// Y[RR rows, VV vectors] += vals[RR x c] @ X[cols, VV vectors], group after group (the X rows
+// and weights stay in L1 between groups). Element (i, k) of the tile is v[k * stride + i]
+// (column-major) or v[i * stride + k]; x and yr[] point at the first group's columns.
+template <int RR, int VV, bool kColMajor, class Idx>
+void ukr(const float* GRIMSIM_RESTRICT v, i64 stride, i64 c, const Idx* GRIMSIM_RESTRICT cols,
+         const float* GRIMSIM_RESTRICT x, i64 ldx, float* const* yr, i64 nsub) {
+  for (i64 s = 0; s < nsub; ++s) {
+    const i64 off = s * VV * L;
+    // The accumulators start at zero and are added to Y at the end, so the FMA chains do
+    // not wait for the previous tile's stores to the same Y rows.
+    vf acc[RR][VV];
+#pragma GCC unroll 8
+    for (int i = 0; i < RR; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < VV; ++j) acc[i][j] = zero();
+    // c >= 1 (empty tiles are skipped): a do-while keeps the accumulators in registers.
+    i64 k = 0;
+    do {
+      const float* xr = x + static_cast<i64>(cols[k]) * ldx + off;
+      vf xv[VV];
+#pragma GCC unroll 4
+      for (int j = 0; j < VV; ++j) xv[j] = load(xr + j * L);
+      const float* vk = kColMajor ? v + k * stride : v + k;
+#pragma GCC unroll 8
+      for (int i = 0; i < RR; ++i) {
+        const vf w = set1(kColMajor ? vk[i] : vk[i * stride]);
+#pragma GCC unroll 4
+        for (int j = 0; j < VV; ++j) acc[i][j] = fma(w, xv[j], acc[i][j]);
+      }
+    } while (++k < c);
+#pragma GCC unroll 8
+    for (int i = 0; i < RR; ++i) {
+      float* yi = yr[i] + off;
+#pragma GCC unroll 4
+      for (int j = 0; j < VV; ++j) store(yi + j * L, load(yi + j * L) + acc[i][j]);
+    }
+  }
+}
+
+template <bool kColMajor, class Idx>
+using UkrFn = void (*)(const float*, i64, i64, const Idx*, const float*, i64, float* const*, i64);
+
+template <bool kColMajor, class Idx, int VV, int... RRs>
+constexpr auto ukr_row(std::integer_sequence<int, RRs...>) {
+  struct Row {
+    UkrFn<kColMajor, Idx> fn[kMaxRR + 1];
+  };
+  return Row{{nullptr, (RRs + 1 <= rmax(VV) ? &ukr<RRs + 1, VV, kColMajor, Idx> : nullptr)...}};
+}
+
+template <bool kColMajor, class Idx>
+struct UkrTable {
+  using Seq = std::make_integer_sequence<int, kMaxRR>;
+  static constexpr auto v1 = ukr_row<kColMajor, Idx, 1>(Seq{});
+  static constexpr auto v2 = ukr_row<kColMajor, Idx, 2>(Seq{});
+  static constexpr auto v3 = ukr_row<kColMajor, Idx, 3>(Seq{});
+  static UkrFn<kColMajor, Idx> get(int rr, int vv) {
+    return vv == 3 ? v3.fn[rr] : vv == 2 ? v2.fn[rr] : v1.fn[rr];
+  }
+};
+
+// Estimated cycles of r rows over VV vectors for a typical 16 kept columns, cut into balanced
+// register tiles: 2 FMA and 2 load pipes, an FMA latency of 4-5 cycles (fewer than ~10
+// accumulators stall), and a fixed cost per register tile (its Y loads and stores, set-up).
+double row_cost(i64 r, int vv) {
+  constexpr double kCols = 16.0;
+  const i64 q = (r + rmax(vv) - 1) / rmax(vv);
+  double cost = 0.0;
+  for (i64 t = 0; t < q; ++t) {
+    const i64 rr = r / q + (t < r % q ? 1 : 0);
+    const double fma_c = 0.5 * static_cast<double>(rr * vv);
+    const double load_c = 0.5 * static_cast<double>(rr + vv);
+    double c = fma_c > load_c ? fma_c : load_c;
+    c = c > 5.0 ? c : 5.0;
+    cost += kCols * c + 2.0 * static_cast<double>(rr * vv) + 20.0;
+  }
+  return cost;
+}
+
+// How a tile of r rows is cut for a panel of nv vectors: n[0] register tiles of 3 vectors,
+// then n[1] of 2 and n[2] of 1 (the mix row_cost says is cheapest); for VV = 3, 2, 1 the rows
+// go in q[] chunks of base[] rows, the first extra[] of them one row more (precomputed: a
+// division per register tile would cost as much as a short tile's FMAs).
+struct Split {
+  int n[3], q[3], base[3], extra[3];
+};
+
+Split best_split(i64 r, i64 nv) {
+  const double c3 = row_cost(r, 3), c2 = row_cost(r, 2), c1 = row_cost(r, 1);
+  Split best{};
+  double best_cost = 1e300;
+  for (i64 n3 = 0; 3 * n3 <= nv; ++n3) {
+    const i64 rest = nv - 3 * n3;
+    for (i64 n2 = rest / 2; n2 >= 0 && n2 >= rest / 2 - 1; --n2) {
+      const i64 n1 = rest - 2 * n2;
+      const double cost = static_cast<double>(n3) * c3 + static_cast<double>(n2) * c2 +
+                          static_cast<double>(n1) * c1;
+      if (cost < best_cost) {
+        best_cost = cost;
+        best.n[0] = static_cast<int>(n3);
+        best.n[1] = static_cast<int>(n2);
+        best.n[2] = static_cast<int>(n1);
+      }
+    }
+  }
+  for (int w = 0; w < 3; ++w) {
+    const i64 vv = 3 - w;
+    const i64 q = (r + rmax(static_cast<int>(vv)) - 1) / rmax(static_cast<int>(vv));
+    best.q[w] = static_cast<int>(q);
+    best.base[w] = static_cast<int>(q > 0 ? r / q : 0);
+    best.extra[w] = static_cast<int>(q > 0 ? r % q : 0);
+  }
+  return best;
+}
+
+// Remembers the split per row count (tiles of a matrix have few distinct row counts).
+class SplitCache {
+ public:
+  explicit SplitCache(i64 nv) : nv_(nv) {}
+  const Split& get(i64 r) {
+    if (r < kSize) {
+      if (!known_[r]) {
+        split_[r] = best_split(r, nv_);
+        known_[r] = true;
+      }
+      return split_[r];
+    }
+    other_ = best_split(r, nv_);
+    return other_;
+  }
+
+ private:
+  static constexpr int kSize = 72;
+  i64 nv_;
+  Split split_[kSize];  // filled lazily; only known_ is initialised up front
+  Split other_;
+  bool known_[kSize] = {};
+};
+
+// One tile over the whole panel. rows[i] + row_base is the absolute row of tile row i.
+template <bool kColMajor, class Idx, class RowT>
+void panel_tile(i64 r, i64 c, const float* vals, const Idx* cols, const RowT* rows, i64 row_base,
+                const Panel& p, SplitCache& splits) {
+  if (r == 0 || c == 0) return;
+  const Split& s = splits.get(r);
+  const i64 rb = row_base - p.y_row0;
+  float* yr[kMaxRR];
+  i64 voff = 0;
+  for (int w = 0; w < 3; ++w) {
+    if (s.n[w] == 0) continue;
+    const int vv = 3 - w;
+    const float* xp = p.x + voff * L;
+    i64 i0 = 0;
+    for (int chunk = 0; chunk < s.q[w]; ++chunk) {
+      const int rr = s.base[w] + (chunk < s.extra[w] ? 1 : 0);
+      for (int i = 0; i < rr; ++i)
+        yr[i] = p.y + (rb + static_cast<i64>(rows[i0 + i])) * p.ldy + voff * L;
+      const float* vp = kColMajor ? vals + i0 : vals + i0 * c;
+      UkrTable<kColMajor, Idx>::get(rr, vv)(vp, kColMajor ? r : c, c, cols, xp, p.ldx, yr,
+                                            s.n[w]);
+      i0 += rr;
+    }
+    voff += s.n[w] * vv;
+  }
+}
+
+// ------------------------------------------------------------------------ narrow N -----
+//
+// A packed tile record (see sparse_simd.hpp): its rows are the set bits of a 16-bit mask over
+// the band's rows; its values are column-major, so kept column k is the r floats at
+// vals + k*r. The tile's rows go in groups of up to 8 lanes; lanes past r read the next
+// column or the zero padding and are never used.
+
+// The band's rows of a tile, in order, from its mask (for the paths that want indices).
+GRIMSIM_INLINE int mask_rows(unsigned mask, std::uint8_t* rows) {
+  int r = 0;
+  while (mask != 0) {
+    rows[r++] = static_cast<std::uint8_t>(__builtin_ctz(mask));
+    mask &= mask - 1;
+  }
+  return r;
+}
+
+#if defined(__AVX2__)
+// x86 with AVX2 (also the AVX-512 build): 8-lane vectors. Each group's accumulator is
+// expanded onto the band's 16 rows with a lane permutation (vpermps), so the band's Y rows
+// stay in registers (NN = 1) or one L1 line per column of Y, and no scalar scatter runs.
+struct PermTable {
+  alignas(32) std::int32_t idx[256][8];  // lane l <- accumulator lane (# set bits below l)
+  std::uint8_t pop[256];
+};
+constexpr PermTable make_perm_table() {
+  PermTable t{};
+  for (int m = 0; m < 256; ++m) {
+    int below = 0;
+    for (int l = 0; l < 8; ++l) {
+      t.idx[m][l] = (m >> l) & 1 ? below : 0;
+      below += (m >> l) & 1;
+    }
+    t.pop[m] = static_cast<std::uint8_t>(below);
+  }
+  return t;
+}
+constexpr PermTable kPerm = make_perm_table();
+
+// Lanes l with bit l of m set: all ones, else zero.
+GRIMSIM_INLINE __m256 lane_mask(unsigned m) {
+  const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i sel = _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(m)), bits);
+  return _mm256_castsi256_ps(_mm256_cmpeq_epi32(sel, bits));
+}
+
+// ylo/yhi (the band's rows 0-7 / 8-15) += acc's lanes placed on the rows of submask sm.
+GRIMSIM_INLINE void expand_add(__m256 acc, unsigned sm, __m256& ylo, __m256& yhi) {
+  const unsigned lo = sm & 0xFFu, hi = sm >> 8;
+  if (lo != 0) {
+    const __m256i idx = _mm256_load_si256(reinterpret_cast<const __m256i*>(kPerm.idx[lo]));
+    ylo = _mm256_add_ps(ylo, _mm256_and_ps(_mm256_permutevar8x32_ps(acc, idx), lane_mask(lo)));
+  }
+  if (hi != 0) {
+    const __m256i idx = _mm256_add_epi32(
+        _mm256_load_si256(reinterpret_cast<const __m256i*>(kPerm.idx[hi])),
+        _mm256_set1_epi32(kPerm.pop[lo]));
+    yhi = _mm256_add_ps(yhi, _mm256_and_ps(_mm256_permutevar8x32_ps(acc, idx), lane_mask(hi)));
+  }
+}
+
+// The submask holding the first 8 set bits of m (the rows of a tile's first lane group).
+GRIMSIM_INLINE unsigned first8(unsigned m) {
+  unsigned rest = m;
+  for (int i = 0; i < 8 && rest != 0; ++i) rest &= rest - 1;
+  return m ^ rest;
+}
+
+// One group of up to 8 of a tile's rows (submask sm, first value at va, column stride r):
+// NN columns of X, added onto the band's rows in ylo/yhi.
+template <int NN, class Idx>
+GRIMSIM_INLINE void narrow_group(unsigned sm, i64 r, i64 c, const float* GRIMSIM_RESTRICT va,
+                                 const Idx* GRIMSIM_RESTRICT ck, const float* GRIMSIM_RESTRICT x,
+                                 __m256 (&ylo)[NN], __m256 (&yhi)[NN]) {
+  // Independent accumulator sets hide the FMA latency for small NN.
+  constexpr int S = NN >= 4 ? 1 : 2;
+  __m256 acc[S][NN];
+#pragma GCC unroll 4
+  for (int s = 0; s < S; ++s)
+#pragma GCC unroll 8
+    for (int n = 0; n < NN; ++n) acc[s][n] = _mm256_setzero_ps();
+  auto column = [&](int s) {
+    const __m256 v = _mm256_loadu_ps(va);
+    const float* xr = x + static_cast<i64>(*ck) * NN;
+#pragma GCC unroll 8
+    for (int n = 0; n < NN; ++n)
+      acc[s][n] = _mm256_fmadd_ps(v, _mm256_broadcast_ss(xr + n), acc[s][n]);
+    va += r;
+    ++ck;
+  };
+  // The c % S leading columns first, then whole rounds of S.
+  const i64 lead = S == 4 ? c & 3 : S == 2 ? c & 1 : 0;
+  switch (lead) {
+    case 3: column(S > 2 ? 2 : 0); [[fallthrough]];
+    case 2: column(S > 1 ? 1 : 0); [[fallthrough]];
+    case 1: column(0); [[fallthrough]];
+    default: break;
+  }
+  for (i64 k = lead; k < c; k += S) {
+#pragma GCC unroll 4
+    for (int s = 0; s < S; ++s) column(s);
+  }
+#pragma GCC unroll 8
+  for (int n = 0; n < NN; ++n) {
+    __m256 t = acc[0][n];
+#pragma GCC unroll 4
+    for (int s = 1; s < S; ++s) t = _mm256_add_ps(t, acc[s][n]);
+    expand_add(t, sm, ylo[n], yhi[n]);
+  }
+}
+
+// One tile, NN columns of X: ylo/yhi[n] (the band's 16 rows) += W_tile x[:, n].
+template <int NN, class Idx>
+GRIMSIM_INLINE void narrow_tile(unsigned mask, i64 r, i64 c, const float* vals, const Idx* cols,
+                                const float* x, __m256 (&ylo)[NN], __m256 (&yhi)[NN]) {
+  if (r <= 8) {  // the common case: one group, straight line
+    narrow_group<NN>(mask, r, c, vals, cols, x, ylo, yhi);
+    return;
+  }
+  unsigned rest = mask;
+  for (i64 a = 0; a < r; a += 8) {
+    const unsigned sm = r - a > 8 ? first8(rest) : rest;
+    rest ^= sm;
+    narrow_group<NN>(sm, r, c, vals + a, cols, x, ylo, yhi);
+  }
+}
+
+template <int NN>
+struct BandAcc {
+  __m256 lo[NN], hi[NN];
+  GRIMSIM_INLINE void clear() {
+#pragma GCC unroll 8
+    for (int n = 0; n < NN; ++n) lo[n] = hi[n] = _mm256_setzero_ps();
+  }
+  // Writes the band's rows [0, rows) to y (M x NN, row-major) from row row0.
+  GRIMSIM_INLINE void write(float* y, i64 row0, i64 rows) const {
+    alignas(32) float t[NN][16];
+#pragma GCC unroll 8
+    for (int n = 0; n < NN; ++n) {
+      _mm256_store_ps(t[n], lo[n]);
+      _mm256_store_ps(t[n] + 8, hi[n]);
+    }
+    for (i64 j = 0; j < rows; ++j)
+#pragma GCC unroll 8
+      for (int n = 0; n < NN; ++n) y[(row0 + j) * NN + n] = t[n][j];
+  }
+  template <class Idx>
+  GRIMSIM_INLINE void tile(unsigned mask, i64 r, i64 c, const float* vals, const Idx* cols,
+                           const float* x) {
+    narrow_tile<NN>(mask, r, c, vals, cols, x, lo, hi);
+  }
+};
+#else
+// Other tiers (SSE2 baseline, NEON, generic): groups of kLanes rows; each group's results go
+// to a small band buffer in L1 by row index.
+template <int NN>
+struct BandAcc {
+  float yl[16][NN];
+  GRIMSIM_INLINE void clear() {
+    for (int j = 0; j < 16; ++j)
+      for (int n = 0; n < NN; ++n) yl[j][n] = 0.0f;
+  }
+  GRIMSIM_INLINE void write(float* y, i64 row0, i64 rows) const {
+    for (i64 j = 0; j < rows; ++j)
+      for (int n = 0; n < NN; ++n) y[(row0 + j) * NN + n] = yl[j][n];
+  }
+  template <class Idx>
+  GRIMSIM_INLINE void tile(unsigned mask, i64 r, i64 c, const float* GRIMSIM_RESTRICT vals,
+                           const Idx* GRIMSIM_RESTRICT cols, const float* GRIMSIM_RESTRICT x) {
+    constexpr int S = NN >= 4 ? 1 : NN >= 2 ? 2 : 4;
+    std::uint8_t rows[16];
+    mask_rows(mask, rows);
+    for (i64 a = 0; a < r; a += L) {
+      const int rn = static_cast<int>(r - a < L ? r - a : L);
+      vf acc[S][NN];
+      for (int s = 0; s < S; ++s)
+        for (int n = 0; n < NN; ++n) acc[s][n] = zero();
+      const float* va = vals + a;
+      i64 k = 0;
+      for (; k + S <= c; k += S)
+        for (int s = 0; s < S; ++s) {
+          const vf v = load(va + (k + s) * r);
+          const float* xr = x + static_cast<i64>(cols[k + s]) * NN;
+          for (int n = 0; n < NN; ++n) acc[s][n] = fma(v, set1(xr[n]), acc[s][n]);
+        }
+      for (; k < c; ++k) {
+        const vf v = load(va + k * r);
+        const float* xr = x + static_cast<i64>(cols[k]) * NN;
+        for (int n = 0; n < NN; ++n) acc[0][n] = fma(v, set1(xr[n]), acc[0][n]);
+      }
+      float t[NN][L];
+      for (int n = 0; n < NN; ++n) {
+        vf sum = acc[0][n];
+        for (int s = 1; s < S; ++s) sum = sum + acc[s][n];
+        store(t[n], sum);
+      }
+      for (int j = 0; j < rn; ++j)
+        for (int n = 0; n < NN; ++n) yl[rows[a + j]][n] += t[n][j];
+    }
+  }
+};
+#endif
+
+// Walks units [u0, u1) of the stream: start(row0) / finish(row0, rows) bracket each unit (its
+// first row and row count), fn(mask, r, c, vals, cols) runs per tile.
+template <class Idx, class Start, class Tile, class Finish>
+GRIMSIM_INLINE void walk_stream(const BcrStream& w, i64 u0, i64 u1, Start&& start, Tile&& fn,
+                                Finish&& finish) {
+  for (i64 u = u0; u < u1; ++u) {
+    const unsigned char* p = w.stream + w.unit_offset[u];
+    const unsigned char* end = w.stream + w.unit_offset[u + 1];
+    start(w.unit_row0[u]);
+    while (p < end) {
+      std::uint64_t hdr;
+      __builtin_memcpy(&hdr, p, sizeof(hdr));
+      const auto mask = static_cast<unsigned>(hdr & 0xFFFFu);
+      const auto r = static_cast<i64>((hdr >> 16) & 0xFFFFu);
+      const auto c = static_cast<i64>((hdr >> 32) & 0xFFFFu);
+      const Idx* cols = reinterpret_cast<const Idx*>(p + 8);
+      const float* vals = reinterpret_cast<const float*>(
+          p + 8 + sparse_detail::round4(static_cast<i64>(sizeof(Idx)) * c));
+      p += 4 * static_cast<i64>(hdr >> 48);
+      fn(mask, r, c, vals, cols);
+    }
+    finish(w.unit_row0[u], w.unit_row0[u + 1] - w.unit_row0[u]);
+  }
+}
+
+template <int NN, class Idx>
+void stream_narrow_nn(const BcrStream& w, i64 u0, i64 u1, const float* x, float* y) {
+  BandAcc<NN> band;
+  walk_stream<Idx>(
+      w, u0, u1, [&](i64) { band.clear(); },
+      [&](unsigned mask, i64 r, i64 c, const float* vals, const Idx* cols) {
+        band.tile(mask, r, c, vals, cols, x);
+      },
+      [&](i64 row0, i64 rows) { band.write(y, row0, rows); });
+}
+
+template <class Idx>
+void stream_narrow_typed(const BcrStream& w, i64 u0, i64 u1, const float* x, i64 n, float* y) {
+  switch (n) {
+    case 1: return stream_narrow_nn<1, Idx>(w, u0, u1, x, y);
+    case 2: return stream_narrow_nn<2, Idx>(w, u0, u1, x, y);
+    case 3: return stream_narrow_nn<3, Idx>(w, u0, u1, x, y);
+    case 4: return stream_narrow_nn<4, Idx>(w, u0, u1, x, y);
+    case 5: return stream_narrow_nn<5, Idx>(w, u0, u1, x, y);
+    case 6: return stream_narrow_nn<6, Idx>(w, u0, u1, x, y);
+    case 7: return stream_narrow_nn<7, Idx>(w, u0, u1, x, y);
+    default: break;
+  }
+  // Wider N is not routed here by the drivers (it reaches 8..15 only with AVX-512, which
+  // takes the panel path): column by column, into y zeroed by the caller.
+  std::uint8_t rows[16];
+  i64 row0 = 0;
+  walk_stream<Idx>(
+      w, u0, u1, [&](i64 start) { row0 = start; },
+      [&](unsigned mask, i64 r, i64 c, const float* vals, const Idx* cols) {
+        mask_rows(mask, rows);
+        for (i64 j = 0; j < n; ++j)
+          for (i64 i = 0; i < r; ++i) {
+            float s = 0.0f;
+            for (i64 k = 0; k < c; ++k) s += vals[k * r + i] * x[static_cast<i64>(cols[k]) * n + j];
+            y[(row0 + rows[i]) * n + j] += s;
+          }
+      },
+      [](i64, i64) {});
+}
+
+template <class Idx>
+void stream_panel_typed(const BcrStream& w, i64 u0, i64 u1, const Panel& p) {
+  SplitCache splits(p.nv);
+  std::uint8_t rows[16];
+  i64 row0 = 0;
+  walk_stream<Idx>(
+      w, u0, u1, [&](i64 start) { row0 = start; },
+      [&](unsigned mask, i64 r, i64 c, const float* vals, const Idx* cols) {
+        mask_rows(mask, rows);
+        panel_tile<true>(r, c, vals, cols, rows, row0, p, splits);
+      },
+      [](i64, i64) {});
+}
+
+void stream_dispatch(const BcrStream& w, i64 u0, i64 u1, const Panel* p, const float* x, i64 n,
+                     float* y) {
+  if (w.col_bytes == 2) {
+    if (p)
+      stream_panel_typed<std::uint16_t>(w, u0, u1, *p);
+    else
+      stream_narrow_typed<std::uint16_t>(w, u0, u1, x, n, y);
+  } else {
+    if (p)
+      stream_panel_typed<std::uint32_t>(w, u0, u1, *p);
+    else
+      stream_narrow_typed<std::uint32_t>(w, u0, u1, x, n, y);
+  }
+}
+
+// The sub-range [*i0, *i1) of a block's sorted row list rows[0..r) inside rows [lo, hi).
+GRIMSIM_INLINE void band_range(const std::int32_t* rows, i64 r, i64 lo, i64 hi, i64* i0,
+                               i64* i1) {
+  i64 a = 0;
+  while (a < r && rows[a] < lo) ++a;
+  i64 b = a;
+  while (b < r && rows[b] < hi) ++b;
+  *i0 = a;
+  *i1 = b;
+}
+
+// Calls fn(r, c, vals, cols, rows) for the part of every block of units [u0, u1) inside the
+// unit's band (row-major values: a band's rows are a contiguous run of the block's values).
+template <class Fn>
+GRIMSIM_INLINE void walk_raw(const BcrRaw& w, i64 u0, i64 u1, Fn&& fn) {
+  for (i64 u = u0; u < u1; ++u) {
+    const i64 br = u / w.bands, band = u % w.bands;
+    const i64 lo = br * w.block_rows + band * sparse_detail::kBandRows;
+    const i64 hi = lo + sparse_detail::kBandRows;
+    for (i64 b = w.block_row_ptr[br]; b < w.block_row_ptr[br + 1]; ++b) {
+      const std::int32_t* rows = w.row_idx + w.row_ptr[b];
+      const i64 r = w.row_ptr[b + 1] - w.row_ptr[b];
+      const i64 c = w.col_ptr[b + 1] - w.col_ptr[b];
+      i64 i0 = 0, i1 = r;
+      if (w.bands > 1) band_range(rows, r, lo, hi, &i0, &i1);
+      if (i1 > i0)
+        fn(i1 - i0, c, w.values + w.val_ptr[b] + i0 * c, w.col_idx + w.col_ptr[b], rows + i0);
+    }
+  }
+}
+
+}  // namespace
+
+int sparse_lanes() { return L; }
+
+void bcr_raw_panel(const BcrRaw& w, i64 u0, i64 u1, const Panel& p) {
+  SplitCache splits(p.nv);
+  walk_raw(w, u0, u1,
+           [&](i64 r, i64 c, const float* vals, const std::int32_t* cols,
+               const std::int32_t* rows) {
+             panel_tile<false>(r, c, vals, cols, rows, i64{0}, p, splits);
+           });
+}
+
+void bcr_raw_narrow(const BcrRaw& w, i64 u0, i64 u1, const float* x, i64 n, float* y) {
+  // Row-major blocks: each kept row is a dot product over the block's kept columns; the
+  // columns' x values are gathered once per block into a small contiguous buffer.
+  constexpr i64 kChunk = 64;
+  float xg[kChunk];
+  walk_raw(w, u0, u1,
+           [&](i64 r, i64 c, const float* vals, const std::int32_t* cols,
+               const std::int32_t* rows) {
+             for (i64 j = 0; j < n; ++j)
+               for (i64 k0 = 0; k0 < c; k0 += kChunk) {
+                 const i64 kc = c - k0 < kChunk ? c - k0 : kChunk;
+                 for (i64 k = 0; k < kc; ++k) xg[k] = x[static_cast<i64>(cols[k0 + k]) * n + j];
+                 for (i64 i = 0; i < r; ++i) {
+                   const float* v = vals + i * c + k0;
+                   vf s = zero();
+                   i64 k = 0;
+                   for (; k + L <= kc; k += L) s = fma(load(v + k), load(xg + k), s);
+                   float t = hsum(s);
+                   for (; k < kc; ++k) t += v[k] * xg[k];
+                   y[static_cast<i64>(rows[i]) * n + j] += t;
+                 }
+               }
+           });
+}
+
+void bcr_stream_panel(const BcrStream& w, i64 u0, i64 u1, const Panel& p) {
+  stream_dispatch(w, u0, u1, &p, nullptr, 0, nullptr);
+}
+
+void bcr_stream_narrow(const BcrStream& w, i64 u0, i64 u1, const float* x, i64 n, float* y) {
+  stream_dispatch(w, u0, u1, nullptr, x, n, y);
+}
+
+}  // namespace GRIMSIM_ISA_NS
+}  // namespace grimsim

@@ -1,0 +1,159 @@
+// Convolutions: geometry checks, im2col, conv through the GEMM, direct depthwise, and the
+// naive reference used by the tests.
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "dense_kernels.hpp"
+#include "grimsim/dense.hpp"
+#include "grimsim/parallel.hpp"
+
+namespace grimsim {
+
+void check_conv_geometry(const ConvGeometry& g) {
+  check(g.channels >= 1 && g.height >= 1 && g.width >= 1,
+        "conv input must have C, H, W >= 1, got (" + std::to_string(g.channels) + ", " +
+            std::to_string(g.height) + ", " + std::to_string(g.width) + ")");
+  check(g.kernel_h >= 1 && g.kernel_w >= 1, "conv kernel must be >= 1x1, got " +
+                                                std::to_string(g.kernel_h) + "x" +
+                                                std::to_string(g.kernel_w));
+  check(g.stride_h >= 1 && g.stride_w >= 1, "conv stride must be >= 1");
+  check(g.dilation_h >= 1 && g.dilation_w >= 1, "conv dilation must be >= 1");
+  check(g.pad_h >= 0 && g.pad_w >= 0, "conv padding must be >= 0");
+  // Sizes far beyond any network; keeps the int64 index arithmetic far from overflow.
+  constexpr std::int64_t kMax = std::int64_t{1} << 24;
+  check(g.channels <= kMax && g.height <= kMax && g.width <= kMax && g.kernel_h <= kMax &&
+            g.kernel_w <= kMax && g.stride_h <= kMax && g.stride_w <= kMax &&
+            g.pad_h <= kMax && g.pad_w <= kMax && g.dilation_h <= kMax && g.dilation_w <= kMax,
+        "conv geometry values must be <= 2^24");
+  const std::int64_t span_h = g.dilation_h * (g.kernel_h - 1) + 1;
+  const std::int64_t span_w = g.dilation_w * (g.kernel_w - 1) + 1;
+  check(g.height + 2 * g.pad_h >= span_h && g.width + 2 * g.pad_w >= span_w,
+        "conv kernel (span " + std::to_string(span_h) + "x" + std::to_string(span_w) +
+            ") is larger than the padded input (" + std::to_string(g.height + 2 * g.pad_h) +
+            "x" + std::to_string(g.width + 2 * g.pad_w) + ")");
+}
+
+void im2col(const float* input, const ConvGeometry& g, float* x, int threads) {
+  check_conv_geometry(g);
+  check_threads(threads);
+  check(input != nullptr && x != nullptr, "im2col: null input or output");
+  const std::int64_t Ho = g.out_h(), Wo = g.out_w(), N = Ho * Wo;
+  const std::int64_t rows = g.channels * g.kernel_h * g.kernel_w;
+  parallel_for(rows, threads, [&](std::int64_t row) {
+    const std::int64_t c = row / (g.kernel_h * g.kernel_w);
+    const std::int64_t ky = (row / g.kernel_w) % g.kernel_h, kx = row % g.kernel_w;
+    const float* plane = input + c * g.height * g.width;
+    float* dst = x + row * N;
+    const std::int64_t off = kx * g.dilation_w - g.pad_w;  // ix = ox * sw + off
+    // Output columns [lo, hi) read inside the row; the rest read padding.
+    const std::int64_t sw = g.stride_w;
+    const std::int64_t lo = std::min(Wo, off >= 0 ? 0 : (-off + sw - 1) / sw);
+    const std::int64_t hi =
+        g.width - 1 - off < 0 ? lo : std::max(lo, std::min(Wo, (g.width - 1 - off) / sw + 1));
+    for (std::int64_t oy = 0; oy < Ho; ++oy) {
+      float* d = dst + oy * Wo;
+      const std::int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dilation_h;
+      if (iy < 0 || iy >= g.height) {
+        std::fill(d, d + Wo, 0.0f);
+        continue;
+      }
+      const float* s = plane + iy * g.width + off;
+      std::fill(d, d + lo, 0.0f);
+      if (sw == 1)
+        std::memcpy(d + lo, s + lo, static_cast<std::size_t>(hi - lo) * sizeof(float));
+      else
+        for (std::int64_t ox = lo; ox < hi; ++ox) d[ox] = s[ox * sw];
+      std::fill(d + hi, d + Wo, 0.0f);
+    }
+  });
+}
+
+void conv2d_gemm(const float* input, const ConvGeometry& g, const float* w2d,
+                 std::int64_t out_channels, std::int64_t groups, const float* bias,
+                 float* output, int threads) {
+  check_conv_geometry(g);
+  check_threads(threads);
+  check(groups >= 1, "conv groups must be >= 1, got " + std::to_string(groups));
+  check(out_channels >= 1, "conv out_channels must be >= 1");
+  check(g.channels % groups == 0, "conv in channels (" + std::to_string(g.channels) +
+                                      ") not divisible by groups (" + std::to_string(groups) + ")");
+  check(out_channels % groups == 0, "conv out channels (" + std::to_string(out_channels) +
+                                        ") not divisible by groups (" + std::to_string(groups) + ")");
+  check(input != nullptr && w2d != nullptr && output != nullptr, "conv2d_gemm: null pointer");
+  const std::int64_t N = g.out_h() * g.out_w();
+  const std::int64_t cg = g.channels / groups, mg = out_channels / groups;
+  const std::int64_t kg = cg * g.kernel_h * g.kernel_w;
+  const bool pointwise = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 &&
+                         g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
+  AlignedArray<float> cols;
+  const float* x = input;  // a 1x1 stride-1 conv is already a GEMM on the input
+  if (!pointwise) {
+    cols = AlignedArray<float>(static_cast<std::size_t>(g.channels * g.kernel_h * g.kernel_w * N));
+    im2col(input, g, cols.data(), threads);
+    x = cols.data();
+  }
+  for (std::int64_t grp = 0; grp < groups; ++grp)
+    gemm_rowmajor(w2d + grp * mg * kg, x + grp * kg * N, output + grp * mg * N, mg, kg, N,
+                  bias != nullptr ? bias + grp * mg : nullptr, threads);
+}
+
+void depthwise_conv2d(const float* input, const ConvGeometry& g, const float* weight,
+                      const float* bias, float* output, int threads) {
+  check_conv_geometry(g);
+  check_threads(threads);
+  check(input != nullptr && weight != nullptr && output != nullptr,
+        "depthwise_conv2d: null pointer");
+  DepthwiseJob job;
+  job.height = g.height;
+  job.width = g.width;
+  job.out_h = g.out_h();
+  job.out_w = g.out_w();
+  job.kernel_h = g.kernel_h;
+  job.kernel_w = g.kernel_w;
+  job.stride_h = g.stride_h;
+  job.stride_w = g.stride_w;
+  job.pad_h = g.pad_h;
+  job.pad_w = g.pad_w;
+  job.dilation_h = g.dilation_h;
+  job.dilation_w = g.dilation_w;
+  const std::int64_t plane = g.height * g.width, oplane = job.out_h * job.out_w;
+  const std::int64_t taps = g.kernel_h * g.kernel_w;
+  const SimdLevel level = simd_runtime_level();
+  parallel_for(g.channels, threads, [&](std::int64_t c) {
+    GRIMSIM_DISPATCH_AT(level, depthwise_plane, job, input + c * plane, weight + c * taps,
+                        bias != nullptr ? bias[c] : 0.0f, output + c * oplane);
+  });
+}
+
+void conv2d_reference(const float* input, const ConvGeometry& g, const float* w,
+                      std::int64_t out_channels, std::int64_t groups, const float* bias,
+                      float* output) {
+  check_conv_geometry(g);
+  check(groups >= 1 && g.channels % groups == 0 && out_channels % groups == 0,
+        "conv2d_reference: channels not divisible by groups");
+  const std::int64_t Ho = g.out_h(), Wo = g.out_w();
+  const std::int64_t cg = g.channels / groups, mg = out_channels / groups;
+  for (std::int64_t co = 0; co < out_channels; ++co) {
+    const std::int64_t grp = co / mg;
+    for (std::int64_t oy = 0; oy < Ho; ++oy)
+      for (std::int64_t ox = 0; ox < Wo; ++ox) {
+        double s = bias != nullptr ? bias[co] : 0.0;
+        for (std::int64_t ci = 0; ci < cg; ++ci)
+          for (std::int64_t ky = 0; ky < g.kernel_h; ++ky) {
+            const std::int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dilation_h;
+            if (iy < 0 || iy >= g.height) continue;
+            for (std::int64_t kx = 0; kx < g.kernel_w; ++kx) {
+              const std::int64_t ix = ox * g.stride_w - g.pad_w + kx * g.dilation_w;
+              if (ix < 0 || ix >= g.width) continue;
+              s += static_cast<double>(
+                       w[((co * cg + ci) * g.kernel_h + ky) * g.kernel_w + kx]) *
+                   input[((grp * cg + ci) * g.height + iy) * g.width + ix];
+            }
+          }
+        output[(co * Ho + oy) * Wo + ox] = static_cast<float>(s);
+      }
+  }
+}
+
+}  // namespace grimsim

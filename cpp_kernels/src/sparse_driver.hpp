@@ -1,0 +1,165 @@
+// Internal: how the sparse kernels split Y = W X into tasks (baseline translation units only;
+// the SIMD inner loops are in *.simd.cpp).
+//
+// Rows are grouped into "units" (a band of at most 64 rows of a block row for BCR, a row for
+// CSR/N:M/pattern); unit u covers rows [row_start(u), row_start(u + 1)). Consecutive units
+// form chunks of about equal work (multiply-adds), and N
+// is cut into tiles of whole SIMD vectors whose X panel (K x tile) fits in L2 next to the
+// weights, so every unit's pass reuses X from L2. Full tiles read X and write Y in place; the
+// one tile holding N's ragged end goes through zero-padded copies of X and Y, so the inner
+// loops never need masked loads. Tasks are (tile, chunk) pairs, tile-major, so the threads
+// work on the same X panel at the same time.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "grimsim/parallel.hpp"
+#include "sparse_simd.hpp"
+
+namespace grimsim::sparse_detail {
+
+using i64 = std::int64_t;
+
+// Splits units [0, n_units) into `parts` contiguous ranges of about equal work, given the
+// prefix sums of the units' work (prefix[0] = 0, size n_units + 1); returns the part bounds.
+inline std::vector<i64> balanced_bounds(const std::vector<i64>& prefix, i64 parts) {
+  const i64 n_units = static_cast<i64>(prefix.size()) - 1;
+  parts = std::max<i64>(1, std::min(parts, n_units));
+  std::vector<i64> bounds(static_cast<std::size_t>(parts) + 1, 0);
+  bounds[static_cast<std::size_t>(parts)] = n_units;
+  const i64 total = prefix.back();
+  for (i64 p = 1; p < parts; ++p) {
+    // First unit whose prefix reaches the p-th share (equal unit counts if all work is 0).
+    const i64 target = total > 0 ? (total * p + parts - 1) / parts : 0;
+    i64 u = total > 0 ? static_cast<i64>(std::lower_bound(prefix.begin(), prefix.end(), target) -
+                                         prefix.begin())
+                      : n_units * p / parts;
+    u = std::clamp(u, bounds[static_cast<std::size_t>(p - 1)], n_units);
+    bounds[static_cast<std::size_t>(p)] = u;
+  }
+  return bounds;
+}
+
+// Vectors per N tile: the X panel of K rows should take about a third of a 512 KiB L2
+// (Zen 3 / Cortex-A76 class cores), at least 3 vectors (one full register tile) and at most
+// 24 (the per-row Y segment stays in L1).
+inline i64 tile_vectors(i64 k, int lanes) {
+  constexpr i64 kPanelBytes = 192 * 1024;
+  const i64 per_vector = std::max<i64>(1, k) * lanes * 4;
+  i64 nt = kPanelBytes / per_vector;
+  nt = std::clamp<i64>(nt, 3, 24);
+  return nt >= 6 ? nt - nt % 3 : nt;
+}
+
+// Runs kernel(unit0, unit1, panel) over all (N tile, chunk) tasks for n >= lanes; y (rows x n)
+// is fully written. `prefix` holds per-unit work prefix sums (may be empty when threads == 1).
+// Kernels either accumulate into Y (zeroed here first) or, with `overwrite`, store every row
+// of their units; `row_map` (overwrite kernels with one row per unit only; null = identity)
+// names the Y row of each unit.
+template <class RowStart, class Kernel>
+void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::vector<i64>& prefix,
+                const float* x, i64 n, float* y, int threads, int lanes, bool overwrite,
+                const std::int32_t* row_map, i64 nnz, Kernel&& kernel) {
+  const i64 nv_total = (n + lanes - 1) / lanes;
+  const i64 nt = tile_vectors(k, lanes);
+  const i64 n_tiles = std::max<i64>(1, (nv_total + nt - 1) / nt);
+  // Even tile sizes (in vectors); the last tile holds the ragged end of N, if any.
+  std::vector<i64> tile_v0(static_cast<std::size_t>(n_tiles) + 1);
+  for (i64 t = 0; t <= n_tiles; ++t) tile_v0[static_cast<std::size_t>(t)] = nv_total * t / n_tiles;
+  const bool ragged = n % lanes != 0;
+  const i64 max_width = ((nv_total + n_tiles - 1) / n_tiles) * lanes;
+
+  i64 n_chunks = 1;
+  if (threads > 1)
+    n_chunks = std::min(n_units, std::max<i64>(1, (4 * threads + n_tiles - 1) / n_tiles));
+  std::vector<i64> bounds;
+  if (n_chunks > 1 && !prefix.empty()) {
+    bounds = balanced_bounds(prefix, n_chunks);
+  } else {
+    bounds.resize(static_cast<std::size_t>(n_chunks) + 1);
+    for (i64 c = 0; c <= n_chunks; ++c)
+      bounds[static_cast<std::size_t>(c)] = n_units * c / n_chunks;
+  }
+  n_chunks = static_cast<i64>(bounds.size()) - 1;
+
+  // A panel whose rows lie on more pages than the L1 TLB covers (wide X rows) is copied into
+  // a contiguous per-thread buffer first when each X element feeds enough multiply-adds
+  // (nnz / K >= 32, i.e. M x density): one TLB miss per X row per tile instead of one per
+  // row per block row and register tile, for a copy costing about 1/(nnz/K) of the FMAs
+  // (measured: a loss at M x density = 16-26, a gain at 64).
+  constexpr i64 kTlbReachBytes = 64 * 4096;
+  const bool copy_panels = n_tiles > 1 && k * n * 4 > kTlbReachBytes && nnz >= 32 * k;
+  const int team = static_cast<int>(std::min<i64>(threads, n_tiles * n_chunks));
+  std::vector<float> panels;
+  if (copy_panels) panels.resize(static_cast<std::size_t>(team * k * max_width));
+
+  // The ragged tile's zero-padded X copy (shared) and Y scratch (rows x width).
+  const i64 last_v0 = tile_v0[static_cast<std::size_t>(n_tiles - 1)];
+  const i64 last_width = (nv_total - last_v0) * lanes;
+  std::vector<float> xpad, ypad;
+  if (ragged) {
+    xpad.assign(static_cast<std::size_t>(k * last_width), 0.0f);
+    const i64 c0 = last_v0 * lanes, cols = n - c0;
+    for (i64 r = 0; r < k; ++r)
+      std::memcpy(xpad.data() + r * last_width, x + r * n + c0, sizeof(float) * cols);
+    ypad.resize(static_cast<std::size_t>(rows * last_width));
+  }
+
+  parallel_for(n_tiles * n_chunks, threads, [&](i64 task, int thread) {
+    const i64 t = task / n_chunks, ch = task % n_chunks;
+    const i64 u0 = bounds[static_cast<std::size_t>(ch)];
+    const i64 u1 = bounds[static_cast<std::size_t>(ch + 1)];
+    const i64 r0 = row_start(u0), r1 = row_start(u1);
+    const i64 v0 = tile_v0[static_cast<std::size_t>(t)];
+    const i64 v1 = tile_v0[static_cast<std::size_t>(t + 1)];
+    const i64 c0 = v0 * lanes;
+    if (ragged && t == n_tiles - 1) {
+      float* yp = ypad.data() + r0 * last_width;
+      if (!overwrite) std::fill(yp, yp + (r1 - r0) * last_width, 0.0f);
+      // Rows by unit position here; row_map applies on the way back.
+      kernel(u0, u1, Panel{xpad.data(), last_width, yp, last_width, r0, v1 - v0, nullptr});
+      for (i64 r = r0; r < r1; ++r) {
+        const i64 dst = row_map ? row_map[r] : r;
+        std::memcpy(y + dst * n + c0, yp + (r - r0) * last_width, sizeof(float) * (n - c0));
+      }
+      return;
+    }
+    const i64 width = (v1 - v0) * lanes;
+    if (!overwrite)
+      for (i64 r = r0; r < r1; ++r) std::fill(y + r * n + c0, y + r * n + c0 + width, 0.0f);
+    if (copy_panels) {
+      float* panel = panels.data() + static_cast<i64>(thread) * k * max_width;
+      for (i64 r = 0; r < k; ++r)
+        std::memcpy(panel + r * width, x + r * n + c0, sizeof(float) * width);
+      kernel(u0, u1, Panel{panel, width, y + c0, n, 0, v1 - v0, row_map});
+    } else {
+      kernel(u0, u1, Panel{x + c0, n, y + c0, n, 0, v1 - v0, row_map});
+    }
+  });
+}
+
+
+// Runs kernel(unit0, unit1) over `threads` chunks of about equal work (narrow N: one pass);
+// an empty `prefix` means every unit has the same work.
+template <class Kernel>
+void run_chunks(i64 n_units, const std::vector<i64>& prefix, int threads, Kernel&& kernel) {
+  if (threads <= 1 || n_units <= 1) {
+    kernel(i64{0}, n_units);
+    return;
+  }
+  std::vector<i64> bounds;
+  if (!prefix.empty()) {
+    bounds = balanced_bounds(prefix, threads);
+  } else {
+    const i64 parts = std::min<i64>(threads, n_units);
+    for (i64 p = 0; p <= parts; ++p) bounds.push_back(n_units * p / parts);
+  }
+  const i64 parts = static_cast<i64>(bounds.size()) - 1;
+  parallel_for(parts, threads, [&](i64 p) {
+    kernel(bounds[static_cast<std::size_t>(p)], bounds[static_cast<std::size_t>(p + 1)]);
+  });
+}
+
+}  // namespace grimsim::sparse_detail

@@ -1,0 +1,331 @@
+// Standalone tests of the sparse kernels (no Python): CSR, BCR (raw and packed), pattern and
+// N:M against a dense reference on odd shapes, thread counts and every SIMD tier this CPU
+// runs, and every malformed-format rejection (built for the sanitizer and aarch64 runs).
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "grimsim/simd.hpp"
+#include "grimsim/sparse.hpp"
+#include "sparse_test_util.hpp"
+#include "test_util.hpp"
+
+using sparsetest::i64;
+using testutil::random_vector;
+using testutil::rel_err;
+using testutil::throws_invalid;
+
+namespace {
+
+std::vector<std::string> tiers() {
+  std::vector<std::string> out;
+  const grimsim::SimdLevel best = grimsim::simd_runtime_level();
+#if defined(GRIMSIM_X86_DISPATCH)
+  for (grimsim::SimdLevel l :
+       {grimsim::SimdLevel::sse2, grimsim::SimdLevel::avx2, grimsim::SimdLevel::avx512})
+    if (static_cast<int>(l) <= static_cast<int>(best)) out.push_back(grimsim::simd_level_name(l));
+#else
+  out.push_back(grimsim::simd_level_name(best));
+#endif
+  return out;
+}
+
+void set_tier(const std::string& name) { setenv("GRIMSIM_SIMD", name.c_str(), 1); }
+
+std::vector<float> dense_ref(const std::vector<float>& w, const std::vector<float>& x, i64 M,
+                             i64 K, i64 N) {
+  std::vector<float> y(static_cast<std::size_t>(M * N));
+  grimsim::dense_gemm_reference(w.data(), x.data(), y.data(), M, K, N);
+  return y;
+}
+
+constexpr double kTol = 2e-5;
+const i64 kNs[] = {0, 1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 33, 49, 100};
+
+void test_bcr(const std::string& tier) {
+  struct Case {
+    i64 M, K, R, C;
+    double keep_r, keep_c, empty;
+  };
+  const Case cases[] = {{1, 1, 1, 1, 1, 1, 0},        {37, 50, 16, 32, 0.5, 0.5, 0.2},
+                        {64, 96, 16, 32, 0.3, 0.3, 0}, {33, 70, 4, 8, 0.7, 0.4, 0.3},
+                        {150, 40, 70, 16, 0.6, 0.8, 0}, {130, 29, 130, 29, 0.5, 0.5, 0},
+                        {20, 300, 8, 64, 0.9, 0.2, 0.1}, {9, 17, 3, 5, 1, 1, 0.5},
+                        {16, 32, 16, 32, 1, 1, 0},      {40, 60, 16, 32, 0.5, 0.5, 1.0}};
+  std::uint32_t seed = 10;
+  for (const Case& c : cases) {
+    const auto w = sparsetest::random_bcr_dense(c.M, c.K, c.R, c.C, c.keep_r, c.keep_c, c.empty,
+                                                seed++);
+    const sparsetest::BcrOwned f(w, c.M, c.K, c.R, c.C);
+    const grimsim::BcrMatrix m = f.matrix();
+    grimsim::validate_bcr(m);
+    const grimsim::BcrPacked packed = grimsim::BcrPacked::pack(m);
+    for (i64 N : kNs) {
+      const auto x = random_vector(static_cast<std::size_t>(c.K * N), seed++);
+      const auto ref = dense_ref(w, x, c.M, c.K, N);
+      std::vector<float> y(ref.size(), 99.0f);
+      grimsim::bcr_spmm_reference(m, x.data(), N, y.data());
+      EXPECT(rel_err(y, ref) < kTol, "bcr reference %lldx%lld N=%lld", (long long)c.M,
+             (long long)c.K, (long long)N);
+      for (int threads : {1, 2, 3}) {
+        std::fill(y.begin(), y.end(), 99.0f);
+        grimsim::bcr_spmm(m, x.data(), N, y.data(), threads);
+        EXPECT(rel_err(y, ref) < kTol, "[%s] bcr %lldx%lld block %lldx%lld N=%lld threads=%d",
+               tier.c_str(), (long long)c.M, (long long)c.K, (long long)c.R, (long long)c.C,
+               (long long)N, threads);
+        std::fill(y.begin(), y.end(), 99.0f);
+        packed.spmm(x.data(), N, y.data(), threads);
+        EXPECT(rel_err(y, ref) < kTol,
+               "[%s] bcr packed %lldx%lld block %lldx%lld N=%lld threads=%d", tier.c_str(),
+               (long long)c.M, (long long)c.K, (long long)c.R, (long long)c.C, (long long)N,
+               threads);
+      }
+    }
+  }
+}
+
+// Rows sharing their column set across all their blocks are merged into one tile.
+void test_bcr_merge() {
+  const i64 M = 48, K = 128;
+  std::vector<float> w(static_cast<std::size_t>(M * K), 0.0f);
+  const auto v = random_vector(w.size(), 5);
+  for (i64 i = 0; i < M; ++i)
+    for (i64 k = 0; k < K; k += 3) {
+      const auto at = static_cast<std::size_t>(i * K + k);
+      w[at] = v[at] + 2.0f;
+    }
+  const sparsetest::BcrOwned f(w, M, K, 16, 32);
+  const grimsim::BcrPacked packed = grimsim::BcrPacked::pack(f.matrix());
+  EXPECT(packed.n_tiles() == 3, "column pruning: %lld tiles, expected one per block row",
+         (long long)packed.n_tiles());
+  EXPECT(packed.nnz() == M * 43, "nnz %lld", (long long)packed.nnz());
+  const auto x = random_vector(static_cast<std::size_t>(K * 20), 6);
+  std::vector<float> y(static_cast<std::size_t>(M * 20));
+  packed.spmm(x.data(), 20, y.data(), 2);
+  EXPECT(rel_err(y, dense_ref(w, x, M, K, 20)) < kTol, "merged tiles");
+}
+
+void test_csr(const std::string& tier) {
+  const i64 shapes[][2] = {{1, 1}, {0, 5}, {17, 33}, {64, 200}, {5, 1000}};
+  std::uint32_t seed = 100;
+  for (const auto& s : shapes) {
+    const i64 M = s[0], K = s[1];
+    auto w = random_vector(static_cast<std::size_t>(M * K), seed++);
+    for (std::size_t i = 0; i < w.size(); ++i)
+      if ((i * 7919) % 5 < 3) w[i] = 0.0f;
+    const sparsetest::CsrOwned f(w, M, K);
+    for (i64 N : kNs) {
+      const auto x = random_vector(static_cast<std::size_t>(K * N), seed++);
+      const auto ref = dense_ref(w, x, M, K, N);
+      std::vector<float> y(ref.size(), 99.0f);
+      grimsim::csr_spmm_reference(f.matrix(), x.data(), N, y.data());
+      EXPECT(rel_err(y, ref) < kTol, "csr reference");
+      for (int threads : {1, 3}) {
+        std::fill(y.begin(), y.end(), 99.0f);
+        grimsim::csr_spmm(f.matrix(), x.data(), N, y.data(), threads);
+        EXPECT(rel_err(y, ref) < kTol, "[%s] csr %lldx%lld N=%lld threads=%d", tier.c_str(),
+               (long long)M, (long long)K, (long long)N, threads);
+      }
+    }
+  }
+}
+
+void test_nm(const std::string& tier) {
+  const i64 cases[][4] = {{2, 4, 9, 30}, {1, 4, 16, 64}, {1, 8, 5, 13}, {3, 5, 33, 11},
+                          {4, 4, 2, 8}};
+  std::uint32_t seed = 200;
+  for (const auto& c : cases) {
+    const sparsetest::NmOwned f(c[2], c[3], c[0], c[1], seed++);
+    for (i64 N : kNs) {
+      const auto x = random_vector(static_cast<std::size_t>(f.K * N), seed++);
+      const auto ref = dense_ref(f.dense, x, f.M, f.K, N);
+      std::vector<float> y(ref.size(), 99.0f);
+      grimsim::nm_spmm_reference(f.matrix(), x.data(), N, y.data());
+      EXPECT(rel_err(y, ref) < kTol, "nm reference");
+      for (int threads : {1, 2}) {
+        std::fill(y.begin(), y.end(), 99.0f);
+        grimsim::nm_spmm(f.matrix(), x.data(), N, y.data(), threads);
+        EXPECT(rel_err(y, ref) < kTol, "[%s] nm %lld:%lld %lldx%lld N=%lld", tier.c_str(),
+               (long long)c[0], (long long)c[1], (long long)c[2], (long long)c[3],
+               (long long)N);
+      }
+    }
+  }
+}
+
+void test_pattern(const std::string& tier) {
+  const double cases[][3] = {{1, 1, 1.0}, {8, 3, 0.7}, {33, 16, 0.5}, {5, 40, 0.2}};
+  std::uint32_t seed = 300;
+  for (const auto& c : cases) {
+    const sparsetest::PatternOwned f(static_cast<i64>(c[0]), static_cast<i64>(c[1]), c[2],
+                                     seed++);
+    for (i64 N : kNs) {
+      const auto x = random_vector(static_cast<std::size_t>(f.K * N), seed++);
+      const auto ref = dense_ref(f.dense, x, f.M, f.K, N);
+      std::vector<float> y(ref.size(), 99.0f);
+      grimsim::pattern_spmm_reference(f.matrix(), x.data(), N, y.data());
+      EXPECT(rel_err(y, ref) < kTol, "pattern reference");
+      for (int threads : {1, 2}) {
+        std::fill(y.begin(), y.end(), 99.0f);
+        grimsim::pattern_spmm(f.matrix(), x.data(), N, y.data(), threads);
+        EXPECT(rel_err(y, ref) < kTol, "[%s] pattern %gx%g N=%lld threads=%d", tier.c_str(),
+               c[0], c[1], (long long)N, threads);
+      }
+    }
+  }
+}
+
+// --------------------------------------------------------------------- malformed formats
+
+// Runs `mutate` on a copy of a valid format and expects the kernel (and pack) to refuse it
+// before touching X or Y (both are null here: any access would crash under ASan).
+void expect_bcr_rejects(const char* what,
+                        const std::function<void(sparsetest::BcrOwned&)>& mutate) {
+  const auto w = sparsetest::random_bcr_dense(20, 40, 8, 32, 0.5, 0.5, 0.0, 7);
+  sparsetest::BcrOwned f(w, 20, 40, 8, 32);
+  mutate(f);
+  const grimsim::BcrMatrix m = f.matrix();
+  EXPECT(throws_invalid([&] { grimsim::bcr_spmm(m, nullptr, 4, nullptr, 1); }),
+         "bcr accepted: %s", what);
+  EXPECT(throws_invalid([&] { (void)grimsim::BcrPacked::pack(m); }), "bcr_pack accepted: %s",
+         what);
+}
+
+void test_bcr_rejections() {
+  using F = sparsetest::BcrOwned;
+  expect_bcr_rejects("block_row_ptr short", [](F& f) { f.block_row_ptr.pop_back(); });
+  expect_bcr_rejects("block_row_ptr[0] != 0", [](F& f) { f.block_row_ptr[0] = 1; });
+  expect_bcr_rejects("block_row_ptr decreasing", [](F& f) {
+    f.block_row_ptr[1] = 5;
+    f.block_row_ptr[2] = 1;
+  });
+  expect_bcr_rejects("block_row_ptr end", [](F& f) { f.block_row_ptr.back() -= 1; });
+  expect_bcr_rejects("block_col out of range", [](F& f) { f.block_col[1] = 2; });
+  expect_bcr_rejects("block_col negative", [](F& f) { f.block_col[0] = -1; });
+  expect_bcr_rejects("block_col unsorted", [](F& f) { f.block_col[1] = 0; });
+  expect_bcr_rejects("row_ptr end", [](F& f) { f.row_ptr.back() += 1; });
+  expect_bcr_rejects("row_ptr decreasing", [](F& f) { f.row_ptr[1] = f.row_ptr[2] + 1; });
+  expect_bcr_rejects("row_idx outside block", [](F& f) { f.row_idx[0] = 8; });
+  expect_bcr_rejects("row_idx past M", [](F& f) { f.row_idx.back() = 20; });
+  expect_bcr_rejects("row_idx unsorted", [](F& f) { std::swap(f.row_idx[0], f.row_idx[1]); });
+  expect_bcr_rejects("col_idx outside block", [](F& f) { f.col_idx[0] = 32; });
+  expect_bcr_rejects("col_idx past K", [](F& f) { f.col_idx.back() = 40; });
+  expect_bcr_rejects("col_idx duplicate", [](F& f) { f.col_idx[1] = f.col_idx[0]; });
+  expect_bcr_rejects("val_ptr misaligned", [](F& f) { f.val_ptr[1] += 1; });
+  expect_bcr_rejects("val_ptr[0] != 0", [](F& f) { f.val_ptr[0] = 16; });
+  expect_bcr_rejects("val_ptr short block", [](F& f) { f.val_ptr[1] = 0; });
+  expect_bcr_rejects("val_ptr past values", [](F& f) { f.values.resize(f.values.size() - 17); });
+  expect_bcr_rejects("val_ptr length", [](F& f) { f.val_ptr.pop_back(); });
+  expect_bcr_rejects("reorder length", [](F& f) { f.reorder.pop_back(); });
+  expect_bcr_rejects("reorder duplicate", [](F& f) { f.reorder[1] = f.reorder[0]; });
+  expect_bcr_rejects("reorder crosses block rows",
+                     [](F& f) { std::swap(f.reorder[0], f.reorder[10]); });
+  expect_bcr_rejects("zero block", [](F& f) { f.R = 0; });
+  expect_bcr_rejects("negative shape", [](F& f) { f.M = -1; });
+  expect_bcr_rejects("block count vs shape", [](F& f) { f.M = 30; });
+  // Valid arrays, bad call arguments.
+  const auto w = sparsetest::random_bcr_dense(20, 40, 8, 32, 0.5, 0.5, 0.0, 7);
+  const sparsetest::BcrOwned f(w, 20, 40, 8, 32);
+  std::vector<float> x(40 * 4), y(20 * 4);
+  EXPECT(throws_invalid([&] { grimsim::bcr_spmm(f.matrix(), x.data(), -1, y.data(), 1); }),
+         "negative N accepted");
+  EXPECT(throws_invalid([&] { grimsim::bcr_spmm(f.matrix(), x.data(), 4, y.data(), 0); }),
+         "0 threads accepted");
+  const grimsim::BcrPacked p = grimsim::BcrPacked::pack(f.matrix());
+  EXPECT(throws_invalid([&] { p.spmm(x.data(), 4, y.data(), 0); }), "packed: 0 threads");
+}
+
+void test_csr_rejections() {
+  std::vector<float> w(4 * 7, 0.0f);
+  w[1] = w[4] = w[14] = w[17] = w[20] = w[26] = 1.0f;
+  auto expect = [&](const char* what, const std::function<void(sparsetest::CsrOwned&)>& mutate) {
+    sparsetest::CsrOwned f(w, 4, 7);
+    mutate(f);
+    EXPECT(throws_invalid([&] { grimsim::csr_spmm(f.matrix(), nullptr, 3, nullptr, 1); }),
+           "csr accepted: %s", what);
+  };
+  using F = sparsetest::CsrOwned;
+  expect("indptr short", [](F& f) { f.indptr.pop_back(); });
+  expect("indptr[0]", [](F& f) { f.indptr[0] = 1; });
+  expect("indptr decreasing", [](F& f) { f.indptr[2] = 0; });
+  expect("indptr end", [](F& f) { f.indptr.back() = 5; });
+  expect("index range", [](F& f) { f.indices[0] = 7; });
+  expect("index negative", [](F& f) { f.indices[0] = -3; });
+  expect("index unsorted", [](F& f) { std::swap(f.indices[0], f.indices[1]); });
+  expect("data length", [](F& f) { f.data.pop_back(); });
+  expect("negative cols", [](F& f) { f.K = -2; });
+}
+
+void test_nm_rejections() {
+  auto expect = [&](const char* what, const std::function<void(sparsetest::NmOwned&)>& mutate) {
+    sparsetest::NmOwned f(3, 10, 2, 4, 9);
+    mutate(f);
+    EXPECT(throws_invalid([&] { grimsim::nm_spmm(f.matrix(), nullptr, 3, nullptr, 1); }),
+           "nm accepted: %s", what);
+  };
+  using F = sparsetest::NmOwned;
+  expect("position >= m", [](F& f) { f.indices[1] = 4; });
+  expect("position negative", [](F& f) { f.indices[0] = -1; });
+  expect("positions not increasing", [](F& f) { f.indices[1] = f.indices[0]; });
+  expect("values length", [](F& f) { f.values.pop_back(); });
+  expect("indices length", [](F& f) { f.indices.push_back(0); });
+  expect("n > m", [](F& f) { f.n = 5; });
+  expect("m = 0", [](F& f) { f.m = 0; });
+  // K = 10, m = 4: group 2 covers columns 8..11; a nonzero in the padding is an error.
+  expect("padding value", [](F& f) {
+    f.indices[4] = 2;
+    f.indices[5] = 3;
+    f.values[4] = 1.0f;
+  });
+}
+
+void test_pattern_rejections() {
+  auto expect = [&](const char* what,
+                    const std::function<void(sparsetest::PatternOwned&)>& mutate) {
+    sparsetest::PatternOwned f(6, 4, 0.8, 11);
+    mutate(f);
+    EXPECT(throws_invalid([&] { grimsim::pattern_spmm(f.matrix(), nullptr, 3, nullptr, 1); }),
+           "pattern accepted: %s", what);
+  };
+  using F = sparsetest::PatternOwned;
+  expect("K not 9k", [](F& f) { f.K = 35; });
+  expect("library position 9", [](F& f) { f.library[3] = 9; });
+  expect("library unsorted", [](F& f) { std::swap(f.library[0], f.library[1]); });
+  expect("library ragged", [](F& f) { f.library.pop_back(); });
+  expect("pattern id", [](F& f) { f.kernel_pattern[0] = 4; });
+  expect("channel range", [](F& f) { f.kernel_channel[0] = 4; });
+  expect("channel order", [](F& f) {
+    for (std::size_t t = 0; t + 1 < f.kernel_ptr.size(); ++t)
+      if (f.kernel_ptr[t + 1] - f.kernel_ptr[t] >= 2) {
+        const auto q = static_cast<std::size_t>(f.kernel_ptr[t]);
+        std::swap(f.kernel_channel[q], f.kernel_channel[q + 1]);
+        return;
+      }
+    f.kernel_channel.clear();  // no filter with two kernels: break the lengths instead
+  });
+  expect("kernel_ptr end", [](F& f) { f.kernel_ptr.back() += 1; });
+  expect("kernel_pattern length", [](F& f) { f.kernel_pattern.pop_back(); });
+  expect("values length", [](F& f) { f.values.pop_back(); });
+  expect("filter_order duplicate", [](F& f) { f.filter_order[0] = f.filter_order[1]; });
+  expect("filter_order range", [](F& f) { f.filter_order[0] = 6; });
+}
+
+}  // namespace
+
+int main() {
+  for (const std::string& tier : tiers()) {
+    set_tier(tier);
+    test_bcr(tier);
+    test_csr(tier);
+    test_nm(tier);
+    test_pattern(tier);
+  }
+  unsetenv("GRIMSIM_SIMD");
+  test_bcr_merge();
+  test_bcr_rejections();
+  test_csr_rejections();
+  test_nm_rejections();
+  test_pattern_rejections();
+  return testutil::finish("test_sparse");
+}

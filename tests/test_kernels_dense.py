@@ -1,0 +1,337 @@
+"""The dense C++ kernels (grimsim._kernels) against numpy: GEMM, Winograd, im2col conv,
+depthwise; argument validation; the timing harness and host microbenchmarks."""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.queues
+import os
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from grimsim import _kernels as gk
+
+THREADS = st.integers(1, 3)
+
+
+def rng_arrays(seed: int, *shapes: tuple[int, ...]) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(-1.0, 1.0, size=s).astype(np.float32) for s in shapes]
+
+
+def assert_gemm_close(
+    y: np.ndarray, w: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None
+) -> None:
+    """Float32 accumulation error is bounded by ~K * eps * (|w| @ |x|); allow 16x that."""
+    ref = w.astype(np.float64) @ x.astype(np.float64)
+    if bias is not None:
+        ref += bias[:, None]
+    bound = 16 * np.finfo(np.float32).eps * (w.shape[1] + 1) * (np.abs(w) @ np.abs(x)) + 1e-6
+    assert y.shape == ref.shape
+    assert y.dtype == np.float32
+    assert np.all(np.abs(y - ref) <= bound), float(np.max(np.abs(y - ref) - bound))
+
+
+def conv_ref(x, w, bias=None, stride=(1, 1), pad=(0, 0), dilation=(1, 1), groups=1):
+    """Direct convolution in float64 (cross-correlation, NCHW, batch 1)."""
+    H, W = x.shape[2:]
+    cout, cg, kh, kw = w.shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, pad, dilation
+    xp = np.pad(x[0].astype(np.float64), ((0, 0), (ph, ph), (pw, pw)))
+    ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((cout, ho, wo))
+    mg = cout // groups
+    for g in range(groups):
+        for ky in range(kh):
+            for kx in range(kw):
+                patch = xp[g * cg:(g + 1) * cg,
+                           ky * dh:ky * dh + sh * (ho - 1) + 1:sh,
+                           kx * dw:kx * dw + sw * (wo - 1) + 1:sw]
+                out[g * mg:(g + 1) * mg] += np.einsum(
+                    "oc,chw->ohw", w[g * mg:(g + 1) * mg, :, ky, kx].astype(np.float64), patch)
+    if bias is not None:
+        out += bias[:, None, None]
+    return out[None]
+
+
+def assert_conv_close(y: np.ndarray, ref: np.ndarray, rtol: float = 2e-5) -> None:
+    assert y.shape == ref.shape, (y.shape, ref.shape)
+    assert y.dtype == np.float32
+    scale = 1.0 + np.max(np.abs(ref))
+    assert np.max(np.abs(y - ref)) <= rtol * scale, np.max(np.abs(y - ref)) / scale
+
+
+# ----------------------------------------------------------------------------------- GEMM --
+
+@given(M=st.integers(1, 70), Kd=st.integers(0, 300), N=st.integers(1, 70), threads=THREADS,
+       seed=st.integers(0, 2**16))
+def test_dense_gemm_matches_numpy(M, Kd, N, threads, seed):
+    w, x = rng_arrays(seed, (M, Kd), (Kd, N))
+    assert_gemm_close(gk.dense_gemm(w, x, threads), w, x)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 1000, 1), (130, 513, 1), (6, 16, 16),
+                                   (13, 257, 49), (64, 576, 33)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_dense_gemm_edge_shapes(shape, threads):
+    M, Kd, N = shape
+    w, x = rng_arrays(M * 7 + N, (M, Kd), (Kd, N))
+    assert_gemm_close(gk.dense_gemm(w, x, threads), w, x)
+
+
+def test_dense_gemm_every_simd_tier(monkeypatch):
+    """GRIMSIM_SIMD caps the dispatcher, so the fallback tiers run on a big machine too."""
+    best = gk.simd_level()
+    assert best in {"avx512", "avx2", "sse2", "neon", "scalar"}
+    tiers = {"avx512": ["avx512", "avx2", "sse2"], "avx2": ["avx2", "sse2"]}.get(best, [best])
+    w, x = rng_arrays(3, (37, 91), (91, 45))
+    for tier in tiers:
+        monkeypatch.setenv("GRIMSIM_SIMD", tier)
+        assert gk.simd_level() == tier
+        assert_gemm_close(gk.dense_gemm(w, x, 2), w, x)
+        assert_gemm_close(gk.dense_gemm(w, x[:, :1].copy(), 2), w, x[:, :1])
+
+
+def test_dense_gemm_from_python_threads():
+    """The GIL is released; concurrent calls from Python threads stay correct."""
+    w, x = rng_arrays(5, (96, 200), (200, 80))
+    results: list[np.ndarray] = []
+
+    def work():
+        results.append(gk.dense_gemm(w, x, 2))
+
+    workers = [threading.Thread(target=work) for _ in range(3)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert len(results) == 3
+    for y in results:
+        assert_gemm_close(y, w, x)
+
+
+# ------------------------------------------------------------------------------- Winograd --
+
+@given(C=st.integers(1, 12), cout=st.integers(1, 20), H=st.integers(1, 17), W=st.integers(1, 17),
+       pad=st.integers(0, 2), tile=st.sampled_from([2, 4]), threads=THREADS,
+       bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_winograd_matches_direct_conv(C, cout, H, W, pad, tile, threads, bias, seed):
+    if H + 2 * pad < 3 or W + 2 * pad < 3:
+        with pytest.raises(ValueError, match=r"smaller than|larger than"):
+            gk.winograd_conv3x3(*rng_arrays(seed, (1, C, H, W), (cout, C, 3, 3)), pad=pad)
+        return
+    x, w, b = rng_arrays(seed, (1, C, H, W), (cout, C, 3, 3), (cout,))
+    packed = gk.winograd_pack_weights(w, threads, output_tile=tile)
+    assert packed.output_tile == tile and packed.in_channels == C and packed.out_channels == cout
+    y = gk.winograd_conv3x3(x, packed, b if bias else None, pad, threads)
+    assert_conv_close(y, conv_ref(x, w, b if bias else None, pad=(pad, pad)))
+
+
+def test_winograd_raw_weights_asymmetric_pad_and_preferred_tile():
+    x, w, b = rng_arrays(11, (1, 6, 9, 14), (10, 6, 3, 3), (10,))
+    y = gk.winograd_conv3x3(x, w, b, (0, 2), 2)
+    assert_conv_close(y, conv_ref(x, w, b, pad=(0, 2)))
+    # F(2,3) on tiny maps (7x7), F(4,3) on larger ones.
+    assert gk.winograd_preferred_tile(7, 7) == 2
+    assert gk.winograd_preferred_tile(56, 56) == 4
+
+
+@pytest.mark.parametrize(("C", "H"), [(64, 14), (32, 7)])
+def test_winograd_network_sized_layer(C, H):
+    x, w = rng_arrays(C + H, (1, C, H, H), (C, C, 3, 3))
+    tile = gk.winograd_preferred_tile(H, H)
+    y = gk.winograd_conv3x3(x, gk.winograd_pack_weights(w, 2, tile), None, 1, 2)
+    assert_conv_close(y, conv_ref(x, w, pad=(1, 1)), rtol=1e-4 if tile == 4 else 2e-5)
+
+
+# -------------------------------------------------------------------------- im2col / conv --
+
+conv_cases = st.tuples(
+    st.integers(1, 3), st.integers(1, 3),  # kernel h, w
+    st.integers(1, 3), st.integers(1, 3),  # stride
+    st.integers(0, 2), st.integers(0, 2),  # pad
+    st.integers(1, 2), st.integers(1, 2),  # dilation
+)
+
+
+@given(case=conv_cases, groups=st.sampled_from([1, 2, 3]), cg=st.integers(1, 4),
+       mg=st.integers(1, 5), H=st.integers(1, 12), W=st.integers(1, 12), threads=THREADS,
+       seed=st.integers(0, 2**16))
+def test_conv2d_gemm_matches_direct_conv(case, groups, cg, mg, H, W, threads, seed):
+    kh, kw, sh, sw, ph, pw, dh, dw = case
+    C, cout = cg * groups, mg * groups
+    x, w, b = rng_arrays(seed, (1, C, H, W), (cout, cg, kh, kw), (cout,))
+    if H + 2 * ph < dh * (kh - 1) + 1 or W + 2 * pw < dw * (kw - 1) + 1:
+        with pytest.raises(ValueError, match="larger than the padded input"):
+            gk.conv2d_gemm(x, w.reshape(cout, -1), (kh, kw), (sh, sw), (ph, pw), (dh, dw), groups)
+        return
+    y = gk.conv2d_gemm(x, w.reshape(cout, -1), (kh, kw), (sh, sw), (ph, pw), (dh, dw), groups, b,
+                      threads)
+    assert_conv_close(y, conv_ref(x, w, b, (sh, sw), (ph, pw), (dh, dw), groups))
+
+
+@given(case=conv_cases, C=st.integers(1, 6), H=st.integers(1, 12), W=st.integers(1, 12),
+       seed=st.integers(0, 2**16))
+def test_im2col_matches_sliding_windows(case, C, H, W, seed):
+    kh, kw, sh, sw, ph, pw, dh, dw = case
+    if H + 2 * ph < dh * (kh - 1) + 1 or W + 2 * pw < dw * (kw - 1) + 1:
+        return
+    (x,) = rng_arrays(seed, (1, C, H, W))
+    cols = gk.im2col(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), 2)
+    xp = np.pad(x[0], ((0, 0), (ph, ph), (pw, pw)))
+    ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    want = np.empty((C, kh, kw, ho, wo), np.float32)
+    for ky in range(kh):
+        for kx in range(kw):
+            want[:, ky, kx] = xp[:, ky * dh:ky * dh + sh * (ho - 1) + 1:sh,
+                                 kx * dw:kx * dw + sw * (wo - 1) + 1:sw]
+    np.testing.assert_array_equal(cols, want.reshape(C * kh * kw, ho * wo))
+
+
+@given(case=conv_cases, C=st.integers(1, 8), H=st.integers(1, 14), W=st.integers(1, 14),
+       threads=THREADS, bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_depthwise_matches_direct_conv(case, C, H, W, threads, bias, seed):
+    kh, kw, sh, sw, ph, pw, dh, dw = case
+    if H + 2 * ph < dh * (kh - 1) + 1 or W + 2 * pw < dw * (kw - 1) + 1:
+        return
+    x, w, b = rng_arrays(seed, (1, C, H, W), (C, 1, kh, kw), (C,))
+    y = gk.depthwise_conv2d(x, w, (sh, sw), (ph, pw), (dh, dw), b if bias else None, threads)
+    assert_conv_close(y, conv_ref(x, w, b if bias else None, (sh, sw), (ph, pw), (dh, dw), C))
+
+
+# ----------------------------------------------------------------------------- validation --
+
+def _w_x():
+    return rng_arrays(1, (4, 5), (5, 3))
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda w, x: gk.dense_gemm(w.astype(np.float64), x), "float32"),
+    (lambda w, x: gk.dense_gemm(w, x.astype(np.int32)), "float32"),
+    (lambda w, x: gk.dense_gemm(np.asfortranarray(w), x), "C-contiguous"),
+    (lambda w, x: gk.dense_gemm(w, np.ones((5, 6), np.float32)[:, ::2]), "C-contiguous"),
+    (lambda w, x: gk.dense_gemm(w[None], x), "2 dimensions"),
+    (lambda w, x: gk.dense_gemm(w, x[:4]), "needs K=5 rows"),
+    (lambda w, x: gk.dense_gemm(w, x, 0), "threads must be >= 1"),
+    (lambda w, x: gk.dense_gemm(w, x, -2), "threads must be >= 1"),
+    (lambda w, x: gk.bench_dense(w, x, 1, min_time_s=-1.0), "min_time_s"),
+    (lambda w, x: gk.bench_dense(w, x, 1, max_reps=0), "max_reps"),
+    (lambda w, x: gk.bench_dense(w, x, 1, flush_cache_bytes=-5), "flush_cache_bytes"),
+])
+def test_dense_rejects_bad_arguments(call, message):
+    w, x = _w_x()
+    with pytest.raises(ValueError, match=message):
+        call(w, x)
+
+
+def _conv_inputs():
+    return rng_arrays(2, (1, 4, 6, 6), (8, 4, 3, 3), (8,))
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda x, w, b: gk.conv2d_gemm(x.astype(np.float64), w.reshape(8, -1), 3), "float32"),
+    (lambda x, w, b: gk.conv2d_gemm(np.concatenate([x, x]), w.reshape(8, -1), 3), "batch 1"),
+    (lambda x, w, b: gk.conv2d_gemm(x[0], w.reshape(8, -1), 3), "4 dimensions"),
+    (lambda x, w, b: gk.conv2d_gemm(x, w.reshape(8, -1), 5), r"expected \(Cout, 100\)"),
+    (lambda x, w, b: gk.conv2d_gemm(x, w.reshape(8, -1), 7), "larger than the padded input"),
+    (lambda x, w, b: gk.conv2d_gemm(x, w.reshape(8, -1), 3, stride=0), "stride"),
+    (lambda x, w, b: gk.conv2d_gemm(x, w.reshape(8, -1), 3, pad=-1), "padding"),
+    (lambda x, w, b: gk.conv2d_gemm(x, w.reshape(8, -1), 3, dilation=(1, 0)), "dilation"),
+    (lambda x, w, b: gk.conv2d_gemm(x, w.reshape(8, -1), 3, groups=3), "divisible by groups"),
+    (lambda x, w, b: gk.conv2d_gemm(x, w.reshape(8, -1), 3, bias=b[:3]), "bias has shape"),
+    (lambda x, w, b: gk.conv2d_gemm(x, w.reshape(8, -1), 3, bias=b.astype(np.float16)),
+     "float32"),
+    (lambda x, w, b: gk.conv2d_gemm(x, w.reshape(8, -1), "3"), "int or a pair"),
+    (lambda x, w, b: gk.conv2d_gemm(x, w.reshape(8, -1), (3, 3, 3)), "int or a pair"),
+    (lambda x, w, b: gk.conv2d_gemm(x, w.reshape(8, -1), 3, threads=0), "threads"),
+    (lambda x, w, b: gk.im2col(x, 3, threads=0), "threads"),
+    (lambda x, w, b: gk.depthwise_conv2d(x, w), r"expected \(4, 1, kh, kw\)"),
+    (lambda x, w, b: gk.depthwise_conv2d(x, np.ascontiguousarray(w[:4, :1]), bias=b),
+     "bias has shape"),
+    (lambda x, w, b: gk.winograd_conv3x3(x, np.ascontiguousarray(w[:, :, :2, :2])),
+     r"\(Cout, C, 3, 3\)"),
+    (lambda x, w, b: gk.winograd_conv3x3(x[:, :3].copy(), w), "expect 4"),
+    (lambda x, w, b: gk.winograd_conv3x3(x, w, pad=-1), "padding"),
+    (lambda x, w, b: gk.winograd_conv3x3(x, w, threads=0), "threads"),
+    (lambda x, w, b: gk.winograd_conv3x3(x, "weights"), "winograd_pack_weights"),
+    (lambda x, w, b: gk.winograd_pack_weights(w, output_tile=3), "must be 2"),
+    (lambda x, w, b: gk.winograd_pack_weights(w[:, :, ::2]), "C-contiguous"),
+])
+def test_conv_rejects_bad_arguments(call, message):
+    x, w, b = _conv_inputs()
+    with pytest.raises(ValueError, match=message):
+        call(x, w, b)
+
+
+def test_kernel_argument_error_is_a_value_error():
+    assert issubclass(gk.KernelArgumentError, ValueError)
+
+
+# --------------------------------------------------------------- harness / microbenchmarks --
+
+def test_bench_functions_report_timings():
+    w, x = rng_arrays(4, (32, 64), (64, 40))
+    xc, wc = rng_arrays(5, (1, 8, 10, 10), (8, 8, 3, 3))
+    # A long min_time_s: max_reps is what stops the runs.
+    opts = {"min_time_s": 10.0, "max_reps": 4}
+    results = [
+        gk.bench_dense(w, x, 2, warmup=1, flush_cache_bytes=1 << 20, **opts),
+        gk.bench_winograd(xc, gk.winograd_pack_weights(wc), None, 1, 1, **opts),
+        gk.bench_conv2d_gemm(xc, wc.reshape(8, -1), 3, 1, 1, **opts),
+        gk.bench_depthwise(xc, np.ascontiguousarray(wc[:, :1]), 1, 1, **opts),
+        gk.time_callable(lambda: w @ x, 1, **opts),
+    ]
+    for r in results:
+        assert r["reps"] == 4
+        assert 0.0 < r["min_s"] <= r["median_s"] <= r["max_s"]
+    # With no minimum time, the default minimum of 3 timed runs applies.
+    assert gk.bench_dense(w, x, 1, min_time_s=0.0, max_reps=100)["reps"] == 3
+
+
+def test_time_callable_propagates_python_errors():
+    def boom():
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        gk.time_callable(boom, 1, min_time_s=0.0, max_reps=2)
+
+
+def test_host_microbenchmarks():
+    peak = gk.measure_fma_peak(1, 0.05)
+    assert peak["gflops"] > 0.1 and peak["clock_ghz"] > 0.1
+    assert peak["lanes"] in (1, 4, 8, 16) and peak["simd"] == gk.simd_level()
+    bw = gk.measure_read_bandwidth(1 << 22, 2, 0.02)
+    assert bw["gbytes_per_s"] > 0.01 and bw["passes"] >= 2 and bw["bytes"] == 1 << 22
+    with pytest.raises(ValueError, match="threads"):
+        gk.measure_fma_peak(0, 0.1)
+    with pytest.raises(ValueError, match="seconds"):
+        gk.measure_read_bandwidth(1 << 20, 1, 0.0)
+    assert gk.parallel_backend() == "std::thread pool"
+    assert gk.hardware_threads() >= 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_kernels_work_in_a_forked_child():
+    """The thread pool survives fork (GNU OpenMP would hang here): the child gets a new pool."""
+    w, x = rng_arrays(6, (64, 64), (64, 50))
+    ref = gk.dense_gemm(w, x, 2)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_gemm_in_child, args=(w, x, queue))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("dense_gemm hung in a forked child")
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(queue.get(timeout=5), ref)
+
+
+def _gemm_in_child(w: np.ndarray, x: np.ndarray, queue: multiprocessing.queues.Queue) -> None:
+    queue.put(gk.dense_gemm(w, x, 2))
