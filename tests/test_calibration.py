@@ -1,0 +1,331 @@
+"""Calibration: the sweep plan, the points file, resume, drift handling, the kernel measurer.
+
+The loop is driven by a fake measurer and a fake clock (no timing noise, no minutes spent);
+one test kills a real child process mid-run, one times a few tiny units with the kernels.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from grimsim.calibration.measure import (
+    KernelMeasurer,
+    Measurement,
+    PointsFile,
+    TimingOptions,
+    point_record,
+    rows_from_records,
+    unit_rows,
+)
+from grimsim.calibration.plan import PlanUnit, Shape, build_plan, kronecker_sequence, stratum_of
+from grimsim.cost.analytical_cpu import AnalyticalCPUModel
+from grimsim.cost.learned import CalibrationError
+from grimsim.cost.profile import load_profile
+from grimsim.errors import GrimsimError
+from grimsim.network.workload import Op
+
+sys.path.insert(0, str(Path(__file__).parent))
+from calibration_fakes import (
+    ONLY_GRU,
+    FakeClock,
+    FakeMeasurer,
+    point_lines,
+    run_fake,
+    small_plan,
+)
+
+
+# --------------------------------------------------------------------------------- plan
+def test_every_stratum_appears_in_the_first_round() -> None:
+    plan = small_plan()
+    strata = {u.stratum for u in plan.units}
+    assert {"dense:gemm", "dense:gemv", "bcr:16x32:0.75", "unstructured:0.5",
+            "nm:2:4"} <= strata
+    first = {u.stratum for u in plan.units[:len(strata)]}
+    assert first == strata
+    keys = [u.key for u in plan.units]
+    assert len(keys) == len(set(keys))
+    assert plan.n_points == 2 * len(plan.units)
+
+
+def test_each_stratum_spreads_its_first_units_over_the_range() -> None:
+    plan = build_plan(ONLY_GRU, (1,), schemes=("dense",), space_filling=60, seed=2)
+    gemm = [u.shape for u in plan.units if u.stratum == "dense:gemm"]
+    assert len(gemm) >= 20
+    for dim in ("M", "K", "N"):
+        allv = np.log2([getattr(s, dim) for s in gemm])
+        first = np.log2([getattr(s, dim) for s in gemm[:8]])
+        assert np.ptp(first) >= 0.5 * np.ptp(allv), dim
+
+
+def test_only_legal_schemes_are_planned() -> None:
+    plan = build_plan([n for n in ONLY_GRU if n != "mobilenet_v2"] + ["gru_timit"], (1,),
+                      schemes=("dense", "pattern:4", "bcr:16x32:0.5", "nm:1:8"),
+                      space_filling=30)
+    assert plan.units
+    for u in plan.units:
+        s = u.shape
+        if u.spec != "dense":
+            assert s.prunable and s.groups == 1 and s.op != Op.DWCONV
+        if u.spec.startswith("pattern"):
+            assert s.is_conv and (s.kh, s.kw) == (3, 3)
+        if u.spec == "nm:1:8":
+            assert s.K >= 8
+    assert any(u.shape.op == Op.DWCONV and u.spec == "dense" for u in plan.units)
+
+
+def test_excluded_networks_leave_the_plan() -> None:
+    plan = small_plan(space_filling=0)
+    assert plan.networks == ("gru_timit",)
+    assert {u.source.split("/")[0] for u in plan.units} == {"zoo:gru_timit"}
+    with pytest.raises(GrimsimError, match="unknown zoo network"):
+        build_plan(["resnet_9000"])
+
+
+def test_kronecker_prefixes_are_evenly_spread() -> None:
+    pts = kronecker_sequence(64, 4, seed=5)
+    assert pts.shape == (64, 4) and np.all((pts >= 0) & (pts < 1))
+    for d in range(4):
+        counts = np.histogram(pts[:, d], bins=8, range=(0, 1))[0]
+        assert counts.min() >= 4 and counts.max() <= 10  # iid draws often leave 2 or 13
+    # in 4-D no two of the 64 points nearly coincide (a lattice-like spread)
+    dist = np.linalg.norm(pts[:, None] - pts[None], axis=-1) + np.eye(64)
+    assert dist.min() > 0.1
+    np.testing.assert_array_equal(kronecker_sequence(10, 4, seed=5, start=54), pts[54:])
+
+
+# --------------------------------------------------------------------------------- loop
+def test_budget_stop_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    clock = FakeClock()
+    first = run_fake(tmp_path, 12.0, FakeMeasurer(clock))
+    assert first.stopped == "budget" and first.elapsed_s <= 12.0
+    before = {r["key"]: r for r in point_lines(tmp_path / "points.jsonl")}
+    assert before and first.total_points == len(before) == first.measured
+    clock2 = FakeClock()
+    second = run_fake(tmp_path, 1e6, FakeMeasurer(clock2))
+    assert second.stopped == "done" and second.session == 2
+    lines = point_lines(tmp_path / "points.jsonl")
+    counts = Counter(r["key"] for r in lines)
+    assert max(counts.values()) == 1  # nothing measured twice
+    plan = small_plan()
+    assert set(counts) == {u.point_key(t) for u in plan.units for t in plan.threads}
+    after = {r["key"]: r for r in lines}
+    assert all(after[k] == v for k, v in before.items())  # nothing lost or rewritten
+    third = run_fake(tmp_path, 1e6, FakeMeasurer(FakeClock()))
+    assert third.measured == 0 and third.stopped == "done"
+
+
+def test_interrupt_keeps_every_point_measured(tmp_path: Path) -> None:
+    res = run_fake(tmp_path, 1e6, FakeMeasurer(FakeClock(), interrupt_after=5))
+    assert res.stopped == "interrupted"
+    assert res.total_points == res.measured == 10  # 5 units x 2 thread counts
+
+
+def test_killed_process_resumes_without_loss(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from calibration_fakes import FakeMeasurer
+        class Slow(FakeMeasurer):
+            def measure(self, *a):
+                time.sleep(0.02)
+                return super().measure(*a)
+        import calibration_fakes as tc
+        clock = time.monotonic
+        m = Slow(tc.FakeClock())
+        m.clock = type("C", (), {{"t": 0.0, "__call__": lambda self: time.monotonic()}})()
+        from grimsim.calibration.run import run_calibration
+        from grimsim.cost.profile import load_profile
+        run_calibration(tc.small_plan(), load_profile("sd855"), m, {str(out)!r},
+                        budget_s=600, progress=False, adaptive=False)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env)
+    path = out / "points.jsonl"
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            if path.exists() and len(point_lines_safe(path)) >= 12:
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"child exited early with {proc.returncode}")
+            time.sleep(0.02)
+        else:
+            pytest.fail("child wrote no points in 60 s")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    state = PointsFile(out).load(repair=True)
+    before = dict(state.points)
+    assert len(before) >= 12
+    res = run_fake(out, 1e6, FakeMeasurer(FakeClock()))
+    assert res.stopped == "done"
+    lines = point_lines(path)
+    counts = Counter(r["key"] for r in lines)
+    assert max(counts.values()) == 1
+    after = {r["key"]: r for r in lines}
+    assert all(after[k] == v for k, v in before.items())
+    plan = small_plan()
+    assert len(after) == plan.n_points
+
+
+def point_lines_safe(path: Path) -> list[str]:
+    return [ln for ln in path.read_text(errors="replace").splitlines() if '"point"' in ln]
+
+
+def test_truncated_last_line_is_dropped_with_a_warning(tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    run_fake(tmp_path, 6.0, FakeMeasurer(FakeClock()))
+    path = tmp_path / "points.jsonl"
+    good = PointsFile(tmp_path).load()
+    with path.open("ab") as fh:
+        fh.write(b'{"type": "point", "key": "conv:1x2x3|dense|t1", "med')
+    with caplog.at_level(logging.WARNING):
+        state = PointsFile(tmp_path).load()
+    assert "truncated last line" in caplog.text
+    assert state.dropped_lines == 1 and state.points == good.points
+    PointsFile(tmp_path).load(repair=True)
+    assert path.read_bytes().endswith(b"\n")
+    res = run_fake(tmp_path, 1e6, FakeMeasurer(FakeClock()))
+    assert res.stopped == "done"
+    for line in path.read_text().splitlines():
+        json.loads(line)  # every line parses after the repair and the resumed run
+
+
+def test_complete_line_without_newline_counts_as_truncated(tmp_path: Path) -> None:
+    run_fake(tmp_path, 4.0, FakeMeasurer(FakeClock()))
+    path = tmp_path / "points.jsonl"
+    lines = path.read_bytes().rstrip(b"\n").split(b"\n")
+    path.write_bytes(b"\n".join(lines))  # the last record lost its newline
+    state = PointsFile(tmp_path).load(repair=True)
+    assert state.dropped_lines == 1
+    assert path.read_bytes().count(b"\n") == len(lines) - 1
+
+
+def test_points_taken_during_drift_are_measured_again(tmp_path: Path) -> None:
+    # 3 baseline probes, then the first batch probe is 20 % off, later probes are fine
+    ref = lambda i: 1.2e-3 if i == 3 else 1e-3  # noqa: E731
+    res = run_fake(tmp_path, 60.0, FakeMeasurer(FakeClock(), reference=ref), batch_points=4)
+    lines = [json.loads(x) for x in (tmp_path / "points.jsonl").read_text().splitlines()]
+    drift = [r for r in lines if r["type"] == "drift"]
+    assert len(drift) == 1 and len(drift[0]["keys"]) == 4 and drift[0]["batch"] == 0
+    assert res.drift_events == 1 and res.remeasured == 4
+    counts = Counter(r["key"] for r in lines if r["type"] == "point")
+    assert {k for k, n in counts.items() if n == 2} == set(drift[0]["keys"])
+    state = PointsFile(tmp_path).load()
+    assert not state.pending
+    for key in drift[0]["keys"]:
+        assert state.points[key]["batch"] > 0  # the valid one is the re-measurement
+
+
+def test_persistent_drift_moves_the_baseline(tmp_path: Path) -> None:
+    ref = lambda i: 1e-3 if i < 3 else 1.3e-3  # noqa: E731
+    res = run_fake(tmp_path, 40.0, FakeMeasurer(FakeClock(), reference=ref), batch_points=2)
+    assert res.rebaselines == 1 and res.drift_events == 3
+    assert res.pending_points == 0
+
+
+def test_final_batch_drift_leaves_points_pending_for_the_next_run(tmp_path: Path) -> None:
+    ref = lambda i: 1e-3 if i < 3 else 2e-3  # noqa: E731
+    res = run_fake(tmp_path, 3.0, FakeMeasurer(FakeClock(), reference=ref), batch_points=100)
+    assert res.drift_events == 1 and res.pending_points == res.measured > 0
+    res2 = run_fake(tmp_path, 3.0, FakeMeasurer(FakeClock()), batch_points=100)
+    assert res2.remeasured > 0
+    assert PointsFile(tmp_path).load().pending.keys().isdisjoint(
+        {r["key"] for r in point_lines(tmp_path / "points.jsonl") if r["session"] == 2})
+
+
+def test_points_of_another_machine_are_refused(tmp_path: Path) -> None:
+    run_fake(tmp_path, 2.0, FakeMeasurer(FakeClock()))
+
+    class Other(FakeMeasurer):
+        def fingerprint(self, profile: Any) -> dict[str, Any]:
+            return {**super().fingerprint(profile), "machine": "elsewhere"}
+
+    with pytest.raises(CalibrationError, match="another machine"):
+        run_fake(tmp_path, 2.0, Other(FakeClock()))
+
+
+def test_adaptive_rounds_add_units_near_the_worst_points(tmp_path: Path) -> None:
+    plan = small_plan(space_filling=40)
+    # the plan takes ~86 s here: adaptive rounds start at 30 % and go on after the plan
+    res = run_fake(tmp_path, 150.0, FakeMeasurer(FakeClock(), step_s=0.5), plan=plan,
+                   adaptive=True, adaptive_after=0.3)
+    assert res.adaptive_units > 0
+    adaptive = [r for r in point_lines(tmp_path / "points.jsonl")
+                if r["source"].startswith("adaptive:")]
+    assert adaptive
+    for r in adaptive:
+        base_key = r["source"].split(":", 2)[2]
+        assert base_key.endswith("|" + r["spec"])  # same scheme as the point it refines
+
+
+def test_records_round_trip_to_rows_in_order() -> None:
+    plan = small_plan()
+    units = list(plan.units[:12])
+    threads = [1 + i % 2 for i in range(12)]
+    rows = unit_rows(units, threads)
+    recs = []
+    for i, u in enumerate(units):
+        stats = {k: float(getattr(rows, k)[i]) * (1.01 if k == "work_max" else 1.0) for k in (
+            "sparsity", "nnz", "n_blocks", "rows_mean", "cols_mean", "work_mean", "work_max",
+            "format_bytes", "block_r", "block_c")}
+        m = Measurement(threads[i], "gemm", 1e-4, 1e-4, 1e-4, 3, stats)
+        recs.append(point_record(u, m, session=1, batch=0, analytical_s=1.0,
+                                 fingerprint="f", elapsed_s=0.0))
+    back = rows_from_records(recs)
+    assert len(back) == 12
+    np.testing.assert_array_equal(back.M, rows.M)
+    np.testing.assert_array_equal(back.threads, threads)
+    np.testing.assert_allclose(back.work_max, rows.work_max * 1.01)
+    assert back.from_weights.all()
+
+
+# --------------------------------------------------------------------------------- kernels
+def test_kernel_measurer_times_every_kernel_family() -> None:
+    pytest.importorskip("grimsim._kernels")
+    shapes = [
+        Shape(op=Op.FC, M=32, K=64, N=24),
+        Shape(op=Op.FC, M=64, K=128, N=1),
+        Shape(op=Op.CONV, M=16, K=8 * 9, N=12 * 12, kh=3, kw=3, pad=1, in_c=8, in_h=12,
+              in_w=12, out_h=12, out_w=12),
+        Shape(op=Op.CONV, M=16, K=8 * 9, N=6 * 6, kh=3, kw=3, stride=2, pad=1, in_c=8,
+              in_h=12, in_w=12, out_h=6, out_w=6),
+        Shape(op=Op.DWCONV, M=8, K=9, N=100, groups=8, kh=3, kw=3, pad=1, in_c=8, in_h=10,
+              in_w=10, out_h=10, out_w=10),
+    ]
+    cases = [(shapes[0], "dense"), (shapes[1], "dense"), (shapes[2], "dense"),
+             (shapes[3], "dense"), (shapes[4], "dense"), (shapes[0], "bcr:8x16:0.75"),
+             (shapes[2], "unstructured:0.75"), (shapes[0], "nm:2:4"),
+             (shapes[2], "pattern:4"), (shapes[3], "filter:0.5")]
+    model = AnalyticalCPUModel(load_profile("sd855"), cache_state="warm")
+    measurer = KernelMeasurer(TimingOptions(min_time_s=0.001, warmup=1, max_reps=5))
+    kernels = set()
+    for shape, spec in cases:
+        unit = PlanUnit(shape, spec, "test", stratum_of(shape, spec))
+        est = model.estimate(unit_rows([unit, unit], [1, 2]))
+        ms = measurer.measure(unit, [1, 2], list(est.kernel))
+        assert [m.threads for m in ms] == [1, 2]
+        for m, k in zip(ms, est.kernel, strict=True):
+            assert m.kernel == k and 0 < m.min_s <= m.median_s < 1.0 and m.reps >= 3
+            kernels.add(m.kernel)
+        if spec != "dense":
+            target = {"bcr:8x16:0.75": 0.75, "unstructured:0.75": 0.75, "nm:2:4": 0.5,
+                      "pattern:4": 5 / 9, "filter:0.5": 0.5}[spec]
+            assert math.isclose(ms[0].stats["sparsity"], target, abs_tol=0.08)
+    assert {"gemm", "gemv", "depthwise", "bcr", "csr", "nm", "pattern"} <= kernels

@@ -1,0 +1,118 @@
+"""``fit``: correction from points, new profile version, held-out report (synthetic device)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grimsim.calibration.fit import fit, headline_mask, metrics
+from grimsim.calibration.measure import Measurement, PointsFile, unit_rows
+from grimsim.calibration.plan import PlanUnit
+from grimsim.cost.analytical_cpu import AnalyticalCPUModel
+from grimsim.cost.learned import CalibratedModel, CalibrationError, load_cost_model
+from grimsim.cost.profile import load_profile
+from grimsim.cost.rows import gemm_rows
+
+sys.path.insert(0, str(Path(__file__).parent))
+from calibration_fakes import FakeClock, FakeMeasurer, run_fake, small_plan
+
+
+class DeviceLike(FakeMeasurer):
+    """Times = the analytical model x a smooth, learnable device effect x 2 % noise."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.model = AnalyticalCPUModel(load_profile("sd855"), cache_state="warm")
+        self.rng = np.random.default_rng(0)
+
+    def measure(self, unit: PlanUnit, threads: Sequence[int],
+                kernels_by_thread: Sequence[str]) -> list[Measurement]:
+        base = super().measure(unit, threads, kernels_by_thread)
+        rows = unit_rows([unit] * len(threads), list(threads))
+        est = self.model.estimate(rows).analytical_s
+        out = []
+        for m, a in zip(base, est, strict=True):
+            effect = 0.4 * math.sin(math.log2(unit.shape.K)) + (0.25 if m.threads == 2 else 0.0)
+            v = float(a) * math.exp(effect + 0.02 * self.rng.standard_normal())
+            out.append(Measurement(m.threads, m.kernel, v, 0.98 * v, v, 5, m.stats))
+        return out
+
+
+@pytest.fixture(scope="module")
+def points_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("points")
+    run_fake(out, 1e6, DeviceLike(FakeClock()), plan=small_plan(space_filling=60))
+    return out
+
+
+FAST = {"n_estimators": 120, "band_folds": 3}
+
+
+def test_fit_writes_a_new_profile_version_the_loader_finds(
+        points_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a user data folder of its own: other tests must keep seeing the built-in sd855@1
+    monkeypatch.setenv("GRIMSIM_DATA_DIR", str(tmp_path / "userdata"))
+    report = fit(points_dir, params=FAST)
+    assert Path(report.profile_path).parent == tmp_path / "userdata" / "profiles"
+    assert report.profile == "sd855@2" and report.calibrated_profile == "sd855@1"
+    prof = load_profile("sd855")
+    assert prof.id == "sd855@2" and prof.calibration is not None
+    assert Path(report.artefact_path).name == prof.calibration.artefact
+    model = load_cost_model(prof)
+    assert isinstance(model, CalibratedModel) and model.name == "calibrated:sd855@2"
+    rows = gemm_rows([128, 512], [576, 2304], [3136, 49], "dense", threads=2)
+    est = model.estimate(rows)
+    assert np.all(est.latency_s > 0) and np.all(est.band_lo_s <= est.latency_s)
+    # the report files beside the points
+    data = json.loads((points_dir / "fit_report.json").read_text())
+    assert data["profile"] == "sd855@2"
+    assert "| headline | calibrated |" in (points_dir / "fit_report.md").read_text()
+
+
+def test_held_out_report_is_by_unseen_shape_and_beats_the_analytical_model(
+        points_dir: Path, tmp_path: Path) -> None:
+    report = fit(points_dir, tmp_path / "dev.yaml", params=FAST, seed=3)
+    state = PointsFile(points_dir).load()
+    n_shapes = len({f"{r['shape']['op']}:{r['shape']['M']}x{r['shape']['K']}x{r['shape']['N']}"
+                    for r in state.points.values()})
+    assert report.n_shapes_train + report.n_shapes_test == n_shapes
+    assert report.n_train + report.n_test == report.n_points == len(state.points)
+    for subset in ("all", "headline", "under_20us", "from_20us", "kind=dense", "threads=2"):
+        assert set(report.heldout[subset]) == {"calibrated", "analytical", "baseline_rf"}
+    cal, ana = report.heldout["all"]["calibrated"], report.heldout["all"]["analytical"]
+    assert cal.n == report.n_test
+    assert cal.rmspe < 0.5 * ana.rmspe
+    assert cal.within_10 > ana.within_10
+    assert 0.5 <= report.band_coverage <= 1.0
+    assert Path(report.profile_path) == tmp_path / "dev.yaml"
+    assert isinstance(load_cost_model(load_profile(tmp_path / "dev.yaml")), CalibratedModel)
+
+
+def test_fit_needs_points(tmp_path: Path) -> None:
+    with pytest.raises(CalibrationError, match="grimsim calibrate"):
+        fit(tmp_path)
+    run_fake(tmp_path, 1.2, FakeMeasurer(FakeClock()))
+    with pytest.raises(CalibrationError, match=r"usable points|hold some out"):
+        fit(tmp_path)
+
+
+def test_metrics_follow_nn_meter_definitions() -> None:
+    m = metrics(np.array([1.04, 0.92, 1.2, 2.0]), np.ones(4))
+    assert m.n == 4
+    assert (m.within_5, m.within_10, m.within_15) == (0.25, 0.5, 0.5)
+    assert m.rmspe == pytest.approx(math.sqrt((0.04**2 + 0.08**2 + 0.2**2 + 1.0) / 4))
+    assert math.isnan(metrics(np.zeros(0), np.zeros(0)).rmspe)
+
+
+def test_headline_subset() -> None:
+    specs = ["dense", "bcr:16x32:0.75", "bcr:8x16:0.95", "unstructured:0.9", "nm:1:8",
+             "pattern:4", "filter:0.5", "unstructured:0.95"]
+    assert headline_mask(specs).tolist() == [True, True, False, True, True, False, False,
+                                             False]
+

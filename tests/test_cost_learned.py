@@ -1,0 +1,207 @@
+"""The learned correction: estimator contract, learning, band, JSON persistence, CalibratedModel."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from grimsim.cost.analytical_cpu import AnalyticalCPUModel
+from grimsim.cost.features import CORRECTION_FEATURES, correction_features
+from grimsim.cost.learned import (
+    CalibratedModel,
+    CalibrationError,
+    Correction,
+    CorrectionRegressor,
+    fit_ensemble,
+    load_correction,
+    load_cost_model,
+    save_correction,
+)
+from grimsim.cost.profile import Calibration, load_profile, save_profile
+from grimsim.cost.rows import gemm_rows, rows_for
+from grimsim.network.fusion import fuse
+from grimsim.network.zoo import build_zoo
+
+LIGHT = {"n_estimators": 20, "max_depth": 3, "band_folds": 2, "scale_estimators": 5}
+
+# CorrectionRegressor implements the contract itself (get_params/set_params, tags, score)
+# rather than inheriting BaseEstimator, so that predicting with a fitted correction never
+# imports scikit-learn (2 s per CLI call); the checks below pass all the same.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Estimator CorrectionRegressor does not inherit:UserWarning")
+
+
+@parametrize_with_checks([CorrectionRegressor(**LIGHT)])
+def test_sklearn_estimator_contract(estimator, check):  # type: ignore[no-untyped-def]
+    check(estimator)
+
+
+def test_clone_and_repr() -> None:
+    from sklearn.base import clone
+
+    reg = CorrectionRegressor(n_estimators=7, loss="squared")
+    twin = clone(reg)
+    assert twin is not reg and twin.get_params() == reg.get_params()
+    assert repr(reg) == "CorrectionRegressor(n_estimators=7, loss='squared')"
+    with pytest.raises(ValueError, match="Invalid parameter"):
+        reg.set_params(depth=3)
+
+
+def _synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, size=(n, 6))
+    X[:, 5] = rng.integers(0, 3, n)
+    y = 0.5 * np.sin(X[:, 0]) + 0.3 * (X[:, 1] > 0.5) * X[:, 2] + 0.2 * X[:, 5]
+    return X, y + 0.02 * rng.standard_normal(n)
+
+
+def test_booster_learns_and_band_covers_held_out_rows() -> None:
+    X, y = _synthetic(1500, 0)
+    Xt, yt = _synthetic(800, 1)
+    reg = CorrectionRegressor(n_estimators=120, band_folds=3, random_state=0).fit(X, y)
+    pred, lo, hi = reg.predict_band(Xt)
+    r2 = 1 - np.mean((pred - yt) ** 2) / np.var(yt)
+    assert r2 > 0.9
+    assert np.all(lo <= pred) and np.all(pred <= hi)
+    coverage = np.mean((yt >= lo) & (yt <= hi))
+    assert 0.75 <= coverage <= 0.995  # nominal 90 %
+    np.testing.assert_array_equal(reg.predict(Xt), pred)
+
+
+def test_grouped_folds_make_wider_bands_for_unseen_groups() -> None:
+    # y depends on a group effect no feature explains: held-out groups must widen the band
+    rng = np.random.default_rng(3)
+    groups = rng.integers(0, 30, 1200)
+    effect = rng.normal(0, 0.3, 30)
+    X = rng.uniform(-1, 1, (1200, 3))
+    y = X[:, 0] + effect[groups]
+    grouped = CorrectionRegressor(n_estimators=60, band_folds=3).fit(X, y, groups=groups)
+    plain = CorrectionRegressor(n_estimators=60, band_folds=3).fit(X, y)
+    width = lambda r: np.mean(r.predict_band(X)[2] - r.predict_band(X)[1])  # noqa: E731
+    assert width(grouped) > width(plain)
+
+
+def test_oblivious_predict_matches_naive_traversal() -> None:
+    X, y = _synthetic(400, 4)
+    ens = fit_ensemble(X, y, n_estimators=15, max_depth=4)
+    naive = np.full(len(X), ens.base)
+    for t in range(ens.n_trees):
+        leaf = np.zeros(len(X), int)
+        for d in range(ens.depth):
+            leaf |= (X[:, ens.features[t, d]] > ens.thresholds[t, d]).astype(int) << d
+        naive += ens.leaves[t, leaf]
+    np.testing.assert_allclose(ens.predict(X), naive, rtol=0, atol=1e-12)
+    assert ens.predict(X[:0]).shape == (0,)
+
+
+def _correction(seed: int = 0) -> Correction:
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0, 1, (300, len(CORRECTION_FEATURES)))
+    y = 0.3 * X[:, 0] - 0.2 * X[:, 3] + 0.05 * rng.standard_normal(300)
+    reg = CorrectionRegressor(n_estimators=30, band_folds=2, scale_estimators=5,
+                              feature_names=list(CORRECTION_FEATURES)).fit(X, y)
+    return Correction(regressor=reg, meta={"profile": "host@2", "cache_state": "warm",
+                                           "n_points": 300})
+
+
+def test_json_round_trip_gives_identical_predictions(tmp_path: Path) -> None:
+    corr = _correction()
+    path = save_correction(corr, tmp_path / "c.json")
+    text = path.read_text()
+    assert json.loads(text)["format"] == "grimsim-correction"
+    again = load_correction(path)
+    X = np.random.default_rng(9).uniform(-1, 2, (500, len(CORRECTION_FEATURES)))
+    for a, b in zip(corr.regressor.predict_band(X), again.regressor.predict_band(X),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert again.meta["profile"] == "host@2"
+    assert again.regressor.get_params() == corr.regressor.get_params()
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda d: "not json {",
+    lambda d: json.dumps({**d, "format": "pickle"}),
+    lambda d: json.dumps({**d, "schema": 99}),
+    lambda d: json.dumps({**d, "feature_names": ["a", "b"]}),
+    lambda d: json.dumps({**d, "model": {**d["model"], "ensemble": {
+        **d["model"]["ensemble"], "features": [[999] * d["model"]["ensemble"]["depth"]]
+        * len(d["model"]["ensemble"]["features"])}}}),
+    lambda d: json.dumps({**d, "model": {**d["model"], "band_quantiles": [1]}}),
+    lambda d: json.dumps({**d, "model": {**d["model"], "params": {"n_estimators": -1}}}),
+])
+def test_malformed_artefacts_are_rejected(tmp_path: Path, mutate) -> None:  # type: ignore[no-untyped-def]
+    data = _correction().to_dict()
+    path = tmp_path / "bad.json"
+    path.write_text(mutate(data))
+    with pytest.raises(CalibrationError, match=str(path.name)):
+        load_correction(path)
+
+
+def test_missing_artefact_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(CalibrationError, match="grimsim fit"):
+        load_correction(tmp_path / "nope.json")
+
+
+def _model_pair() -> tuple[AnalyticalCPUModel, CalibratedModel]:
+    profile = load_profile("sd855")
+    ana = AnalyticalCPUModel(profile, cache_state="warm")
+    return ana, CalibratedModel(ana, _correction())
+
+
+def test_calibrated_model_applies_correction_with_band_and_provenance() -> None:
+    ana, cal = _model_pair()
+    rows = rows_for(fuse(build_zoo("resnet18")), ["dense", "bcr:16x32:0.75"], threads=2)
+    base = ana.estimate(rows)
+    est = cal.estimate(rows)
+    assert est.provenance == f"calibrated:{ana.profile.id}" == cal.name
+    gemm = rows.is_gemm
+    X = correction_features(rows.take(np.flatnonzero(gemm)), _take(base, gemm),
+                            ana.profile.clusters_big_first()[0].simd_fp32_lanes)
+    corr = cal.correction.regressor.predict(X)
+    np.testing.assert_allclose(est.latency_s[gemm], base.analytical_s[gemm] * np.exp(corr))
+    assert np.all(est.band_lo_s <= est.latency_s) and np.all(est.latency_s <= est.band_hi_s)
+    # cheap ops keep the analytical estimate and band
+    np.testing.assert_array_equal(est.latency_s[~gemm], base.latency_s[~gemm])
+    np.testing.assert_array_equal(est.band_hi_s[~gemm], base.band_hi_s[~gemm])
+    np.testing.assert_array_equal(est.analytical_s, base.analytical_s)
+    assert est.meta["calibrated"] is True
+
+
+def _take(est, mask):  # type: ignore[no-untyped-def]
+    idx = np.flatnonzero(mask)
+    return replace(est, latency_s=est.latency_s[idx], analytical_s=est.analytical_s[idx],
+                   compute_s=est.compute_s[idx], memory_s=est.memory_s[idx],
+                   overhead_s=est.overhead_s[idx], overlap_s=est.overlap_s[idx],
+                   bound=est.bound[idx], band_lo_s=est.band_lo_s[idx],
+                   band_hi_s=est.band_hi_s[idx], kernel=est.kernel[idx])
+
+
+def test_kernels_unseen_in_training_keep_the_analytical_estimate() -> None:
+    ana, _ = _model_pair()
+    corr = _correction()
+    only_bcr = Correction(corr.regressor, meta={**corr.meta, "kernels": ["bcr"]})
+    cal = CalibratedModel(ana, only_bcr)
+    rows = gemm_rows([256, 512], [1024, 512], [196, 49], "unstructured:0.75")
+    np.testing.assert_array_equal(cal.estimate(rows).latency_s, ana.estimate(rows).latency_s)
+
+
+def test_load_cost_model_picks_calibrated_or_analytical(tmp_path: Path) -> None:
+    profile = load_profile("rpi4")
+    assert isinstance(load_cost_model(profile), AnalyticalCPUModel)
+    save_correction(_correction(), tmp_path / "rpi4@7.correction.json")
+    path = save_profile(replace(profile, version=7, calibration=Calibration(
+        artefact="rpi4@7.correction.json", version="test")), tmp_path / "rpi4@7.yaml")
+    model = load_cost_model(load_profile(path))
+    assert isinstance(model, CalibratedModel)
+    assert model.name == "calibrated:rpi4@7"
+    assert model.analytical.cache_state == "warm"
+    rows = gemm_rows(128, 1152, 784, "dense", threads=2)
+    assert model.estimate(rows).latency_s[0] > 0
+    (tmp_path / "rpi4@7.correction.json").unlink()
+    with pytest.raises(CalibrationError, match=r"rpi4@7\.correction\.json"):
+        load_cost_model(load_profile(path))
