@@ -138,3 +138,82 @@ def run(network: str | Network, assignment: Mapping[str, Any] | None = None, *,
             "predicted_band_ms": [predicted.band_s[0] * 1e3, predicted.band_s[1] * 1e3],
             "provenance": predicted.provenance, "simd": measured.simd,
             "skipped": list(predicted.skipped), "layers": layers}
+
+
+def candidate_table(network: str | Network, device: str | DeviceProfile, *, threads: int = 1,
+                    unit: str = "cpu", rates: Sequence[float] | None = None,
+                    sensitivity: Any = None) -> Any:
+    """The search's ``CandidateTable``: per prunable layer, every legal candidate scheme with
+    its predicted latency (the layer's scheme-independent rows included), loss and bytes.
+
+    ``sensitivity``: a ``grimsim.search.sensitivity.SensitivityTable`` whose measured drops
+    replace the proxy loss where present.
+    """
+    import numpy as np
+
+    from grimsim.cost.network import cost_table as _cost_table
+    from grimsim.search.candidates import DEFAULT_RATES, candidate_specs, decision_layers
+    from grimsim.search.table import CandidateTable
+
+    net = load_network(network)
+    profile = load_device(device)
+    layers = decision_layers(net)
+    cands = {wl.name: candidate_specs(wl, rates or DEFAULT_RATES) for wl in layers}
+    table = _cost_table(net, cost_model(profile, unit), cands, threads=threads, unit=unit,
+                        device=profile.id)
+    r, lat, loss = table.rows, table.estimates.latency_s, table.loss
+    decided = set(cands)
+    in_decided = np.array([str(name) in decided for name in r.layer], dtype=bool)
+    varying = in_decided & r.prunable & r.is_gemm
+    fixed_latency = float(lat[~in_decided].sum())
+    base: dict[str, float] = {}
+    for i in np.flatnonzero(in_decided & ~varying):
+        base[str(r.layer[i])] = base.get(str(r.layer[i]), 0.0) + float(lat[i])
+    acc: dict[tuple[str, str], list[float]] = {}
+    for i in np.flatnonzero(varying):
+        key = (str(r.layer[i]), str(r.spec[i]))
+        lat_i, loss_i, bytes_i = acc.setdefault(key, [0.0, 0.0, 0.0])
+        if sensitivity is not None:
+            measured = sensitivity.drop(key[0], key[1])
+            loss_i = loss_i + (max(0.0, measured) if measured is not None
+                               else float(loss[i]))
+        else:
+            loss_i = loss_i + float(loss[i])
+        acc[key] = [lat_i + float(lat[i]), loss_i, bytes_i + float(r.format_bytes[i])]
+    dense_decided_bytes = float(r.weight_bytes[varying & (r.spec == "dense")].sum())
+    rows = [(layer, spec, v[0] + base.get(layer, 0.0), v[1] if spec != "dense" else 0.0, v[2])
+            for (layer, spec), v in acc.items()]
+    return CandidateTable.from_rows(rows, fixed_latency_s=fixed_latency,
+                                    fixed_bytes=4.0 * net.total_params - dense_decided_bytes)
+
+
+def search(network: str | Network, device: str | DeviceProfile = "host", *,
+           latency_ms: float | None = None, max_loss: float | None = None,
+           pareto: bool = False, threads: int = 1, unit: str = "cpu", solver: str = "exact",
+           rates: Sequence[float] | None = None, sensitivity: Any = None,
+           seed: int = 0) -> Any:
+    """Per-layer scheme mapping of ``network`` on ``device``: minimum loss under
+    ``latency_ms``, minimum latency under ``max_loss``, or the Pareto front (``pareto``).
+    Returns a ``grimsim.search.SearchResult`` (its ``pareto`` holds the front either way)."""
+    from grimsim.search.objectives import MIN_LATENCY, MIN_LOSS, PARETO
+    from grimsim.search.solve import solve
+
+    given = [latency_ms is not None, max_loss is not None, bool(pareto)]
+    if sum(given) != 1:
+        raise GrimsimError("give exactly one of latency_ms, max_loss or pareto")
+    net = load_network(network)
+    table = candidate_table(net, device, threads=threads, unit=unit, rates=rates,
+                            sensitivity=sensitivity)
+    if latency_ms is not None:
+        objective, target = MIN_LOSS, latency_ms / 1e3
+    elif max_loss is not None:
+        objective, target = MIN_LATENCY, max_loss
+    else:
+        objective, target = PARETO, None
+    return solve(table, objective, target, solver, network=net, seed=seed)
+
+
+def search_result_from_json(text: str) -> Any:
+    from grimsim.search.result import SearchResult
+
+    return SearchResult.from_json(text)

@@ -315,6 +315,92 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- search
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from grimsim.api import load_device, search
+    from grimsim.meta import run_meta
+
+    net = _load(args)
+    device = load_device(args.device)
+    sensitivity = None
+    if args.sensitivity:
+        from grimsim.search.sensitivity import check_table_against, read_sensitivity_csv
+
+        sensitivity = read_sensitivity_csv(args.sensitivity)
+        check_table_against(sensitivity, net)
+    result = search(net, device, latency_ms=args.latency_ms, max_loss=args.max_loss,
+                    pareto=args.pareto, threads=args.threads, unit=args.unit,
+                    solver=args.solver, sensitivity=sensitivity)
+    meta = run_meta(device=device.id, cost_model=_model_name(device, args.unit),
+                    source=net.source)
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(json.dumps(result.to_mapping_file(net.name, meta), indent=2)
+                                  + "\n")
+    if args.json:
+        _print_json(result.summary(meta))
+        return 0
+    rows = [(c.name, c.scheme, f"{c.latency_s * 1e3:.3f}", f"{c.loss:.4f}")
+            for c in result.layers]
+    print(_table(["layer", "scheme", "latency ms", "loss"], rows, [False, False, True, True]))
+    print()
+    print(f"{net.name} on {device.id} ({args.unit}, {args.threads} thread"
+          f"{'s' if args.threads > 1 else ''}), {result.objective} by {result.solver} in "
+          f"{result.search_s:.2f} s:")
+    print(f"  latency {result.latency_s * 1e3:.2f} ms (dense {result.dense_latency_s * 1e3:.2f}"
+          f" ms, {result.dense_latency_s / result.latency_s:.2f}x), loss {result.loss:.4f}, "
+          f"model {result.model_bytes / 1e6:.2f} MB (dense {result.dense_model_bytes / 1e6:.2f}"
+          f" MB)")
+    print(f"  Pareto front: {len(result.pareto)} points"
+          + (f"; mapping written to {args.out}" if args.out else ""))
+    return 0
+
+
+def _model_name(device: Any, unit: str) -> str:
+    from grimsim.api import cost_model
+
+    return str(cost_model(device, unit).name)
+
+
+# --------------------------------------------------------------------------- calibrate, fit
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from grimsim.calibration.run import calibrate
+
+    threads = tuple(int(t) for t in args.threads.split(",") if t)
+    kwargs: dict[str, Any] = {}
+    if args.schemes:
+        kwargs["schemes"] = tuple(s for s in args.schemes.split(",") if s)
+    res = calibrate(args.device, args.out, budget_s=args.budget_s,
+                    exclude_networks=[n for n in (args.exclude_networks or "").split(",") if n],
+                    threads=threads, progress=not args.json, **kwargs)
+    if args.json:
+        from grimsim.meta import run_meta
+
+        _print_json({"summary": res.summary(), "points": res.total_points,
+                     "stopped": res.stopped, "_meta": run_meta(device=args.device)})
+    else:
+        print(res.summary())
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from grimsim.calibration.fit import fit
+
+    report = fit(args.points_dir, args.out)
+    if args.json:
+        from grimsim.meta import run_meta
+
+        _print_json({**report.to_dict(), "_meta": run_meta()})
+    else:
+        print(report.to_markdown())
+    return 0
+
+
 # --------------------------------------------------------------------------- apply, sweep
 
 
@@ -487,6 +573,44 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also check every GEMM's output against numpy")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("search", help="best pruning scheme per layer for a latency target, a "
+                                      "loss budget, or the Pareto front")
+    _model_args(p)
+    _device_args(p)
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--latency-ms", type=float, metavar="X",
+                       help="minimum loss under this latency")
+    group.add_argument("--max-loss", type=float, metavar="Y",
+                       help="minimum latency under this loss budget")
+    group.add_argument("--pareto", action="store_true", help="the latency/loss Pareto front")
+    p.add_argument("--solver", choices=("exact", "evolutionary", "rules"), default="exact",
+                   help="exact (multiple-choice knapsack), NSGA-II, or the rule-based mapper")
+    p.add_argument("--sensitivity", metavar="CSV",
+                   help="measured accuracy drops (layer,scheme,rate,accuracy_drop) that "
+                        "replace the proxy")
+    p.add_argument("--out", metavar="FILE", help="write the mapping file here")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("calibrate", help="measure the kernels on this device (resumable)")
+    p.add_argument("--device", default="host", help="profile to calibrate (default host)")
+    p.add_argument("--out", required=True, metavar="DIR", help="points folder (resumed)")
+    p.add_argument("--budget-s", type=float, default=600, help="time budget in seconds")
+    p.add_argument("--exclude-networks", metavar="A,B",
+                   help="zoo networks whose layer shapes stay out of the sweep")
+    p.add_argument("--threads", default="1,2", help="thread counts, comma separated")
+    p.add_argument("--schemes", metavar="SPEC,...", help="schemes to sweep (default: all)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("fit", help="fit the learned correction on calibration points")
+    p.add_argument("points_dir", help="the folder `grimsim calibrate --out` wrote")
+    p.add_argument("--out", metavar="PROFILE",
+                   help="new profile file (default: the user data folder, where --device "
+                        "finds it)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("apply", help="masks and compact formats of a mapping on real weights")
     _model_args(p)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -171,3 +172,43 @@ def test_predict_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["model_bytes"] < doc["dense_model_bytes"]
     assert all({"name", "scheme", "latency_ms"} <= set(r) for r in doc["layers"])
     assert doc["loss"] > 0
+
+
+def test_search_json_mapping_roundtrip(capsys: pytest.CaptureFixture[str],
+                                       tmp_path: Path) -> None:
+    out_file = tmp_path / "mapping.json"
+    code, out, err = _run(capsys, "search", "resnet18", "--device", "sd855", "--threads", "4",
+                          "--pareto", "--out", str(out_file), "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert {"latency_ms", "loss", "model_bytes", "dense_latency_ms", "dense_model_bytes",
+            "search_s", "layers", "pareto", "_meta"} <= set(doc)
+    assert len(doc["pareto"]) >= 20
+    lat = [p["latency_ms"] for p in doc["pareto"]]
+    loss = [p["loss"] for p in doc["pareto"]]
+    order = sorted(range(len(lat)), key=lat.__getitem__)
+    # a front: as latency grows, loss falls
+    assert all(loss[a] >= loss[b] for a, b in itertools.pairwise(order))
+    target = (doc["dense_latency_ms"] + min(lat)) / 2
+    code, out, _ = _run(capsys, "search", "resnet18", "--device", "sd855", "--threads", "4",
+                        "--latency-ms", f"{target:.4f}", "--out", str(out_file), "--json")
+    found = json.loads(out)
+    assert found["latency_ms"] <= target * (1 + 1e-9)
+    # the mapping file predicts the same latency the search reported
+    code, out, _ = _run(capsys, "predict", "resnet18", "--device", "sd855", "--threads", "4",
+                        "--mapping", str(out_file), "--json")
+    assert json.loads(out)["latency_ms"] == pytest.approx(found["latency_ms"], rel=1e-6)
+
+
+def test_search_infeasible_target_says_the_closest(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "search", "resnet18", "--device", "sd855", "--latency-ms",
+                        "0.01")
+    assert code == 2 and "fastest mapping" in err and "--latency-ms >=" in err
+
+
+def test_bad_mapping_file_is_a_clear_error(capsys: pytest.CaptureFixture[str],
+                                           tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"network": "resnet18", "layers": {"no_such_layer": "bcr:16x32:0.5"}}')
+    code, _, err = _run(capsys, "predict", "resnet18", "--device", "sd855", "--mapping", str(bad))
+    assert code == 2 and "no_such_layer" in err

@@ -2,10 +2,14 @@
 (``estimate_network``) and the per-(layer, scheme) table the search and explorer use
 (``CostTable``).
 
-The accuracy-side loss of a mapping is the share of the network's prunable weight norm that
-pruning removes: ``sum_l share_l * (1 - retained_l)``, with ``share_l`` the layer's share of
-prunable weights (i.i.d. weights have equal expected norm per weight) and ``retained_l`` the
-retained-norm proxy (real masks when weights are given, else its Gaussian expectation).
+The accuracy-side loss of a mapping is the mean over prunable layers of the fraction of the
+layer's weight norm that pruning removes: ``sum_l share_l * (1 - retained_l)``, every layer
+weighing the same (``share_l = 1 / layers``, split over a multi-GEMM layer's GEMMs by their
+weight counts) and ``retained_l`` the retained-norm proxy (real masks when weights are given,
+else its Gaussian expectation). Equal layer weights, rather than shares of the parameter
+count, keep the search from gutting small early layers whose removal is cheap in weights but
+costly in accuracy (every layer's output feeds the rest of the network); measured sensitivity
+tables replace the proxy where a user has them.
 """
 
 from __future__ import annotations
@@ -82,10 +86,16 @@ class NetworkEstimate:
 
 
 def weight_shares(network: Network) -> dict[str, float]:
-    """Each prunable GEMM row's share of the network's prunable weights (sums to 1)."""
-    counts = {g.name: g.weight_count for _, g in network.prunable_rows()}
-    total = sum(counts.values()) or 1
-    return {name: c / total for name, c in counts.items()}
+    """Each prunable GEMM row's loss weight: 1 / (prunable layers), split over a layer's
+    prunable GEMMs by weight count (sums to 1)."""
+    layers = [wl for wl in network.layers() if any(g.prunable for g in wl.gemms)]
+    shares: dict[str, float] = {}
+    for wl in layers:
+        gemms = [g for g in wl.gemms if g.prunable]
+        total = sum(g.weight_count for g in gemms) or 1
+        for g in gemms:
+            shares[g.name] = g.weight_count / total / len(layers)
+    return shares
 
 
 def _row_loss(rows: CostRows, shares: Mapping[str, float]) -> np.ndarray:
