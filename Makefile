@@ -20,7 +20,7 @@ install: $(STAMP)
 	flock $(VENV)/.build-lock $(BIN)/python -m pip install --quiet --no-build-isolation --no-deps -e .
 
 run: install
-	$(BIN)/grimsim info resnet50
+	$(BIN)/grimsim explore
 
 lint: install
 	$(BIN)/ruff check grimsim tests benchmarks

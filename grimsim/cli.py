@@ -451,6 +451,24 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if entries and all(e.get("status") != "ok" for e in entries) else 0
 
 
+# --------------------------------------------------------------------------- explore
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from grimsim.explorer import run_explorer
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving the explorer on %s: reachable from other machines", args.host)
+    print(f"grimsim explorer: http://{args.host}:{args.port}/  (Ctrl-C to stop)",
+          file=sys.stderr)
+    kwargs: dict[str, Any] = {"model": args.model, "device": args.device,
+                              "threads": args.threads}
+    if args.results:
+        kwargs["results_dir"] = args.results
+    run_explorer(host=args.host, port=args.port, **kwargs)
+    return 0
+
+
 # --------------------------------------------------------------------------- bench-kernels
 
 
@@ -639,6 +657,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="results folder")
     p.add_argument("--json", action="store_true", help="print the results index")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("explore", help="the web explorer (Dash), on 127.0.0.1 by default")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    p.add_argument("--port", type=_positive_int, default=8050, help="port (default 8050)")
+    p.add_argument("--model", default="resnet18", help="network shown first")
+    p.add_argument("--device", default="sd855", help="device shown first")
+    p.add_argument("--threads", type=_positive_int, default=4, help="threads shown first")
+    p.add_argument("--results", metavar="DIR",
+                   help="folder of saved search/sweep results to open (default "
+                        "$GRIMSIM_RESULTS_DIR)")
+    p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("bench-kernels",
                        help="time our kernels against numpy, scipy and onnxruntime")
