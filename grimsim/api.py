@@ -217,3 +217,66 @@ def search_result_from_json(text: str) -> Any:
     from grimsim.search.result import SearchResult
 
     return SearchResult.from_json(text)
+
+
+def mask_picture(shape: tuple[int, int], spec: str, *, seed: int = 0,
+                 kernel: tuple[int, int] | None = None,
+                 crop: tuple[int, int] = (64, 128)) -> dict[str, Any]:
+    """The top-left crop of a mask under ``spec`` on Gaussian weights, and the whole
+    matrix's format figures (from the expected-mask statistics, no full weights made)."""
+    import numpy as np
+
+    from grimsim.network.workload import GemmView
+    from grimsim.pruning import encode, format_block, format_name, make_mask, parse_spec
+    from grimsim.pruning import sparse_workload as _sparse_workload
+
+    M, K = int(shape[0]), int(shape[1])
+    scheme = parse_spec(spec)
+    gemm = GemmView(name="layer", M=M, K=K, N=1, kernel=kernel)
+    sw = _sparse_workload(gemm, scheme)
+    per_kernel = kernel[0] * kernel[1] if kernel else 1
+    kc = min(K, max(per_kernel, crop[1] // per_kernel * per_kernel))
+    if scheme.kind == "nm" and scheme.m:
+        kc = min(K, max(kc, scheme.m))
+    mc = min(M, crop[0])
+    w = np.random.default_rng(seed).standard_normal((mc, kc)).astype(np.float32)
+    mask = make_mask(w, scheme, kernel=kernel)
+    # the whole layer's format bytes, split over the format's arrays as in the crop's encoding
+    fmt = encode(w, mask, scheme, kernel=kernel)
+    parts = {name: int(getattr(fmt, name).nbytes) for name in vars(fmt)
+             if isinstance(getattr(fmt, name), np.ndarray)}
+    crop_total = sum(parts.values()) or 1
+    return {"mask": mask, "shape": (M, K), "block": format_block(scheme, M, K, kernel),
+            "sparsity": sw.sparsity, "format": format_name(scheme), "spec": scheme.spec,
+            "format_bytes": {k: v * sw.format_bytes / crop_total for k, v in parts.items()},
+            "format_bytes_total": sw.format_bytes, "dense_bytes": 4 * M * K}
+
+
+#: ncnn benchmark model -> its zoo twin (the same network family; see the import tests).
+_NCNN_TWINS = {"resnet18": "resnet18", "resnet50": "resnet50", "vgg16": "vgg16",
+               "mobilenet": "mobilenet_v1", "mobilenet_v2": "mobilenet_v2",
+               "alexnet": "alexnet", "googlenet": "googlenet", "squeezenet": "squeezenet1_1"}
+
+
+def ncnn_reference_points() -> list[dict[str, Any]]:
+    """ncnn's public CPU fp32 latencies (shared/reference): device, model, its zoo twin,
+    threads and the measured time."""
+    from grimsim.calibration.ncnn_reference import load_ncnn_benchmarks
+
+    return [{"device": r.device, "model": r.network, "network": _NCNN_TWINS.get(r.network),
+             "threads": r.threads, "measured_s": r.avg_ms / 1e3, "predicted_s": None}
+            for r in load_ncnn_benchmarks() if r.on_cpu and not r.int8]
+
+
+def fidelity_points(device: str | DeviceProfile) -> list[dict[str, Any]]:
+    """Held-out (predicted, measured) points of a calibrated device; [] when uncalibrated."""
+    import json
+
+    profile = load_device(device)
+    if profile.calibration is None or not profile.origin:
+        return []
+    path = Path(profile.origin).with_name(f"{Path(profile.origin).stem}.heldout.json")
+    if not path.is_file():
+        return []
+    points: list[dict[str, Any]] = json.loads(path.read_text())["points"]
+    return points

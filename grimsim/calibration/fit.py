@@ -368,6 +368,13 @@ def fit(points_dir: str | os.PathLike[str], out_profile: str | os.PathLike[str] 
     correction = Correction(regressor=final, feature_names=CORRECTION_FEATURES,
                             meta=_finite(meta))
     save_correction(correction, artefact)
+    # the held-out points beside the artefact: the explorer's predicted-vs-measured view
+    heldout_points = [{"predicted_s": float(predictions["calibrated"][j]),
+                       "analytical_s": float(ana_t[j]), "measured_s": float(meas_t[j]),
+                       "label": str(data.split_keys[i])}
+                      for j, i in enumerate(test_idx)]
+    artefact.with_name(f"{profile_path.stem}.heldout.json").write_text(
+        json.dumps({"profile": new_id, "points": heldout_points}) + "\n", encoding="utf-8")
     digest = hashlib.sha256(artefact.read_bytes()).hexdigest()[:12]
     new_profile = replace(profile, version=version, calibration=Calibration(
         artefact=artefact.name, version=digest, created=created))

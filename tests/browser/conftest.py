@@ -1,0 +1,106 @@
+"""Real-browser tests of the explorer: Debian's Chromium driven by Playwright.
+
+They skip (saying why) only when Chromium is absent and ``GRIMSIM_REQUIRE_BROWSER`` is not
+set; CI sets it, so there a missing browser is a failure. Playwright's own browser downloads
+are never used: ``executable_path`` points at the system Chromium (``GRIMSIM_CHROMIUM`` to
+override). ``GRIMSIM_EXPLORER_URL`` runs the tests against an explorer already serving
+instead of starting one. Screenshots go to ``test-artifacts/browser/``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+CHROMIUM = Path(os.environ.get("GRIMSIM_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def _require() -> bool:
+    return os.environ.get("GRIMSIM_REQUIRE_BROWSER", "") not in ("", "0")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A Chromium instance (each test opens its own context: a fresh profile)."""
+    if not CHROMIUM.exists():
+        if _require():
+            pytest.fail(f"GRIMSIM_REQUIRE_BROWSER is set but {CHROMIUM} does not exist "
+                        "(apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); set "
+                    "GRIMSIM_REQUIRE_BROWSER=1 to make this a failure")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if _require():
+            raise
+        pytest.skip("the playwright Python package is not installed")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                    headless=True)
+        yield browser
+        browser.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def explorer_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An explorer serving on a free loopback port (or ``GRIMSIM_EXPLORER_URL``)."""
+    given = os.environ.get("GRIMSIM_EXPLORER_URL")
+    if given:
+        yield given.rstrip("/") + "/"
+        return
+    port = _free_port()
+    results = REPO / "dashboards" / "results"
+    code = ("from grimsim.explorer import run_explorer; "
+            f"run_explorer(port={port}, results_dir={str(results)!r})")
+    log = tmp_path_factory.mktemp("explorer") / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=out,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"explorer exited: {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"explorer not up after 90 s: {log.read_text()[-2000:]}"
+                                       ) from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
