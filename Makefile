@@ -23,7 +23,7 @@ run: install
 	$(BIN)/grimsim explore
 
 lint: install
-	$(BIN)/ruff check grimsim tests benchmarks
+	$(BIN)/ruff check grimsim tests benchmarks scripts dashboards
 	$(BIN)/mypy
 
 test: lint
