@@ -2,15 +2,15 @@
 //
 // Wide N (the panel kernels): a tile of r kept rows x c kept columns is a small dense GEMM
 // (r x c) @ X[cols, n-tile]. Its rows are cut into register tiles of RR rows x VV vectors
-// along N; the RR*VV accumulators start from Y, take one FMA per kept column (each X vector
-// loaded once serves all RR rows, each broadcast weight all VV vectors) and go back to Y once.
-// Y rows of a block row and the X rows of a tile stay in L1 across the tile's register tiles.
+// along N; the RR*VV accumulators take one FMA per kept column (each X vector loaded once
+// serves all RR rows, each broadcast weight all VV vectors) and are added to Y once. A tile's
+// X rows and its rows of Y stay in L1 across its register tiles.
 //
 // Narrow N (N < lanes: RNN steps, batch-1 FC) on the packed stream: lanes run over a tile's
 // kept rows instead. Values are column-major, so column k of the tile is one vector load at
-// values + k*r (lanes past r read the next column or the zero padding and are never stored),
-// multiplied by the broadcast x[col_k]; the r results are added to Y once per tile. The stream
-// is read once, front to back, which makes this path bandwidth-bound like a dense GEMV.
+// values + k*r (lanes past r read the next column or the zero padding and are never used),
+// multiplied by the broadcast x[col_k]; the r results are added to the band's rows once per
+// tile. The stream is read once, front to back, as a dense GEMV reads its matrix.
 #include <cstdint>
 #include <type_traits>
 #include <utility>
@@ -33,7 +33,6 @@ using sparse_detail::Panel;
 using i64 = std::int64_t;
 
 constexpr int L = kLanes;
-constexpr int kMaxVV = 3;
 constexpr int kMaxRR = 8;
 // Rows per register tile for VV vectors: accumulators + VV X vectors + one broadcast.
 constexpr int rmax(int vv) {
@@ -44,11 +43,12 @@ constexpr int rmax(int vv) {
 // Y[RR rows, VV vectors] += vals[RR x c] @ X[cols, VV vectors], group after group (the X rows
 // and weights stay in L1 between groups). Element (i, k) of the tile is v[k * stride + i]
 // (column-major) or v[i * stride + k]; x and yr[] point at the first group's columns.
-template <int RR, int VV, bool kColMajor, class Idx>
-void ukr(const float* GRIMSIM_RESTRICT v, i64 stride, i64 c, const Idx* GRIMSIM_RESTRICT cols,
-         const float* GRIMSIM_RESTRICT x, i64 ldx, float* const* yr, i64 nsub) {
+template <int RR, int VV, bool kColMajor>
+void ukr(const float* GRIMSIM_RESTRICT v, i64 stride, i64 c,
+         const float* const* GRIMSIM_RESTRICT xr, i64 xoff, float* const* yr, i64 nsub) {
   for (i64 s = 0; s < nsub; ++s) {
     const i64 off = s * VV * L;
+    const i64 xo = xoff + off;
     // The accumulators start at zero and are added to Y at the end, so the FMA chains do
     // not wait for the previous tile's stores to the same Y rows.
     vf acc[RR][VV];
@@ -59,10 +59,10 @@ void ukr(const float* GRIMSIM_RESTRICT v, i64 stride, i64 c, const Idx* GRIMSIM_
     // c >= 1 (empty tiles are skipped): a do-while keeps the accumulators in registers.
     i64 k = 0;
     do {
-      const float* xr = x + static_cast<i64>(cols[k]) * ldx + off;
+      const float* xk = xr[k] + xo;
       vf xv[VV];
 #pragma GCC unroll 4
-      for (int j = 0; j < VV; ++j) xv[j] = load(xr + j * L);
+      for (int j = 0; j < VV; ++j) xv[j] = load(xk + j * L);
       const float* vk = kColMajor ? v + k * stride : v + k;
 #pragma GCC unroll 8
       for (int i = 0; i < RR; ++i) {
@@ -80,24 +80,24 @@ void ukr(const float* GRIMSIM_RESTRICT v, i64 stride, i64 c, const Idx* GRIMSIM_
   }
 }
 
-template <bool kColMajor, class Idx>
-using UkrFn = void (*)(const float*, i64, i64, const Idx*, const float*, i64, float* const*, i64);
+template <bool kColMajor>
+using UkrFn = void (*)(const float*, i64, i64, const float* const*, i64, float* const*, i64);
 
-template <bool kColMajor, class Idx, int VV, int... RRs>
+template <bool kColMajor, int VV, int... RRs>
 constexpr auto ukr_row(std::integer_sequence<int, RRs...>) {
   struct Row {
-    UkrFn<kColMajor, Idx> fn[kMaxRR + 1];
+    UkrFn<kColMajor> fn[kMaxRR + 1];
   };
-  return Row{{nullptr, (RRs + 1 <= rmax(VV) ? &ukr<RRs + 1, VV, kColMajor, Idx> : nullptr)...}};
+  return Row{{nullptr, (RRs + 1 <= rmax(VV) ? &ukr<RRs + 1, VV, kColMajor> : nullptr)...}};
 }
 
-template <bool kColMajor, class Idx>
+template <bool kColMajor>
 struct UkrTable {
   using Seq = std::make_integer_sequence<int, kMaxRR>;
-  static constexpr auto v1 = ukr_row<kColMajor, Idx, 1>(Seq{});
-  static constexpr auto v2 = ukr_row<kColMajor, Idx, 2>(Seq{});
-  static constexpr auto v3 = ukr_row<kColMajor, Idx, 3>(Seq{});
-  static UkrFn<kColMajor, Idx> get(int rr, int vv) {
+  static constexpr auto v1 = ukr_row<kColMajor, 1>(Seq{});
+  static constexpr auto v2 = ukr_row<kColMajor, 2>(Seq{});
+  static constexpr auto v3 = ukr_row<kColMajor, 3>(Seq{});
+  static UkrFn<kColMajor> get(int rr, int vv) {
     return vv == 3 ? v3.fn[rr] : vv == 2 ? v2.fn[rr] : v1.fn[rr];
   }
 };
@@ -180,30 +180,39 @@ class SplitCache {
   bool known_[kSize] = {};
 };
 
-// One tile over the whole panel. rows[i] + row_base is the absolute row of tile row i.
+// One tile over the whole panel: rows[i] + row_base is the absolute row of tile row i, element
+// (i, k) of the values is vals[k * r + i] (column-major) or vals[i * c + k]. The X row pointers
+// of the tile's columns are computed once (in chunks of kPtrChunk columns) and shared by all
+// its register-tile passes.
 template <bool kColMajor, class Idx, class RowT>
 void panel_tile(i64 r, i64 c, const float* vals, const Idx* cols, const RowT* rows, i64 row_base,
                 const Panel& p, SplitCache& splits) {
   if (r == 0 || c == 0) return;
   const Split& s = splits.get(r);
   const i64 rb = row_base - p.y_row0;
+  const i64 vstride = kColMajor ? r : c;
+  constexpr i64 kPtrChunk = 256;
+  const float* xr[kPtrChunk];
   float* yr[kMaxRR];
-  i64 voff = 0;
-  for (int w = 0; w < 3; ++w) {
-    if (s.n[w] == 0) continue;
-    const int vv = 3 - w;
-    const float* xp = p.x + voff * L;
-    i64 i0 = 0;
-    for (int chunk = 0; chunk < s.q[w]; ++chunk) {
-      const int rr = s.base[w] + (chunk < s.extra[w] ? 1 : 0);
-      for (int i = 0; i < rr; ++i)
-        yr[i] = p.y + (rb + static_cast<i64>(rows[i0 + i])) * p.ldy + voff * L;
-      const float* vp = kColMajor ? vals + i0 : vals + i0 * c;
-      UkrTable<kColMajor, Idx>::get(rr, vv)(vp, kColMajor ? r : c, c, cols, xp, p.ldx, yr,
-                                            s.n[w]);
-      i0 += rr;
+  for (i64 k0 = 0; k0 < c; k0 += kPtrChunk) {
+    const i64 kn = c - k0 < kPtrChunk ? c - k0 : kPtrChunk;
+    for (i64 k = 0; k < kn; ++k) xr[k] = p.x + static_cast<i64>(cols[k0 + k]) * p.ldx;
+    const float* vk = kColMajor ? vals + k0 * r : vals + k0;
+    i64 voff = 0;
+    for (int w = 0; w < 3; ++w) {
+      if (s.n[w] == 0) continue;
+      const int vv = 3 - w;
+      i64 i0 = 0;
+      for (int chunk = 0; chunk < s.q[w]; ++chunk) {
+        const int rr = s.base[w] + (chunk < s.extra[w] ? 1 : 0);
+        for (int i = 0; i < rr; ++i)
+          yr[i] = p.y + (rb + static_cast<i64>(rows[i0 + i])) * p.ldy + voff * L;
+        const float* vp = kColMajor ? vk + i0 : vk + i0 * vstride;
+        UkrTable<kColMajor>::get(rr, vv)(vp, vstride, kn, xr, voff * L, yr, s.n[w]);
+        i0 += rr;
+      }
+      voff += s.n[w] * vv;
     }
-    voff += s.n[w] * vv;
   }
 }
 
@@ -229,7 +238,8 @@ GRIMSIM_INLINE int mask_rows(unsigned mask, std::uint8_t* rows) {
 // expanded onto the band's 16 rows with a lane permutation (vpermps), so the band's Y rows
 // stay in registers (NN = 1) or one L1 line per column of Y, and no scalar scatter runs.
 struct PermTable {
-  alignas(32) std::int32_t idx[256][8];  // lane l <- accumulator lane (# set bits below l)
+  alignas(32) std::int32_t idx[256][8];   // lane l <- accumulator lane (# set bits below l)
+  alignas(32) std::int32_t keep[256][8];  // lane l: all ones if bit l is set, else zero
   std::uint8_t pop[256];
 };
 constexpr PermTable make_perm_table() {
@@ -237,8 +247,10 @@ constexpr PermTable make_perm_table() {
   for (int m = 0; m < 256; ++m) {
     int below = 0;
     for (int l = 0; l < 8; ++l) {
-      t.idx[m][l] = (m >> l) & 1 ? below : 0;
-      below += (m >> l) & 1;
+      const bool set = (m >> l) & 1;
+      t.idx[m][l] = set ? below : 0;
+      t.keep[m][l] = set ? -1 : 0;
+      below += set;
     }
     t.pop[m] = static_cast<std::uint8_t>(below);
   }
@@ -246,11 +258,8 @@ constexpr PermTable make_perm_table() {
 }
 constexpr PermTable kPerm = make_perm_table();
 
-// Lanes l with bit l of m set: all ones, else zero.
 GRIMSIM_INLINE __m256 lane_mask(unsigned m) {
-  const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-  const __m256i sel = _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(m)), bits);
-  return _mm256_castsi256_ps(_mm256_cmpeq_epi32(sel, bits));
+  return _mm256_load_ps(reinterpret_cast<const float*>(kPerm.keep[m]));
 }
 
 // ylo/yhi (the band's rows 0-7 / 8-15) += acc's lanes placed on the rows of submask sm.
@@ -282,7 +291,7 @@ GRIMSIM_INLINE void narrow_group(unsigned sm, i64 r, i64 c, const float* GRIMSIM
                                  const Idx* GRIMSIM_RESTRICT ck, const float* GRIMSIM_RESTRICT x,
                                  __m256 (&ylo)[NN], __m256 (&yhi)[NN]) {
   // Independent accumulator sets hide the FMA latency for small NN.
-  constexpr int S = NN >= 4 ? 1 : 2;
+  constexpr int S = NN >= 4 ? 1 : NN >= 2 ? 2 : 4;
   __m256 acc[S][NN];
 #pragma GCC unroll 4
   for (int s = 0; s < S; ++s)

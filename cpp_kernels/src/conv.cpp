@@ -79,7 +79,8 @@ void conv2d_gemm(const float* input, const ConvGeometry& g, const float* w2d,
   check(g.channels % groups == 0, "conv in channels (" + std::to_string(g.channels) +
                                       ") not divisible by groups (" + std::to_string(groups) + ")");
   check(out_channels % groups == 0, "conv out channels (" + std::to_string(out_channels) +
-                                        ") not divisible by groups (" + std::to_string(groups) + ")");
+                                        ") not divisible by groups (" +
+                                        std::to_string(groups) + ")");
   check(input != nullptr && w2d != nullptr && output != nullptr, "conv2d_gemm: null pointer");
   const std::int64_t N = g.out_h() * g.out_w();
   const std::int64_t cg = g.channels / groups, mg = out_channels / groups;

@@ -59,7 +59,7 @@ void set_blocking(GemmJob& job, const GemmTile& t) {
 
 // Up to this many NR-column panels, the micro-kernel reads w in place: packing w (a pass
 // over M x K) would be used by too few panels to pay for itself.
-constexpr std::int64_t kReadAInPlaceMaxN = 8;
+constexpr std::int64_t kReadAInPlaceMaxPanels = 8;
 
 // Columns of one task at most: its packed B block (KC x NC) stays well inside L2 + L3 share.
 constexpr std::int64_t kMaxTaskCols = 256;
@@ -96,13 +96,16 @@ void run_gemm(SimdLevel level, GemmJob job, std::int64_t N, int threads) {
   }
   n_chunks = std::min(n_chunks, panels);
   std::int64_t m_chunks = 1;
-  if (n_chunks < threads) m_chunks = std::min<std::int64_t>(mpanels, (threads + n_chunks - 1) / n_chunks);
+  if (n_chunks < threads)
+    m_chunks = std::min<std::int64_t>(mpanels, (threads + n_chunks - 1) / n_chunks);
   if (threads > 1 && m_chunks == 1 && mpanels >= 4 * threads) {
     // Whole panels per thread can be uneven (N = 196 is 13 panels of 16; N = 49 ends in a
     // 1-column panel): then split M instead, each thread packing all of B (cheap when N is
     // small, which is when this happens). Work in half panels: a narrow one costs about half.
-    const std::int64_t half_units = 2 * (N / t.nr) + ((N % t.nr) == 0 ? 0 : (N % t.nr) <= t.lanes ? 1 : 2);
-    const std::int64_t per_chunk = (panels + n_chunks - 1) / n_chunks;  // panels of the biggest chunk
+    const std::int64_t rest = N % t.nr;
+    const std::int64_t half_units = 2 * (N / t.nr) + (rest == 0 ? 0 : rest <= t.lanes ? 1 : 2);
+    // Panels of the biggest chunk.
+    const std::int64_t per_chunk = (panels + n_chunks - 1) / n_chunks;
     const std::int64_t chunks_per_thread = (n_chunks + threads - 1) / threads;
     const double worst = static_cast<double>(2 * per_chunk * chunks_per_thread);
     const double fair = static_cast<double>(half_units) / threads;
@@ -133,7 +136,8 @@ void pack_panels(SimdLevel level, const float* w, std::int64_t M, std::int64_t K
                  float* out, int threads) {
   const std::int64_t mpanels = (M + mr - 1) / mr;
   // Tasks of ~64k floats so the team is worth waking up.
-  const std::int64_t per_task = std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(1, K * mr));
+  const std::int64_t per_task =
+      std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(1, K * mr));
   const std::int64_t tasks = (mpanels + per_task - 1) / per_task;
   parallel_for(tasks, threads, [&](std::int64_t task) {
     const std::int64_t p0 = task * per_task, p1 = std::min(mpanels, p0 + per_task);
@@ -144,7 +148,8 @@ void pack_panels(SimdLevel level, const float* w, std::int64_t M, std::int64_t K
 void gemv(SimdLevel level, const float* w, const float* x, const float* bias, float* y,
           std::int64_t M, std::int64_t K, int threads) {
   // Row blocks of ~128 KiB of w per task.
-  const std::int64_t rows = std::max<std::int64_t>(4, (32768 / std::max<std::int64_t>(1, K)) / 4 * 4);
+  const std::int64_t rows =
+      std::max<std::int64_t>(4, (32768 / std::max<std::int64_t>(1, K)) / 4 * 4);
   const std::int64_t tasks = (M + rows - 1) / rows;
   parallel_for(tasks, threads, [&](std::int64_t task) {
     const std::int64_t r0 = task * rows, r1 = std::min(M, r0 + rows);
@@ -175,9 +180,10 @@ void gemm_rowmajor(const float* w, const float* x, float* y, std::int64_t M, std
   const GemmTile t = tile_at(level);
   GemmJob job;
   AlignedArray<float> apack;
-  if (N > kReadAInPlaceMaxN * t.nr) {
+  if (N > kReadAInPlaceMaxPanels * t.nr) {
     const std::int64_t mpanels = (M + t.mr - 1) / t.mr;
-    apack = AlignedArray<float>(static_cast<std::size_t>(std::max<std::int64_t>(1, mpanels * K * t.mr)));
+    apack = AlignedArray<float>(
+        static_cast<std::size_t>(std::max<std::int64_t>(1, mpanels * K * t.mr)));
     pack_panels(level, w, M, K, t.mr, apack.data(), threads);
     job.apack = apack.data();
   } else {
@@ -209,7 +215,8 @@ PackedGemmWeights pack_gemm_weights(const float* w, std::int64_t M, std::int64_t
   const GemmTile t = tile_at(p.level);
   p.mr = t.mr;
   const std::int64_t mpanels = (M + t.mr - 1) / t.mr;
-  p.panels = AlignedArray<float>(static_cast<std::size_t>(std::max<std::int64_t>(1, mpanels * K * t.mr)));
+  p.panels = AlignedArray<float>(
+      static_cast<std::size_t>(std::max<std::int64_t>(1, mpanels * K * t.mr)));
   pack_panels(p.level, w, M, K, t.mr, p.panels.data(), threads);
   return p;
 }

@@ -50,7 +50,7 @@ class Pool {
       const int index = static_cast<int>(threads_.size()) + 1;
       threads_.emplace_back([this, index] { worker(index); });
     }
-    // Publish the job; workers read it under m_ so they see one job consistently.
+    // Publish the job; workers join it under m_, so a worker never mixes up two jobs.
     {
       std::lock_guard<std::mutex> lock(m_);
       fn_ = &fn;
@@ -59,16 +59,20 @@ class Pool {
       next_.store(0, std::memory_order_relaxed);
       failed_.store(false, std::memory_order_relaxed);
       error_ = nullptr;
-      pending_.store(team - 1, std::memory_order_relaxed);
+      state_.store(0, std::memory_order_relaxed);
       generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     t_in_parallel = true;
     work(0);
     t_in_parallel = false;
-    // Every participant checks in before the job (on the caller's stack) goes away.
+    // No task is left to hand out. Close the job, so a worker that wakes up only now does not
+    // join it (the caller never waits for a wake-up it does not need), and wait for those
+    // still running a task: the job (on the caller's stack) must outlive them.
+    state_.fetch_or(kClosed, std::memory_order_acq_rel);
     const auto start = std::chrono::steady_clock::now();
-    for (std::uint32_t spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+    for (std::uint32_t spins = 0;
+         (state_.load(std::memory_order_acquire) & ~kClosed) != 0; ++spins) {
       if (spins % 64 != 63 || std::chrono::steady_clock::now() - start < kSpin)
         cpu_relax();
       else
@@ -110,15 +114,22 @@ class Pool {
         }
         cpu_relax();
       }
-      bool participate;
+      bool joined = false;
       {
         std::lock_guard<std::mutex> lock(m_);
         seen = generation_.load(std::memory_order_acquire);
-        participate = index < team_;
+        if (index < team_) {
+          // Join unless the caller already closed the job.
+          std::uint32_t st = state_.load(std::memory_order_acquire);
+          while ((st & kClosed) == 0 &&
+                 !state_.compare_exchange_weak(st, st + 1, std::memory_order_acq_rel))
+            ;
+          joined = (st & kClosed) == 0;
+        }
       }
-      if (!participate) continue;
+      if (!joined) continue;
       work(index);
-      pending_.fetch_sub(1, std::memory_order_acq_rel);
+      state_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
 
@@ -131,7 +142,9 @@ class Pool {
   std::int64_t n_tasks_ = 0;
   int team_ = 0;
   std::atomic<std::int64_t> next_{0};
-  std::atomic<int> pending_{0};
+  // Workers inside the current job, plus kClosed once the caller stopped admitting more.
+  static constexpr std::uint32_t kClosed = 1u << 31;
+  std::atomic<std::uint32_t> state_{0};
   std::atomic<bool> failed_{false};
   std::mutex error_mutex_;
   std::exception_ptr error_;

@@ -119,7 +119,8 @@ void winograd_conv3x3(const float* input, std::int64_t height, std::int64_t widt
   const std::int64_t mpanels = (cout + t.mr - 1) / t.mr;
   // Split output channels too when there are too few tile panels to keep threads busy.
   std::int64_t cchunks = 1;
-  if (panels < 2 * threads) cchunks = std::min<std::int64_t>(mpanels, (2 * threads + panels - 1) / panels);
+  if (panels < 2 * threads)
+    cchunks = std::min<std::int64_t>(mpanels, (2 * threads + panels - 1) / panels);
   const std::int64_t vfloats = GRIMSIM_DISPATCH_AT(w.level, winograd_vbuf_floats, cin);
   const std::int64_t mfloats = GRIMSIM_DISPATCH_AT(w.level, winograd_mbuf_floats);
   const int team = static_cast<int>(std::min<std::int64_t>(threads, panels * cchunks));

@@ -216,7 +216,8 @@ void winograd_pack(const float* weight, std::int64_t cout, std::int64_t cin, int
     const std::int64_t pnl = co / kMR, r = co % kMR;
     for (std::int64_t ci = 0; ci < cin; ++ci) {
       transform_kernel(weight + (co * cin + ci) * 9, out_tile, u);
-      for (int xi = 0; xi < points; ++xi) panels[((xi * mpanels + pnl) * cin + ci) * kMR + r] = u[xi];
+      for (int xi = 0; xi < points; ++xi)
+        panels[((xi * mpanels + pnl) * cin + ci) * kMR + r] = u[xi];
     }
   }
 }

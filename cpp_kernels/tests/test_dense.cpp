@@ -49,7 +49,9 @@ void set_tier(const std::string& name) {
 void test_gemm(const std::string& tier) {
   const std::int64_t shapes[][3] = {{1, 1, 1},   {1, 7, 1},    {5, 3, 2},    {7, 13, 17},
                                     {6, 16, 16}, {13, 1, 40},  {19, 33, 1},  {33, 300, 5},
-                                    {64, 70, 49}, {3, 600, 33}, {50, 257, 100}, {2, 0, 3}};
+                                    {64, 70, 49}, {3, 600, 33}, {50, 257, 100}, {2, 0, 3},
+                                    // N above the read-w-in-place limit: w is packed.
+                                    {31, 45, 300}, {7, 520, 161}, {2, 0, 400}};
   std::uint32_t seed = 1;
   for (const auto& s : shapes) {
     const std::int64_t M = s[0], K = s[1], N = s[2];
@@ -160,7 +162,8 @@ void test_conv_gemm_and_depthwise(const std::string& tier) {
   for (const Case& c : cases) {
     const ConvGeometry& g = c.g;
     const std::int64_t cg = g.channels / c.groups;
-    const auto in = random_vector(static_cast<std::size_t>(g.channels * g.height * g.width), seed++);
+    const auto in =
+        random_vector(static_cast<std::size_t>(g.channels * g.height * g.width), seed++);
     const auto wt =
         random_vector(static_cast<std::size_t>(c.cout * cg * g.kernel_h * g.kernel_w), seed++);
     const auto bias = random_vector(static_cast<std::size_t>(c.cout), seed++);
@@ -190,8 +193,10 @@ void test_conv_gemm_and_depthwise(const std::string& tier) {
                              geometry(6, 8, 8, 3, 3, 2, 2, 0, 0, 1, 1),
                              geometry(2, 30, 37, 7, 3, 1, 1, 3, 1, 1, 1)};
   for (const ConvGeometry& g : dw) {
-    const auto in = random_vector(static_cast<std::size_t>(g.channels * g.height * g.width), seed++);
-    const auto wt = random_vector(static_cast<std::size_t>(g.channels * g.kernel_h * g.kernel_w), seed++);
+    const auto in =
+        random_vector(static_cast<std::size_t>(g.channels * g.height * g.width), seed++);
+    const auto wt =
+        random_vector(static_cast<std::size_t>(g.channels * g.kernel_h * g.kernel_w), seed++);
     const std::size_t out_n = static_cast<std::size_t>(g.channels * g.out_h() * g.out_w());
     std::vector<float> ref(out_n), y(out_n);
     grimsim::conv2d_reference(in.data(), g, wt.data(), g.channels, g.channels, nullptr, ref.data());
@@ -210,7 +215,8 @@ void test_im2col() {
   grimsim::im2col(in, g, x.data(), 1);
   // Rows: (ky, kx) = (0,0), (0,1), (1,0), (1,1); columns: output (0,0), (0,1), (1,0), (1,1).
   const float want[16] = {0, 0, 0, 5, 0, 0, 4, 6, 0, 2, 0, 8, 1, 3, 7, 9};
-  for (int i = 0; i < 16; ++i) EXPECT(x[i] == want[i], "im2col[%d] = %g, want %g", i, x[i], want[i]);
+  for (int i = 0; i < 16; ++i)
+    EXPECT(x[i] == want[i], "im2col[%d] = %g, want %g", i, x[i], want[i]);
 }
 
 void test_parallel_and_harness() {

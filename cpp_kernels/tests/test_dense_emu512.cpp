@@ -20,14 +20,15 @@ namespace {
 
 std::vector<float> gemm_emu(const std::vector<float>& w, const std::vector<float>& x,
                             std::int64_t M, std::int64_t K, std::int64_t N, std::int64_t kc,
-                            std::int64_t mc) {
+                            std::int64_t mc, bool packed) {
   const grimsim::GemmTile t = emu::gemm_tile();
   const std::int64_t mpanels = (M + t.mr - 1) / t.mr;
   std::vector<float> apack(static_cast<std::size_t>(mpanels * K * t.mr + 1));
   emu::gemm_pack_a(w.data(), M, K, 0, mpanels, apack.data());
   std::vector<float> y(static_cast<std::size_t>(M * N), 7.0f);
   grimsim::GemmJob job;
-  job.apack = apack.data();
+  job.apack = packed ? apack.data() : nullptr;
+  job.w = w.data();
   job.x = x.data();
   job.ldx = N;
   job.y = y.data();
@@ -55,9 +56,11 @@ void test_gemm() {
     std::vector<float> ref(static_cast<std::size_t>(M * N));
     grimsim::dense_gemm_reference(w.data(), x.data(), ref.data(), M, K, N);
     // Small kc and mc so the K and M blocking loops run several times.
-    const auto y = gemm_emu(w, x, M, K, N, 64, 28);
-    EXPECT(rel_err(y, ref) < 1e-5, "emu512 gemm M=%lld K=%lld N=%lld err %g", (long long)M,
-           (long long)K, (long long)N, rel_err(y, ref));
+    for (bool packed : {true, false}) {
+      const auto y = gemm_emu(w, x, M, K, N, 64, 28, packed);
+      EXPECT(rel_err(y, ref) < 1e-5, "emu512 gemm M=%lld K=%lld N=%lld packed=%d err %g",
+             (long long)M, (long long)K, (long long)N, packed, rel_err(y, ref));
+    }
     std::vector<float> yv(static_cast<std::size_t>(M));
     const auto xv = random_vector(static_cast<std::size_t>(K), seed++);
     std::vector<float> refv(yv.size());

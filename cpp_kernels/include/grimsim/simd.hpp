@@ -17,7 +17,10 @@
 //          for (; i < n; ++i) y[i] += a * x[i];
 //        } } }
 //    `vf` holds kLanes floats (16 AVX-512, 8 AVX2, 4 SSE2/NEON, 4 generic); kRegisters is the
-//    number of architectural vector registers (for sizing register tiles).
+//    number of architectural vector registers (for sizing register tiles). Helpers: zero,
+//    set1, load/store (unaligned), load_partial/store_partial (tails), fma, max, hsum, lane,
+//    fma_lane<L> (NEON multiply-by-element), prefetch, imin/imax; + - * / work on vf.
+//    Also use GRIMSIM_DISPATCH_AT(level, fn, ...) for data packed for one tier.
 // 3. Declare it for every tier in a header, inside namespace grimsim:
 //        GRIMSIM_MV_DECLARE(void axpy(std::int64_t n, float a, const float* x, float* y))
 //    and call it from ordinary code with `GRIMSIM_DISPATCH(axpy, n, a, x, y)`, which picks the
@@ -28,7 +31,10 @@
 // an old CPU would crash. So: put everything in GRIMSIM_ISA_NS (or an anonymous namespace),
 // use raw pointers, no std::vector / std::function / std::thread there; allocate scratch and
 // spawn threads in ordinary .cpp files (parallel_for is out of line; calling it from a
-// *.simd.cpp file is fine). Helpers here are always_inline for the same reason.
+// *.simd.cpp file is fine). Helpers here are always_inline for the same reason. The ctest
+// `simd_odr_check` (cpp_kernels/tests) fails if a tier object defines a shared weak symbol.
+// Tests: GRIMSIM_TU_EMU512 compiles a tier source with 16-lane vectors on any CPU (see
+// tests/test_dense_emu512.cpp), so the AVX-512 tile logic is tested without the hardware.
 #pragma once
 #include <cstdint>
 #include <cstring>
