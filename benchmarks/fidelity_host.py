@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile-out", default=None,
                     help="profile YAML to write (default: the user data folder, where "
                          "--device host finds it)")
+    ap.add_argument("--schemes", default=None,
+                    help="comma-separated specs to sweep (default: the calibration's own list)")
     ap.add_argument("--md", default=str(HERE / "fidelity.md"))
     ap.add_argument("--json", default=str(HERE / "results" / "fidelity_host.json"))
     args = ap.parse_args(argv)
@@ -102,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     cal = None
     if not args.skip_calibrate:
+        extra = {"schemes": tuple(args.schemes.split(","))} if args.schemes else {}
         cal = calibrate("host", args.out, budget_s=args.budget_s,
-                        exclude_networks=[n for n in args.exclude_networks.split(",") if n])
+                        exclude_networks=[n for n in args.exclude_networks.split(",") if n],
+                        **extra)
         print(cal.summary(), file=sys.stderr)
     report = fit(args.out, args.profile_out, statistic=args.statistic)
     seconds = time.monotonic() - t0

@@ -1,0 +1,129 @@
+"""End-to-end checks on this machine, recorded in benchmarks/end_to_end.md.
+
+1. `grimsim run` totals against the host profile's prediction (issue 5): resnet18,
+   mobilenet_v2 and gru_timit, dense and bcr:16x32:0.75, 1 thread.
+2. Searched mappings against uniform pruning at the same loss (issue 6): for resnet18,
+   resnet50, mobilenet_v2 and gru_timit, uniform BCR 16x32 at 75 % and uniform unstructured
+   at 75 % (every layer where legal, not depthwise, not K < 32), and the searched mapping
+   with the minimum latency under each uniform mapping's loss; predicted and measured.
+
+Usage: .venv/bin/python benchmarks/end_to_end.py [--device host] [--min-time-s 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import grimsim.api as g
+from grimsim.execute.runner import legal_assignment
+
+HERE = Path(__file__).resolve().parent
+
+
+def _run(net: Any, assignment: dict[str, str], device: str, min_time_s: float) -> dict[str, Any]:
+    return g.run(net, assignment, threads=1, device=device, min_time_s=min_time_s)
+
+
+def run_vs_predict(device: str, min_time_s: float) -> list[dict[str, Any]]:
+    rows = []
+    for name in ("resnet18", "mobilenet_v2", "gru_timit"):
+        net = g.load_network(name)
+        for spec in ("dense", "bcr:16x32:0.75"):
+            assignment: dict[str, str] = {}
+            skipped: list[str] = []
+            if spec != "dense":
+                assignment, skipped_layers = legal_assignment(net, spec)
+                skipped = [s.layer for s in skipped_layers]
+            doc = _run(net, assignment, device, min_time_s)
+            rows.append({"network": name, "scheme": spec, "measured_ms": doc["measured_ms"],
+                         "predicted_ms": doc["predicted_ms"],
+                         "error": doc["predicted_ms"] / doc["measured_ms"] - 1,
+                         "skipped": skipped, "provenance": doc["provenance"]})
+            print(f"{name:14s} {spec:16s} measured {doc['measured_ms']:8.2f} ms  predicted "
+                  f"{doc['predicted_ms']:8.2f} ms  ({rows[-1]['error']:+.1%})", flush=True)
+    return rows
+
+
+def searched_vs_uniform(device: str, min_time_s: float) -> list[dict[str, Any]]:
+    rows = []
+    for name in ("resnet18", "resnet50", "mobilenet_v2", "gru_timit"):
+        net = g.load_network(name)
+        for spec in ("bcr:16x32:0.75", "unstructured:0.75"):
+            uniform, skipped = legal_assignment(net, spec, skip_depthwise=True, min_k=32)
+            est = g.estimate(net, device, uniform, threads=1)
+            result = g.search(net, device, max_loss=est.loss * (1 + 1e-9), threads=1)
+            searched = result.mapping
+            meas_u = _run(net, uniform, device, min_time_s)
+            meas_s = _run(net, searched, device, min_time_s)
+            dense = est.layers and g.estimate(net, device, {}, threads=1).latency_s * 1e3
+            row = {"network": name, "uniform": spec, "loss": est.loss,
+                   "skipped": [s.layer for s in skipped],
+                   "dense_predicted_ms": dense,
+                   "uniform_predicted_ms": est.latency_s * 1e3,
+                   "uniform_measured_ms": meas_u["measured_ms"],
+                   "searched_predicted_ms": result.latency_s * 1e3,
+                   "searched_loss": result.loss,
+                   "searched_measured_ms": meas_s["measured_ms"],
+                   "searched_schemes": sorted({s.split(":")[0] for s in searched.values()})}
+            rows.append(row)
+            print(f"{name:14s} uniform {spec:18s} loss {est.loss:.4f}: predicted "
+                  f"{row['uniform_predicted_ms']:.2f} ms, measured {row['uniform_measured_ms']:.2f}"
+                  f" ms | searched predicted {row['searched_predicted_ms']:.2f} ms, measured "
+                  f"{row['searched_measured_ms']:.2f} ms", flush=True)
+    return rows
+
+
+def markdown(device: str, first: list[dict[str, Any]], second: list[dict[str, Any]]) -> str:
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = ["# End to end on this machine", "",
+             f"Recorded {now} on {platform.processor() or platform.machine()} "
+             f"({platform.platform()}), 1 thread, device profile `{device}` "
+             f"({first[0]['provenance'] if first else ''}). Reproduce: "
+             "`.venv/bin/python benchmarks/end_to_end.py`.", "",
+             "## `grimsim run` measured vs predicted", "",
+             "| network | scheme | measured ms | predicted ms | error |",
+             "|---|---|---:|---:|---:|"]
+    for r in first:
+        lines.append(f"| {r['network']} | {r['scheme']} | {r['measured_ms']:.2f} | "
+                     f"{r['predicted_ms']:.2f} | {r['error']:+.1%} |")
+    lines += ["", "## Searched vs uniform at the same loss", "",
+              "Uniform = the scheme on every layer where legal, not depthwise, not K < 32 "
+              "(skipped layers in the JSON); searched = minimum predicted latency under the "
+              "uniform mapping's loss.", "",
+              "| network | uniform | loss | dense pred ms | uniform pred / meas ms | "
+              "searched pred / meas ms | searched speedup (meas) | searched schemes |",
+              "|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in second:
+        lines.append(
+            f"| {r['network']} | {r['uniform']} | {r['loss']:.3f} | "
+            f"{r['dense_predicted_ms']:.2f} | {r['uniform_predicted_ms']:.2f} / "
+            f"{r['uniform_measured_ms']:.2f} | {r['searched_predicted_ms']:.2f} / "
+            f"{r['searched_measured_ms']:.2f} | "
+            f"{r['uniform_measured_ms'] / r['searched_measured_ms']:.2f}x vs uniform | "
+            f"{', '.join(r['searched_schemes'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="host")
+    parser.add_argument("--min-time-s", type=float, default=0.05)
+    parser.add_argument("--skip-search", action="store_true")
+    args = parser.parse_args(argv)
+    first = run_vs_predict(args.device, args.min_time_s)
+    second = [] if args.skip_search else searched_vs_uniform(args.device, args.min_time_s)
+    (HERE / "end_to_end.md").write_text(markdown(args.device, first, second))
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "end_to_end.json").write_text(
+        json.dumps({"run_vs_predict": first, "searched_vs_uniform": second}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
