@@ -136,7 +136,8 @@ void bcr_spmm_unchecked(const BcrMatrix& w, const float* x, i64 n, float* y, int
   std::vector<i64> prefix;
   if (threads > 1 && n_units > 1) prefix = bcr_work_prefix(w, bands);
   auto row_start = [&](i64 u) { return raw_unit_row(w, bands, u); };
-  if (n < lanes) {
+  // Narrow N (below one vector; the narrow kernels are specialised up to N = 7).
+  if (n < std::min(lanes, 8)) {
     sparse_detail::run_chunks(n_units, prefix, threads, [&](i64 u0, i64 u1) {
       std::fill(y + row_start(u0) * n, y + row_start(u1) * n, 0.0f);
       GRIMSIM_DISPATCH_AT(level, bcr_raw_narrow, raw, u0, u1, x, n, y);
@@ -345,7 +346,7 @@ void BcrPacked::spmm(const float* x, i64 n, float* y, int threads) const {
   const int lanes = GRIMSIM_DISPATCH_AT(level, sparse_lanes);
   const i64 n_units = static_cast<i64>(unit_offset_.size()) - 1;
   auto row_start = [&](i64 u) { return unit_row0_[static_cast<std::size_t>(u)]; };
-  if (n < lanes) {
+  if (n < std::min(lanes, 8)) {  // narrow N: the stream read once (specialised up to N = 7)
     sparse_detail::run_chunks(n_units, work_, threads, [&](i64 u0, i64 u1) {
       std::fill(y + row_start(u0) * n, y + row_start(u1) * n, 0.0f);
       GRIMSIM_DISPATCH_AT(level, bcr_stream_narrow, s, u0, u1, x, n, y);

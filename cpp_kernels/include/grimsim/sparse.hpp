@@ -10,7 +10,6 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 #include "grimsim/kernels.hpp"
@@ -65,13 +64,14 @@ void bcr_spmm_unchecked(const BcrMatrix& w, const float* x, std::int64_t n, floa
                         int threads);
 
 // A BCR matrix converted once into the kernels' own streamed layout (validated at pack time).
-// Rows of a block row that share their whole column set (the reorder groups) and make up
-// every block they are kept in are merged into one wide tile, so they load their X rows and
-// write Y once for all those blocks (load-redundancy elimination; column, filter and
-// block-punched pruning become one dense tile per block row); the other blocks stay tiles of
-// their own. Rows are stored in bands of at most 16 rows (the threads' work units); each band
-// is one contiguous run of tile records [row mask, sizes | values column-major | column
-// indices], so the small-N path streams it once.
+// Rows of a block row that share their whole column set (the reorder groups, found from the
+// blocks themselves) and make up every block they are kept in are merged into one wide tile,
+// so they load their X rows and update Y once for all those blocks (load-redundancy
+// elimination: block-punched pruning becomes one dense tile per block row; filter and column
+// pruning arrive as a single M x K block already). Other blocks stay tiles of their own. Rows
+// are stored in bands of at most 16 rows (the threads' work units); each band is one
+// contiguous run of tile records [row mask, sizes | column indices | values column-major], so
+// the small-N path streams it once.
 class BcrPacked {
  public:
   static BcrPacked pack(const BcrMatrix& w);  // validates w first
