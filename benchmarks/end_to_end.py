@@ -39,7 +39,7 @@ def run_vs_predict(device: str, min_time_s: float) -> list[dict[str, Any]]:
             skipped: list[str] = []
             if spec != "dense":
                 assignment, skipped_layers = legal_assignment(net, spec)
-                skipped = [s.layer for s in skipped_layers]
+                skipped = [s.name for s in skipped_layers]
             doc = _run(net, assignment, device, min_time_s)
             rows.append({"network": name, "scheme": spec, "measured_ms": doc["measured_ms"],
                          "predicted_ms": doc["predicted_ms"],
@@ -63,7 +63,7 @@ def searched_vs_uniform(device: str, min_time_s: float) -> list[dict[str, Any]]:
             meas_s = _run(net, searched, device, min_time_s)
             dense = est.layers and g.estimate(net, device, {}, threads=1).latency_s * 1e3
             row = {"network": name, "uniform": spec, "loss": est.loss,
-                   "skipped": [s.layer for s in skipped],
+                   "skipped": [s.name for s in skipped],
                    "dense_predicted_ms": dense,
                    "uniform_predicted_ms": est.latency_s * 1e3,
                    "uniform_measured_ms": meas_u["measured_ms"],
