@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import tempfile
 import zlib
@@ -47,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from grimsim.errors import GrimsimError, MappingError, ModelFormatError, SchemeError, ShapeError
-from grimsim.execute.runner import resolve_assignment
+from grimsim.execute.runner import check_weights, resolve_assignment
 from grimsim.meta import run_meta
 from grimsim.network import GemmView, LayerWorkload, Network
 from grimsim.network.workload import FLOAT32_BYTES
@@ -210,42 +209,6 @@ def _open_npz(p: Path, what: str) -> Any:
 
 def _gemm_index(network: Network) -> dict[str, tuple[LayerWorkload, GemmView]]:
     return {g.name: (layer, g) for layer, g in network.gemm_rows()}
-
-
-def _check_weights(network: Network, weights: Mapping[str, np.ndarray], what: str
-                   ) -> dict[str, np.ndarray]:
-    """Row name -> M x K array; keys may also be single-GEMM layer names."""
-    gemms = _gemm_index(network)
-    out: dict[str, np.ndarray] = {}
-    for key, value in weights.items():
-        if key in gemms:
-            _, g = gemms[key]
-        elif key in network and len(network.layer(key).gemms) == 1:
-            g = network.layer(key).gemms[0]
-        else:
-            raise MappingError(f"{what}: {key!r} is not a GEMM of network {network.name!r} "
-                               "(keys are GEMM row names as in 'grimsim info')")
-        if not g.prunable:
-            raise ShapeError(f"{what}: GEMM {g.name!r} multiplies two activations; it has no "
-                             "weights")
-        arr = np.asarray(value)
-        if g.kernel is not None and arr.ndim == 4 and arr.shape[0] == g.M \
-                and math.prod(arr.shape[1:]) == g.K and tuple(arr.shape[2:]) == g.kernel:
-            arr = arr.reshape(g.M, g.K)  # a conv's OIHW tensor: rows are output channels
-        if arr.shape != (g.M, g.K):
-            raise ShapeError(f"{what}: GEMM {g.name!r} has weights of shape {arr.shape}; "
-                             f"expected its M x K GEMM view ({g.M}, {g.K})"
-                             + (" = out channels x in_channels/groups*kh*kw"
-                                if g.kernel else ""))
-        if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-            raise ShapeError(f"{what}: GEMM {g.name!r}: weights must be real numbers, got "
-                             f"dtype {arr.dtype}")
-        if not np.all(np.isfinite(arr)):
-            raise GrimsimError(f"{what}: GEMM {g.name!r}: weights contain NaN or inf")
-        if g.name in out:
-            raise MappingError(f"{what}: GEMM {g.name!r} is given twice (as {key!r})")
-        out[g.name] = arr
-    return out
 
 
 # --------------------------------------------------------------------------- pruning
@@ -502,7 +465,7 @@ def apply_mapping(network: Network, mapping: Mapping[str, str | PruningScheme],
     ``mapping_source`` (e.g. the mapping file's path) prefixes mapping errors.
     """
     out = _check_out_dir(out_dir)
-    given = {k: (v, "given") for k, v in _check_weights(network, weights or {},
+    given = {k: (v, "given") for k, v in check_weights(network, weights or {},
                                                         "weights").items()}
     _, pruned = _prepare(network, mapping, given, seed, mapping_source)
     result = _result(network, out, pruned, seed)
@@ -583,9 +546,9 @@ def _merged_weights(network: Network, onnx_weights: Mapping[str, np.ndarray],
                     what: str) -> dict[str, tuple[np.ndarray, str]]:
     rows = {g.name for _, g in network.prunable_rows()}
     from_file = {k: v for k, v in onnx_weights.items() if k in rows}
-    merged = {k: (v, "onnx") for k, v in _check_weights(network, from_file,
+    merged = {k: (v, "onnx") for k, v in check_weights(network, from_file,
                                                        "ONNX initializers").items()}
-    merged.update({k: (v, "given") for k, v in _check_weights(network, given or {},
+    merged.update({k: (v, "given") for k, v in check_weights(network, given or {},
                                                               what).items()})
     return merged
 
@@ -633,7 +596,7 @@ def apply_model(model: str | os.PathLike[str] | Network,
     if onnx_path is not None and is_onnx:
         merged = _merged_weights(network, _onnx_weights(onnx_path), given, what)
     else:
-        merged = {k: (v, "given") for k, v in _check_weights(network, given or {},
+        merged = {k: (v, "given") for k, v in check_weights(network, given or {},
                                                             what).items()}
     schemes, pruned = _prepare(network, mapping, merged, seed, mapping_source)
     plan = None

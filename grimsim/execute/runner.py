@@ -68,6 +68,7 @@ __all__ = [
     "LayerRun",
     "RunResult",
     "SkippedLayer",
+    "check_weights",
     "legal_assignment",
     "resolve_assignment",
     "run_network",
@@ -322,8 +323,10 @@ def legal_assignment(network: Network, scheme: PruningScheme | str, *,
     return assignment, tuple(skipped)
 
 
-def _resolve_weights(network: Network, weights: Mapping[str, np.ndarray] | None
-                     ) -> dict[str, np.ndarray]:
+def check_weights(network: Network, weights: Mapping[str, np.ndarray] | None,
+                  what: str = "weights") -> dict[str, np.ndarray]:
+    """GEMM row name -> its M x K weights as float32 (keys may also be single-GEMM layer
+    names; a conv's OIHW tensor is accepted), checked before anything runs."""
     if not weights:
         return {}
     gemms = _gemm_index(network)
@@ -334,23 +337,27 @@ def _resolve_weights(network: Network, weights: Mapping[str, np.ndarray] | None
         elif key in network and len(network.layer(key).gemms) == 1:
             g = network.layer(key).gemms[0]
         else:
-            raise MappingError(f"weights given for {key!r}, which is not a GEMM of network "
-                               f"{network.name!r} (keys are GEMM row names as in "
-                               "`grimsim info`)")
+            raise MappingError(f"{what}: {key!r} is not a GEMM of network {network.name!r} "
+                               "(keys are GEMM row names as in 'grimsim info')")
         if not g.prunable:
-            raise ShapeError(f"weights given for GEMM {g.name!r}, whose operands are both "
-                             "activations (it has no weights)")
+            raise ShapeError(f"{what}: GEMM {g.name!r} multiplies two activations; it has no "
+                             "weights")
         arr = np.asarray(value)
+        if g.kernel is not None and arr.ndim == 4 and arr.shape[0] == g.M \
+                and math.prod(arr.shape[1:]) == g.K and tuple(arr.shape[2:]) == g.kernel:
+            arr = arr.reshape(g.M, g.K)  # a conv's OIHW tensor: rows are output channels
         if arr.shape != (g.M, g.K):
-            raise ShapeError(f"weights for GEMM {g.name!r} have shape {arr.shape}; expected "
-                             f"the M x K GEMM view ({g.M}, {g.K})"
-                             + (" (conv: out channels x in_channels/groups*kh*kw)"
+            raise ShapeError(f"{what}: GEMM {g.name!r} has weights of shape {arr.shape}; "
+                             f"expected its M x K GEMM view ({g.M}, {g.K})"
+                             + (" = out channels x in_channels/groups*kh*kw"
                                 if g.kernel else ""))
         if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-            raise ShapeError(f"weights for GEMM {g.name!r} must be real numbers, got dtype "
-                             f"{arr.dtype}")
+            raise ShapeError(f"{what}: GEMM {g.name!r}: weights must be real numbers, got "
+                             f"dtype {arr.dtype}")
         if not np.all(np.isfinite(arr)):
-            raise GrimsimError(f"weights for GEMM {g.name!r} contain NaN or inf")
+            raise GrimsimError(f"{what}: GEMM {g.name!r}: weights contain NaN or inf")
+        if g.name in out:
+            raise MappingError(f"{what}: GEMM {g.name!r} is given twice (as {key!r})")
         out[g.name] = np.ascontiguousarray(arr, dtype=np.float32)
     return out
 
@@ -847,7 +854,7 @@ def run_network(network: Network,
             and min_time_s >= 0):
         raise GrimsimError(f"min_time_s must be a finite number >= 0, got {min_time_s!r}")
     schemes = resolve_assignment(network, assignment)
-    ctx_weights = _resolve_weights(network, weights)
+    ctx_weights = check_weights(network, weights)
     winograd = _resolve_choices(network, kernel_choice, schemes)
     import grimsim._kernels as kernels  # deferred: import grimsim stays light
 
