@@ -110,15 +110,15 @@ def run(network: str | Network, assignment: Mapping[str, Any] | None = None, *,
     dense 3x3 conv), so the comparison is kernel for kernel.
     """
     from grimsim.cost.network import cost_table as _cost_table
-    from grimsim.cost.network import estimate_network
+    from grimsim.cost.network import estimate_from_table
     from grimsim.execute.runner import KERNEL_CHOICES, run_network
 
     net = load_network(network)
     profile = load_device(device)
-    model = cost_model(profile, "cpu")
     plan = dict(assignment or {})
-    predicted = estimate_network(net, model, plan, threads=threads, device=profile.id)
-    table = _cost_table(net, model, plan, threads=threads, device=profile.id)
+    table = _cost_table(net, cost_model(profile, "cpu"), plan, threads=threads,
+                        device=profile.id)
+    predicted = estimate_from_table(net, table, threads=threads)
     choice = {r["gemm"]: r["kernel"] for r in table.records() if r["kernel"] in KERNEL_CHOICES}
     legal = {name: spec for name, spec in plan.items()
              if name not in {s.split(":")[0] for s in predicted.skipped}}

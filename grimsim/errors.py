@@ -41,3 +41,15 @@ class SearchError(GrimsimError):
 
 class ReferenceDataError(GrimsimError):
     """A public reference file (e.g. ncnn's benchmark table) is missing or malformed."""
+
+
+class CalibrationError(GrimsimError):
+    """Calibration data or a fitted correction artefact is unusable; says what to fix."""
+
+
+class KernelCheckError(GrimsimError):
+    """A kernel's output differs from numpy's (masked W) @ X beyond the tolerance."""
+
+
+class SweepError(GrimsimError):
+    """A sweep cannot start: bad targets, unknown networks or devices, no cluster."""

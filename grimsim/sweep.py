@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grimsim.errors import GrimsimError
+from grimsim.errors import GrimsimError, SweepError
 from grimsim.meta import run_meta
 
 log = logging.getLogger(__name__)
@@ -78,9 +78,6 @@ _MODES = ("latency", "loss", "pareto")
 
 TaskFn = Callable[["SweepTask"], Mapping[str, Any]]
 
-
-class SweepError(GrimsimError):
-    """A sweep cannot start: bad targets, unknown networks or devices, no cluster."""
 
 
 # --------------------------------------------------------------------------- tasks

@@ -40,7 +40,7 @@ from grimsim.cost.rows import CostRows, gemm_rows
 from grimsim.errors import GrimsimError
 from grimsim.pruning import encode, format_block, make_mask, parse_spec, reached_sparsity
 from grimsim.pruning.formats import BCRFormat, CSRFormat, NMFormat, PatternFormat
-from grimsim.pruning.workload import _format_stats
+from grimsim.pruning.workload import format_stats
 
 __all__ = [
     "POINTS_FILE",
@@ -425,7 +425,7 @@ class KernelMeasurer:
         else:
             mask = make_mask(w, scheme, kernel=conv_kernel)
             fmt = encode(w, mask, scheme, kernel=conv_kernel)
-            n_blocks, rows_d, cols_d, work = _format_stats(fmt, mask)
+            n_blocks, rows_d, cols_d, work = format_stats(fmt, mask)
             block = format_block(scheme, shape.M, shape.K, conv_kernel)
             stats = {"sparsity": reached_sparsity(mask), "nnz": float(np.count_nonzero(mask)),
                      "n_blocks": float(n_blocks), "rows_mean": float(rows_d.mean),

@@ -41,7 +41,7 @@ from grimsim.cost.features import CORRECTION_FEATURES, GEMM_KERNELS, correction_
 from grimsim.cost.profile import DeviceProfile, user_data_dir
 from grimsim.cost.protocol import CostModel, EstimateBatch
 from grimsim.cost.rows import CostRows
-from grimsim.errors import GrimsimError
+from grimsim.errors import CalibrationError, GrimsimError
 
 
 @functools.cache
@@ -122,9 +122,6 @@ ARTEFACT_SCHEMA = 1
 _MAX_LOG = math.log(20.0)
 _NEVER = float(np.finfo(np.float64).max)  # threshold of a level that sends every row left
 
-
-class CalibrationError(GrimsimError):
-    """Calibration data or a fitted correction artefact is unusable; says what to fix."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -169,6 +169,13 @@ def estimate_network(network: Network, model: CostModel,
     name -> scheme; others dense). Illegal schemes fall back to dense and are listed."""
     table = cost_table(network, model, dict(assignment or {}), threads=threads, unit=unit,
                        weights=weights, device=device)
+    return estimate_from_table(network, table, threads=threads, unit=unit)
+
+
+def estimate_from_table(network: Network, table: CostTable, *, threads: int = 1,
+                        unit: str = "cpu") -> NetworkEstimate:
+    """``estimate_network`` on an already built table of the assignment's rows."""
+    device = table.device
     r, e = table.rows, table.estimates
     layers: list[LayerEstimate] = []
     order = np.argsort(r.layer_index, kind="stable")
@@ -200,7 +207,7 @@ def estimate_network(network: Network, model: CostModel,
     dense_bytes = 4 * network.total_params
     pruned_weight_bytes = sum(lay.weight_bytes - lay.format_bytes for lay in layers)
     return NetworkEstimate(
-        network=network.name, device=device or model.name, unit=unit, threads=threads,
+        network=network.name, device=device, unit=unit, threads=threads,
         latency_s=float(e.latency_s.sum()),
         band_s=(float(e.band_lo_s.sum()), float(e.band_hi_s.sum())),
         provenance=e.provenance, model_bytes=dense_bytes - pruned_weight_bytes,

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from grimsim.errors import GrimsimError, MappingError, SchemeError, ShapeError
+from grimsim.errors import GrimsimError, KernelCheckError, MappingError, SchemeError, ShapeError
 from grimsim.execute.cheap_ops import cheap_op, softmax_fn
 from grimsim.execute.kernels import PreparedGemm, prepare
 from grimsim.network import GemmView, LayerWorkload, Network, Op
@@ -92,9 +92,6 @@ WINOGRAD_RTOL = 1e-2
 _DENSE = PruningScheme.dense()
 _CONV_OPS = (Op.CONV, Op.DWCONV)
 
-
-class KernelCheckError(GrimsimError):
-    """A kernel's output differs from numpy's (masked W) @ X beyond the tolerance."""
 
 
 # --------------------------------------------------------------------------- results

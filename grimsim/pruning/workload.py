@@ -146,7 +146,7 @@ def sparse_workload(target: LayerWorkload | GemmView, scheme: PruningScheme | st
     mask = make_mask(w, scheme, kernel=kernel)
     fmt = encode(w, mask, scheme, kernel=kernel)
     nnz = int(np.count_nonzero(mask))
-    n_blocks, rows, cols, work = _format_stats(fmt, mask)
+    n_blocks, rows, cols, work = format_stats(fmt, mask)
     return SparseWorkload(
         name=gemm.name, scheme=scheme, M=M, K=K, N=gemm.N, groups=gemm.groups,
         repeats=gemm.repeats, nnz=nnz, sparsity=reached_sparsity(mask),
@@ -156,7 +156,7 @@ def sparse_workload(target: LayerWorkload | GemmView, scheme: PruningScheme | st
         dense_bytes=weight_bytes, proxy=retained_norm(w, mask), from_weights=True)
 
 
-def _format_stats(fmt: object, mask: np.ndarray) -> tuple[int, Dist, Dist, Dist]:
+def format_stats(fmt: object, mask: np.ndarray) -> tuple[int, Dist, Dist, Dist]:
     M, K = mask.shape
     row_counts = np.count_nonzero(mask, axis=1)
     if isinstance(fmt, BCRFormat):
