@@ -366,3 +366,118 @@ def test_batch_of_images_runs_one_image_per_call() -> None:
     assert result.layer("c").kernel == "winograd" and result.layer("s").kernel == "csr"
     s = result.layer("s").gemms[0]
     assert s.N == 2 * 3 * 3 and s.measured_s > 0 and s.max_rel_err is not None
+
+
+# --------------------------------------------------------------------------- recurrence
+
+
+def _sig(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_gate_math_in_place_matches_the_formulas(kind: str) -> None:
+    from grimsim.execute.runner import _GateMath
+
+    gates = ("r", "z", "n") if kind == "gru" else ("i", "f", "g", "o")
+    hidden, batch = 5, 2
+    rng = np.random.default_rng(3)
+    gi = rng.standard_normal((len(gates), hidden, batch), dtype=np.float32)
+    gh = [rng.standard_normal((hidden, batch), dtype=np.float32) for _ in gates]
+    h = rng.standard_normal((hidden, batch), dtype=np.float32)
+    c = rng.standard_normal((hidden, batch), dtype=np.float32)
+    a, b, h0, c0 = (np.asarray(v, dtype=np.float64) for v in (gi, np.stack(gh), h, c))
+    if kind == "gru":  # PyTorch GRU: n = tanh(W_in x + r * (W_hn h)), h' = (1 - z) n + z h
+        r, z = _sig(a[0] + b[0]), _sig(a[1] + b[1])
+        n = np.tanh(a[2] + r * b[2])
+        want_h, want_c = (1 - z) * n + z * h0, c0
+    else:
+        i, f, g, o = _sig(a[0] + b[0]), _sig(a[1] + b[1]), np.tanh(a[2] + b[2]), \
+            _sig(a[3] + b[3])
+        want_c = f * c0 + i * g
+        want_h = o * np.tanh(want_c)
+    step = _GateMath(gates, hidden, batch)
+    for _ in range(2):  # the buffers are reused: a second call must not see the first one
+        hh, cc = h.copy(), c.copy()
+        step(gi, gh, hh, cc)
+        np.testing.assert_allclose(hh, want_h, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(cc, want_c, rtol=1e-5, atol=1e-6)
+        assert hh.dtype == np.float32
+
+
+def test_gate_math_calls_are_the_cost_models() -> None:
+    """The cost model charges each step the numpy calls the runner's gate math makes."""
+    from grimsim.cost.kernel_params import DEFAULT_PARAMS
+    from grimsim.execute.runner import _GateMath
+
+    for kind, n in DEFAULT_PARAMS.recurrent_numpy_calls.items():
+        assert _GateMath.CALLS[kind] == n
+
+
+def test_recurrence_carries_its_state_between_steps() -> None:
+    from grimsim.execute.kernels import prepare
+    from grimsim.execute.runner import _GateMath, _Recurrence
+    from grimsim.pruning import DenseFormat
+
+    rng = np.random.default_rng(0)
+    hidden, steps = 6, 3
+    w = [rng.standard_normal((hidden, hidden), dtype=np.float32) for _ in range(3)]
+    gi = rng.standard_normal((steps, 3, hidden, 1), dtype=np.float32)
+    h0 = rng.standard_normal((hidden, 1), dtype=np.float32)
+    rec = _Recurrence([prepare(DenseFormat(m, m.shape)) for m in w], gi,
+                      _GateMath(("r", "z", "n"), hidden, 1), h0, 1)
+    h = h0.astype(np.float64)
+    for t in range(steps + 1):  # wraps around to step 0
+        rec()
+        gh = np.stack([m.astype(np.float64) @ h for m in w])
+        a = gi[t % steps].astype(np.float64)
+        r, z = _sig(a[0] + gh[0]), _sig(a[1] + gh[1])
+        n = np.tanh(a[2] + r * gh[2])
+        h = (1 - z) * n + z * h
+        np.testing.assert_allclose(rec.h, h, rtol=1e-4, atol=1e-5)
+    assert np.array_equal(h0, h0.copy())  # the caller's initial state is not mutated
+
+
+# --------------------------------------------------------------------------- cheap ops
+
+
+def _pool_ref(x: np.ndarray, k: tuple[int, int], s: tuple[int, int],
+              pad: tuple[int, int], out_hw: tuple[int, int], kind: str) -> np.ndarray:
+    n, c, h, w = x.shape
+    fill = -np.inf if kind == "max" else 0.0
+    xp = np.full((n, c, h + 2 * pad[0] + k[0], w + 2 * pad[1] + k[1]), fill)
+    xp[:, :, pad[0]:pad[0] + h, pad[1]:pad[1] + w] = x
+    out = np.empty((n, c, *out_hw))
+    for i in range(out_hw[0]):
+        for j in range(out_hw[1]):
+            win = xp[:, :, i * s[0]:i * s[0] + k[0], j * s[1]:j * s[1] + k[1]]
+            out[:, :, i, j] = win.max(axis=(2, 3)) if kind == "max" else win.sum(axis=(2, 3))
+    return out if kind == "max" else out / (k[0] * k[1])
+
+
+@pytest.mark.parametrize(("shape", "kernel", "stride", "padding", "ceil", "kind"), [
+    ((1, 3, 9, 9), 3, 2, 1, False, "max"),
+    ((1, 3, 9, 9), 3, 2, 1, True, "max"),
+    ((2, 2, 7, 6), 2, 2, 0, True, "avg"),
+    ((1, 4, 8, 8), 3, 1, 1, False, "avg"),
+    ((1, 2, 6, 10), (1, 3), (1, 2), 0, False, "max"),
+])
+def test_separable_pool_matches_the_windows(shape: tuple[int, ...], kernel: object,
+                                            stride: object, padding: int, ceil: bool,
+                                            kind: str) -> None:
+    layer = wl.pool2d("p", shape, kernel, stride, padding, ceil_mode=ceil, kind=kind)
+    (x,), (y,) = _run_op(layer)
+    want = _pool_ref(x.astype(np.float64), layer.attr("kernel"), layer.attr("stride"),
+                     layer.attr("padding")[:2], y.shape[2:], kind)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+
+
+def test_global_pool_and_clipped_activations_compute_the_op() -> None:
+    (x,), (y,) = _run_op(wl.global_pool("g", (1, 3, 5, 4)))
+    np.testing.assert_allclose(y.reshape(1, 3), x.mean(axis=(2, 3)), rtol=1e-5)
+    (x,), (y,) = _run_op(wl.global_pool("m", (1, 3, 5, 4), "max"))
+    np.testing.assert_array_equal(y.reshape(1, 3), x.max(axis=(2, 3)))
+    (x,), (y,) = _run_op(wl.activation_op("r6", (2, 50), "relu6"))
+    np.testing.assert_array_equal(y, np.clip(x, 0, 6))
+    (x,), (y,) = _run_op(wl.activation_op("hs", (2, 50), "hardswish"))
+    np.testing.assert_allclose(y, x * np.clip(x + 3, 0, 6) / 6, rtol=1e-5, atol=1e-6)

@@ -15,9 +15,13 @@ tiling (``cpp_kernels/src``):
   speed of the cores used (big cores first) plus a tail;
 * memory: bytes per cache level (weights/format streamed once per N pass, X panels re-read
   from L2 per block or row, Y written; where each operand lives follows its size against
-  L2 and the last-level cache, and the cache state asked for) over the level's bandwidth;
+  L2 and the last-level cache, and the cache state asked for; recurrent weights whose step
+  working set overflows the last-level cache keep a resident share, no cliff) over the
+  level's bandwidth;
 * overhead: index/row/block bookkeeping, im2col, Winograd transforms and packing passes,
-  thread fork/join per parallel region and a fixed per-call cost;
+  thread fork/join per parallel region and a fixed per-call cost; for a GRU/LSTM layer's
+  element-wise row, the dispatch of every time step's kernel and gate-math calls (the
+  recurrence is driven step by step from Python);
 
 combined as ``max(compute, memory) + penalty * min(compute, memory) + overhead`` (the
 negative ``overlap_s`` makes the breakdown add up).
@@ -60,6 +64,10 @@ _KERNEL_NAMES = np.asarray(CPU_KERNELS, dtype=object)
 _FMT = {name: i for i, name in enumerate(FORMATS)}
 _CONV_CODES = np.asarray([op_code(Op.CONV), op_code(Op.DWCONV)], dtype=np.int8)
 _DWCONV = op_code(Op.DWCONV)
+# grimsim.network.workload.recurrent: gates, and element ops per hidden unit and step
+# (2 per gate + 4); the gate nonlinearities per unit and step (GRU: sigmoid r, z + tanh n;
+# LSTM: sigmoid i, f, o + tanh g + tanh c)
+_RECURRENT = {op_code(Op.GRU): ("gru", 3, 3), op_code(Op.LSTM): ("lstm", 4, 5)}
 _L2, _LLC, _DRAM = 0, 1, 2
 _F4 = 4.0  # bytes per float32
 _LINE = 64.0  # cache line bytes (every core modelled here: Arm Cortex-A/X, Zen)
@@ -466,17 +474,35 @@ class AnalyticalCPUModel:
             out = np.minimum(out, self._level(y_bytes))
         return first, again, act_in, out
 
-    def _repeat_split(self, ctx: _Ctx, idx: np.ndarray, first: np.ndarray,
-                      per_call_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For repeated GEMMs (RNN steps): (level of the weights in later steps, number of
-        later steps). Between steps the layer's repeated GEMMs must all stay cached."""
+    def _weight_bytes(self, ctx: _Ctx, idx: np.ndarray, first: np.ndarray,
+                      per_call_w: np.ndarray) -> np.ndarray:
+        """Weight bytes per call by level (levels x rows), averaged over the steps of a
+        repeated GEMM (RNN steps): the first step reads them from where they start, later
+        steps from where the layer's step working set (all its repeated GEMMs) stays.
+
+        A step working set larger than the last-level cache is not all lost between steps:
+        thrash-resistant replacement (RRIP-like insertion, as in modern LLCs) keeps about
+        capacity / working set of a cyclic stream resident (Jaleel et al., "High Performance
+        Cache Replacement Using Re-Reference Interval Prediction", ISCA 2010), so that share
+        of the later steps' bytes comes from the LLC and the rest from DRAM - no cliff at
+        the capacity. The resident share's LLC hits and the misses interleave in one stream,
+        so their times add: the later steps' bytes count as DRAM bytes at the blended cost
+        (1 - r) + r x DRAM/LLC bandwidth for a resident share r."""
+        mc = self.machine
         rows = ctx.rows
         reps = rows.repeats[idx].astype(np.float64)
         step = np.maximum(rows.step_bytes[idx], per_call_w)
-        later = np.where(reps > 1, self._level(step), first)
+        repeated = reps > 1
         if self.cache_state == "cold":
-            later = first
-        return later, reps - 1
+            repeated = np.zeros(idx.size, dtype=bool)
+        later = np.where(repeated, self._level(step), first)
+        resident = np.where(repeated & (later == _DRAM),
+                            np.clip(mc.llc_bytes / np.maximum(step, 1.0), 0.0, 1.0), 0.0)
+        blended = (1.0 - resident) + resident * mc.dram_bw / max(mc.llc_bw, 1.0)
+        b = np.zeros((3, idx.size))
+        _add_to(b, first, per_call_w / reps)
+        _add_to(b, later, per_call_w * (reps - 1) / reps * blended)
+        return b
 
     # ------------------------------------------------------------------ kernels
     def _gemm(self, ctx: _Ctx, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -524,7 +550,6 @@ class AnalyticalCPUModel:
         x_bytes = k * nn * _F4
         y_bytes = m * nn * _F4
         first, _, act_in, out = self._levels(ctx, idx, w_bytes, x_bytes, y_bytes)
-        later, n_later = self._repeat_split(ctx, idx, first, w_bytes)
         reps = rows.repeats[idx].astype(np.float64)
         a_level = self._level(mp * mc.mr * k * _F4)
         cost.add(a_level, n_chunks * w_bytes)
@@ -536,9 +561,7 @@ class AnalyticalCPUModel:
         # passes: pack A (every call), pack B (per task), im2col
         pack_par = self._par(_cdiv(mpanels, np.maximum(1, np.floor(65536 / (k * mc.mr)))), t,
                              np.ones(idx.size))
-        bytes_a = np.zeros((3, idx.size))
-        _add_to(bytes_a, first, w_bytes / reps)
-        _add_to(bytes_a, later, w_bytes * n_later / reps)
+        bytes_a = self._weight_bytes(ctx, idx, first, w_bytes)
         _add_to(bytes_a, a_level, w_bytes)
         pack_a = np.maximum(m * k * p.pack_a_cycles / mc.clock_hz * pack_par,
                             self._mem_s(bytes_a, pack_par))
@@ -589,11 +612,9 @@ class AnalyticalCPUModel:
         cost.regions = np.ones(idx.size)
         w_bytes = m * k * _F4
         first, _, act_in, out = self._levels(ctx, idx, w_bytes, k * _F4, m * _F4)
-        later, n_later = self._repeat_split(ctx, idx, first, w_bytes)
         reps = rows.repeats[idx].astype(np.float64)
         # weights: the first step from where they start, later steps from where they stay
-        cost.add(first, w_bytes / reps)
-        cost.add(later, w_bytes * n_later / reps)
+        cost.bytes += self._weight_bytes(ctx, idx, first, w_bytes)
         cost.add(act_in, k * _F4)
         cost.add(out, m * _F4)
         if rows.im2col[idx].any():
@@ -678,7 +699,7 @@ class AnalyticalCPUModel:
         per_tap = np.where(unit, vec, ow * p.depthwise_scalar_cycles)
         cost = _Cost(idx.size)
         cost.main = channels * oh * taps * per_tap
-        cost.side = channels * oh * (ow * p.scalar_copy_cycles + taps * 4.0)
+        cost.side = channels * oh * (ow * p.scalar_copy_cycles + taps * p.depthwise_tap_cycles)
         cost.tasks = channels
         cost.regions = np.ones(idx.size)
         batch = ctx.batch(idx)
@@ -775,10 +796,8 @@ class AnalyticalCPUModel:
         x_bytes = k * nn * _F4
         y_bytes = m * nn * _F4
         first, again, act_in, out = self._levels(ctx, idx, f_bytes, x_bytes, y_bytes)
-        later, n_later = self._repeat_split(ctx, idx, first, f_bytes)
         reps = rows.repeats[idx].astype(np.float64)
-        cost.add(first, f_bytes / reps)
-        cost.add(later, f_bytes * n_later / reps)
+        cost.bytes += self._weight_bytes(ctx, idx, first, f_bytes)
         cost.add(again, f_bytes * (n_tiles - 1))
         x_level = np.where(rows.im2col[idx], self._level(x_bytes * rows.groups[idx]), act_in)
         cost.add(x_level, x_bytes)
@@ -886,10 +905,8 @@ class AnalyticalCPUModel:
         x_bytes = k * nn * _F4
         y_bytes = m * nn * _F4
         first, _, act_in, out = self._levels(ctx, idx, f_bytes, x_bytes, y_bytes)
-        later, n_later = self._repeat_split(ctx, idx, first, f_bytes)
         reps = rows.repeats[idx].astype(np.float64)
-        cost.add(first, f_bytes / reps)
-        cost.add(later, f_bytes * n_later / reps)
+        cost.bytes += self._weight_bytes(ctx, idx, first, f_bytes)
         cost.add(act_in, x_bytes)
         cost.add(out, 2 * y_bytes)
         if rows.im2col[idx].any():
@@ -905,6 +922,10 @@ class AnalyticalCPUModel:
         rows = ctx.rows
         cost = _Cost(idx.size)
         cost.main = rows.elementwise_ops[idx] / (mc.lanes * p.cheap_ops_per_lane_cycle)
+        for code, (kind, gates, nonlinear) in _RECURRENT.items():
+            rec = np.flatnonzero(rows.op[idx] == code)
+            if rec.size:
+                self._gate_math(ctx, idx[rec], rec, cost, kind, gates, nonlinear)
         x_bytes = rows.act_bytes_in[idx].astype(np.float64)
         y_bytes = rows.act_bytes_out[idx].astype(np.float64)
         _, _, act_in, out = self._levels(ctx, idx, np.zeros(idx.size), x_bytes, y_bytes)
@@ -912,6 +933,36 @@ class AnalyticalCPUModel:
         cost.add(out, y_bytes)
         one = np.ones(idx.size)
         return self._finish(ctx, idx, cost, "eltwise", one, threads=one)
+
+
+    def _gate_math(self, ctx: _Ctx, idx: np.ndarray, pos: np.ndarray, cost: _Cost, kind: str,
+                   gates: int, nonlinear: int) -> None:
+        """The element-wise row of a GRU/LSTM layer: its gate nonlinearities cost
+        ``transcendental_cycles`` each, and every time step dispatches the step's recurrent
+        kernel calls and its gate math's numpy calls one by one from Python
+        (``grimsim.execute.runner``), a fixed cost per step whatever the hidden size."""
+        p = self.params
+        rows = ctx.rows
+        units = rows.elementwise_ops[idx] / (2.0 * gates + 4.0)
+        cost.main[pos] += units * nonlinear * p.transcendental_cycles
+        steps = _recurrent_steps(rows, idx) / gates
+        per_step = gates * p.python_kernel_call_cycles \
+            + p.recurrent_numpy_calls.get(kind, 0) * p.numpy_call_cycles
+        cost.passes_s[pos] += steps * per_step / self.machine.clock_hz
+
+
+def _recurrent_steps(rows: CostRows, idx: np.ndarray) -> np.ndarray:
+    """For the element-wise rows ``idx`` of recurrent layers: the sum of ``repeats`` over
+    the layer's distinct repeated (``.hh``) GEMMs = gates x directions x time steps (the
+    element-wise row itself carries no step count); 0 where the rows hold no such GEMM."""
+    layers = rows.layer_index[idx]
+    rep = np.flatnonzero(rows.is_gemm & (rows.repeats > 1) & np.isin(rows.layer_index, layers))
+    total: dict[int, int] = {}
+    # one row per (GEMM, scheme): count each GEMM once
+    for (layer, _), reps in {(int(rows.layer_index[r]), str(rows.gemm[r])): int(rows.repeats[r])
+                             for r in rep}.items():
+        total[layer] = total.get(layer, 0) + reps
+    return np.asarray([total.get(int(layer), 0) for layer in layers], dtype=np.float64)
 
 
 def _add_to(b: np.ndarray, level: np.ndarray | int, nbytes: Any) -> None:

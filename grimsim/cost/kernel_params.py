@@ -78,6 +78,7 @@ class KernelParams:
     winograd_output_cycles: float = 64.0
     depthwise_vector_cycles: float = 1.0
     depthwise_scalar_cycles: float = 0.8
+    depthwise_tap_cycles: float = 8.0
     row_overhead_cycles: float = 6.0
     block_overhead_cycles: float = 20.0
     y_vector_cycles: float = 2.0
@@ -85,6 +86,11 @@ class KernelParams:
     nm_group_cycles: float = 1.0
     pattern_kernel_cycles: float = 2.0
     cheap_ops_per_lane_cycle: float = 1.0
+    transcendental_cycles: float = 8.0
+    python_kernel_call_cycles: float = 3500.0
+    numpy_call_cycles: float = 2300.0
+    recurrent_numpy_calls: Mapping[str, int] = field(
+        default_factory=lambda: MappingProxyType({"gru": 12, "lstm": 14}))
     overlap_penalty: float = 0.2
     band: tuple[float, float] = (0.5, 2.0)
     efficiency: Mapping[str, float] = field(default_factory=lambda: _EFFICIENCY)
@@ -135,6 +141,13 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "1 FMA per vector -> one store per cycle",
     "depthwise_scalar_cycles": "the strided loop (load, FMA, store per output; the compiler "
     "partly vectorises it): measured ~0.8 cycles/output on the dev VM (144x56x56 stride 2)",
+    "depthwise_tap_cycles": "counted: depthwise_plane per output row and tap: the row "
+    "bounds check, the weight broadcast, the valid x range with a 64-bit integer division "
+    "(~10 cycles latency: Agner Fog's tables, Zen 3 DIV r64; Cortex-A76 SWOG SDIV 12; partly "
+    "hidden behind the previous tap's loop) and the loop set-up: ~8 cycles. Checked on the "
+    "dev VM against bench_depthwise on 3x3 planes from 7x7 to 112x112, stride 1 and 2: within "
+    "+-15% (the former 4 cycles under-predicted 7x7/14x14 planes by 30-40%). Drops to ~2 if "
+    "the bounds are hoisted out of the row loop (they depend on the tap only)",
     "row_overhead_cycles": "counted: per row and register chunk of the CSR/N:M/pattern panel "
     "kernels (accumulator init, 1-4 stores, loop) ",
     "block_overhead_cycles": "the BCR kernel's own estimate (bcr.simd.cpp row_cost): 20 "
@@ -146,6 +159,19 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "library lookup",
     "cheap_ops_per_lane_cycle": "element-wise ops are vectorised, about one op per lane per "
     "cycle (assumed; numpy/engine loops)",
+    "transcendental_cycles": "one float32 tanh (a sigmoid is one tanh) as the numpy "
+    "stand-ins run it: np.tanh over 200K float32 measured 9.5 cycles/value on the dev VM "
+    "(numpy 2.4, AVX2, 3.22 GHz); stored as model cycles before the eltwise efficiency "
+    "(9.5 x 0.85). A native engine's polynomial tanh costs ~2-3 cycles/value",
+    "python_kernel_call_cycles": "one kernel call made from Python per recurrent step "
+    "(binding + PreparedGemm.run), on top of the kernel's own call_cycles: 1.5 us per call "
+    "through PreparedGemm.run vs 0.3 us inside the C++ harness for an 8x8 GEMV, measured on "
+    "the dev VM at 3.22 GHz -> ~1.1 us",
+    "numpy_call_cycles": "one numpy ufunc call on a small array (the recurrent gate math): "
+    "the runner's GRU gate math at hidden 8 measured 8.8 us for its 12 calls on the dev VM "
+    "(0.73 us per call at 3.22 GHz)",
+    "recurrent_numpy_calls": "counted: numpy calls per step of grimsim.execute.runner._GateMath "
+    "(GRU 12, LSTM 14; a test keeps the two in step)",
     "overlap_penalty": "share of min(compute, memory) not hidden behind the larger one "
     "(assumed; 0 = perfect roofline overlap)",
     "band": "uncalibrated analytical band x0.5..x2 (stated; the learned correction narrows it)",

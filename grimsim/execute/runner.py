@@ -22,13 +22,16 @@ calibration). What each layer runs:
 * deconvolution: the GEMM, then col2im as a numpy stand-in (part ``col2im_s``).
 * GRU / LSTM: each ``.ih`` GEMM over all time steps at once (N = batch x time); the
   recurrence as one timed step - every ``.hh`` GEMM through the kernels, then the gate math
-  in numpy, the state carried to the next call - which the harness repeats back to back
-  exactly as the time steps follow one another, so the gates' recurrent weights are cycled
-  through the caches as in the real recurrence; median step x time steps (part
-  ``recurrent_steps_s``; it carries a few microseconds of Python per kernel call). A short
-  timed step keeps the harness's median robust on a shared machine, where a timed loop over
-  all steps would also time the other processes' slices. Each ``.hh`` GEMM's own row is its
-  step timed alone x time steps.
+  in numpy on buffers allocated once (``_GateMath``), the state carried to the next call in
+  place - which the harness repeats back to back exactly as the time steps follow one
+  another, so the gates' recurrent weights are cycled through the caches as in the real
+  recurrence; median step x time steps (part ``recurrent_steps_s``). The step is driven
+  from Python: each kernel call and each numpy call costs about a microsecond of dispatch,
+  which the cost model charges per step (``kernel_params``: ``python_kernel_call_cycles``,
+  ``numpy_call_cycles``, ``recurrent_numpy_calls``). A short timed step keeps the harness's
+  median robust on a shared machine, where a timed loop over all steps would also time the
+  other processes' slices. Each ``.hh`` GEMM's own row is its step timed alone x time
+  steps.
 * attention: the projections and the per-head QK^T / AV matmuls as GEMMs, the softmax as a
   numpy stand-in (part ``softmax_s``).
 * cheap ops: single-threaded numpy stand-ins (``grimsim.execute.cheap_ops``); views and
@@ -47,7 +50,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -695,58 +698,86 @@ def _deconv(ctx: _Ctx, layer: LayerWorkload) -> LayerRun:
     return _summary(layer, parts, [run])
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    out: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * x))
-    return out
+class _GateMath:
+    """The gate math of one recurrent step, in place on preallocated buffers:
+    ``step(gi, gh, h, c)`` updates the state ``h`` (and the LSTM cell ``c``), both hidden x
+    batch, from the step's input pre-activations ``gi`` (gates x hidden x batch) and the
+    recurrent GEMMs' outputs ``gh`` (one hidden x batch array per gate), gates in the
+    layer's order.
+
+    An engine runs this as one fused loop per step; numpy makes one pass (and one call) per
+    operation, so every pass writes into a buffer allocated once and ``CALLS`` numpy calls
+    per step remain (``grimsim.cost.kernel_params`` charges them per step).
+    """
+
+    #: numpy calls per step of each form (the cost model counts them)
+    CALLS: ClassVar[dict[str, int]] = {"gru": 12, "lstm": 14, "generic": 2}
+
+    def __init__(self, gates: Sequence[str], hidden: int, batch: int) -> None:
+        self.kind = {("r", "z", "n"): "gru", ("i", "f", "g", "o"): "lstm"}.get(
+            tuple(gates), "generic")
+        n = {"gru": 2, "lstm": 4}.get(self.kind, 1)
+        self.buf = np.empty((n, hidden, batch), dtype=np.float32)
+        self.tmp = np.empty((hidden, batch), dtype=np.float32)
+
+    def __call__(self, gi: np.ndarray, gh: Sequence[np.ndarray], h: np.ndarray,
+                 c: np.ndarray) -> None:
+        buf, tmp = self.buf, self.tmp
+        if self.kind == "gru":  # PyTorch/ONNX linear_before_reset form
+            np.add(gi[0], gh[0], out=buf[0])
+            np.add(gi[1], gh[1], out=buf[1])
+            _sigmoid_(buf)  # buf = (r, z)
+            np.multiply(buf[0], gh[2], out=tmp)
+            np.add(tmp, gi[2], out=tmp)
+            np.tanh(tmp, out=tmp)  # the candidate n
+            np.subtract(h, tmp, out=h)  # h' = n + z (h - n)
+            np.multiply(h, buf[1], out=h)
+            np.add(h, tmp, out=h)
+        elif self.kind == "lstm":  # buf = (i, f, o, g): the three sigmoids side by side
+            for slot, gate in ((0, 0), (1, 1), (2, 3), (3, 2)):
+                np.add(gi[gate], gh[gate], out=buf[slot])
+            _sigmoid_(buf[:3])
+            np.tanh(buf[3], out=buf[3])
+            np.multiply(c, buf[1], out=c)  # c' = f c + i g
+            np.multiply(buf[0], buf[3], out=tmp)
+            np.add(c, tmp, out=c)
+            np.tanh(c, out=h)  # h' = o tanh(c')
+            np.multiply(h, buf[2], out=h)
+        else:
+            np.add(gi.sum(axis=0), sum(gh), out=h)
+            np.tanh(h, out=h)
 
 
-def _step_update(gates: Sequence[str]) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
-    """The gate math of one recurrent step: (gi, gh, h, c) -> (h, c); gi and gh list the
-    gates' input and recurrent pre-activations (hidden x batch) in ``gates`` order."""
-    if tuple(gates) == ("r", "z", "n"):  # GRU (PyTorch/ONNX linear_before_reset form)
-        def gru(gi: Sequence[np.ndarray], gh: Sequence[np.ndarray], h: np.ndarray,
-                c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            r = _sigmoid(gi[0] + gh[0])
-            z = _sigmoid(gi[1] + gh[1])
-            cand = np.tanh(gi[2] + r * gh[2])
-            return cand + z * (h - cand), c
-        return gru
-    if tuple(gates) == ("i", "f", "g", "o"):  # LSTM
-        def lstm(gi: Sequence[np.ndarray], gh: Sequence[np.ndarray], h: np.ndarray,
-                 c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            i = _sigmoid(gi[0] + gh[0])
-            f = _sigmoid(gi[1] + gh[1])
-            cell = np.tanh(gi[2] + gh[2])
-            o = _sigmoid(gi[3] + gh[3])
-            c = f * c + i * cell
-            return o * np.tanh(c), c
-
-        return lstm
-
-    def generic(gi: Sequence[np.ndarray], gh: Sequence[np.ndarray], h: np.ndarray,
-                c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.tanh(sum(a + b for a, b in zip(gi, gh, strict=True))), c
-
-    return generic
+def _sigmoid_(x: np.ndarray) -> None:
+    """The logistic function in place, as 0.5 tanh(x / 2) + 0.5 (no overflow in exp)."""
+    half = np.float32(0.5)
+    np.multiply(x, half, out=x)
+    np.tanh(x, out=x)
+    np.multiply(x, half, out=x)
+    np.add(x, half, out=x)
 
 
 class _Recurrence:
-    """One time step of a recurrent layer per call, the state carried between calls."""
+    """One time step of a recurrent layer per call, the state carried between calls.
 
-    def __init__(self, prepared: Sequence[PreparedGemm], gi: Sequence[np.ndarray],
-                 update: Callable[..., tuple[np.ndarray, np.ndarray]], h0: np.ndarray,
-                 batch: int, steps: int, threads: int) -> None:
+    ``gi`` holds every step's input pre-activations time-major (steps x gates x hidden x
+    batch): an engine gets that layout at no extra cost by computing the input projection
+    as X^T W^T, so a step reads one contiguous block instead of a strided column.
+    """
+
+    def __init__(self, prepared: Sequence[PreparedGemm], gi: np.ndarray, update: _GateMath,
+                 h0: np.ndarray, threads: int) -> None:
         self.prepared, self.gi, self.update = prepared, gi, update
-        self.h, self.c = h0, np.zeros_like(h0)
-        self.batch, self.steps, self.threads = batch, steps, threads
+        self.h = np.array(h0, dtype=np.float32, order="C")  # updated in place
+        self.c = np.zeros_like(self.h)
+        self.threads = threads
         self.t = 0
 
     def __call__(self) -> None:
-        cols = slice(self.t * self.batch, (self.t + 1) * self.batch)
-        self.t = (self.t + 1) % self.steps
+        t = self.t
+        self.t = (t + 1) % len(self.gi)
         gh = [p.run(self.h, self.threads) for p in self.prepared]
-        h, self.c = self.update([a[:, cols] for a in self.gi], gh, self.h, self.c)
-        self.h = np.ascontiguousarray(h, dtype=np.float32)
+        self.update(self.gi[t], gh, self.h, self.c)
 
 
 def _recurrent(ctx: _Ctx, layer: LayerWorkload) -> LayerRun:
@@ -778,9 +809,8 @@ def _recurrent(ctx: _Ctx, layer: LayerWorkload) -> LayerRun:
             hh_prepared.append(prepared[0])
         if not hh_prepared:
             continue
-        gi = [ctx.gauss((hidden, batch * steps), layer.name, prefix, gate, "gi")
-              for gate in gates]
-        step = _Recurrence(hh_prepared, gi, _step_update(gates), h0, batch, steps, ctx.threads)
+        gi = ctx.gauss((steps, len(gates), hidden, batch), layer.name, prefix, "gi")
+        step = _Recurrence(hh_prepared, gi, _GateMath(gates, hidden, batch), h0, ctx.threads)
         parts.append((f"{prefix}recurrent_steps_s", ctx.time(step) * steps))
     return _summary(layer, parts, runs)
 
