@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 	# re-run the (incremental) C++ build so kernel changes are always picked up
 	flock $(VENV)/.build-lock $(BIN)/python -m pip install --quiet --no-build-isolation --no-deps -e .
+	# plotly.js's smaller cartesian bundle (npm) for a faster first explorer page; optional
+	$(BIN)/python -m grimsim.explorer.plotly_bundle --optional
 
 run: install
 	$(BIN)/grimsim explore

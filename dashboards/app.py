@@ -5,6 +5,7 @@
 One worker process with threads: a running search and its progress live in that process
 (several processes would each hold their own searches and uploads). ``GRIMSIM_RESULTS_DIR``
 overrides the folder of saved results (default: ``results/`` beside this file).
+``python -m grimsim.explorer.plotly_bundle`` (once, with npm) makes the first page faster.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from grimsim.explorer.layout import (
     NCNN_HEIGHT,
     NETWORK_HEIGHT,
     SEARCH_HEIGHT,
+    NetworkView,
 )
 
 log = logging.getLogger(__name__)
@@ -90,9 +91,10 @@ def upload_model(c: Context, contents: str | None, filename: str | None,
 # ------------------------------------------------------------------------- network view
 
 
-def network_view(c: Context, model: str, device: str, unit: str, threads: Any
-                 ) -> tuple[Any, Any, Any, Any, Any]:
-    """(summary, graph, table rows, layer-lab options, message)."""
+def network_view(c: Context, model: str, device: str, unit: str, threads: Any,
+                 selected: str | None = None) -> tuple[Any, Any, Any, Any, Any]:
+    """(summary, graph, table rows, layer-lab options, message); ``selected``: the layer the
+    graph rings."""
     unit, t = _unit(unit), _threads(threads)
     try:
         view = c.queries.network_view(model, device, unit, t)
@@ -103,16 +105,43 @@ def network_view(c: Context, model: str, device: str, unit: str, threads: Any
     if model.startswith(UPLOAD_PREFIX):
         label += " (uploaded)"
     summary = summary_line(view, label)
-    fig = F.network_graph_figure(view["layers"], height=NETWORK_HEIGHT,
+    fig = F.network_graph_figure(view["layers"], height=NETWORK_HEIGHT, selected=selected,
                                  title=f"{label}: layers coloured by share of the predicted "
                                        f"latency")
     rows = [{**r, "id": r["name"]} for r in view["table"]]
-    lab = [{"label": f"{n['name']}  ({n['op']}, {n['gemm']}, {100 * n['share']:.1f}%)",
-            "value": n["name"]} for n in view["layers"] if n["prunable"]]
+    lab = lab_options(view)
     note = None
     if view.get("skipped"):
         note = message("Not estimated: " + "; ".join(view["skipped"][:5]), "info")
     return summary, fig, rows, lab, note
+
+
+def lab_options(view: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The layer lab's choices: the prunable layers, labelled with their latency share."""
+    return [{"label": f"{n['name']}  ({n['op']}, {n['gemm']}, {100 * n['share']:.1f}%)",
+             "value": n["name"]} for n in view["layers"] if n["prunable"]]
+
+
+def initial_network(c: Context, model: str, device: str, unit: str, threads: Any
+                    ) -> NetworkView:
+    """The Network tab the page embeds for its default choices, with the layer lab's layer
+    already chosen and ringed - what the network and layer-selection callbacks would answer
+    on load, so the first paint needs no round trip. Memoised per choice (the figure is kept
+    as plain JSON data)."""
+    unit, t = _unit(unit), _threads(threads)
+
+    def make() -> NetworkView:
+        try:
+            layer = select_layer(None, None, lab_options(
+                c.queries.network_view(model, device, unit, t)), None, None)
+        except GrimsimError:
+            layer = None  # network_view below says why
+        summary, fig, rows, lab, note = network_view(c, model, device, unit, t, layer)
+        return NetworkView(summary=summary, figure=fig.to_plotly_json(), rows=rows,
+                           layer_options=lab if isinstance(lab, list) else [], layer=layer,
+                           message=note)
+
+    return c.queries.memo(("page", model, device, unit, t), make)
 
 
 def highlight(c: Context, model: str, device: str, unit: str, threads: Any,
@@ -492,7 +521,8 @@ def register(app: Dash, c: Context) -> None:
                   Output("layer-table", "data"), Output("lab-layer", "options"),
                   Output("net-msg", "children"),
                   Input("model", "value"), Input("device", "value"), Input("unit", "value"),
-                  Input("threads", "value"))
+                  Input("threads", "value"),
+                  prevent_initial_call=True)  # the page embeds the default view
     def _network(model: Any, device: Any, unit: Any, threads: Any) -> Any:
         return network_view(c, model, device, unit, threads)
 
@@ -504,7 +534,8 @@ def register(app: Dash, c: Context) -> None:
 
     @app.callback(Output("lab-layer", "value"),
                   Input("net-graph", "clickData"), Input("layer-table", "active_cell"),
-                  Input("lab-layer", "options"), State("lab-layer", "value"))
+                  Input("lab-layer", "options"), State("lab-layer", "value"),
+                  prevent_initial_call=True)  # the page embeds the default layer
     def _select(click: Any, cell: Any, options: Any, current: Any) -> Any:
         return select_layer(click, cell, options, current, ctx.triggered_id)
 

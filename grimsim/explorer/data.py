@@ -77,13 +77,16 @@ def shape_text(shape: Sequence[int] | None) -> str:
 
 
 class LRU:
-    """A small thread-safe LRU memo. Values are computed outside the lock (two threads may
-    compute the same key once each; both get a correct answer)."""
+    """A small thread-safe LRU memo. Values are computed outside the lock; a thread asking for
+    a key another thread is computing waits for that answer instead of computing it again (on
+    two cores, the start-up warm-up and the first page request would otherwise each pay for
+    the default view)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._data: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
+        self._computing: dict[Hashable, threading.Lock] = {}
 
     def get(self, key: Hashable) -> Any:
         with self._lock:
@@ -104,8 +107,18 @@ class LRU:
             if key in self._data:
                 self._data.move_to_end(key)
                 return self._data[key]
-        value = make()
-        self.put(key, value)
+            busy = self._computing.setdefault(key, threading.Lock())
+        with busy:  # one thread computes a key; the others wait here, then find it
+            with self._lock:
+                if key in self._data:
+                    self._data.move_to_end(key)
+                    return self._data[key]
+            try:
+                value = make()
+                self.put(key, value)
+            finally:
+                with self._lock:
+                    self._computing.pop(key, None)
         return value
 
     def __contains__(self, key: Hashable) -> bool:
@@ -184,6 +197,11 @@ class Queries:
         self._networks = LRU(max_networks)
         self._devices = LRU(16)
         self._views = LRU(max_views)
+
+    def memo(self, key: Hashable, make: Callable[[], T]) -> T:
+        """A value derived from these queries (e.g. a page's embedded view), memoised beside
+        them; ``key`` must name everything the value depends on."""
+        return self._views.get_or(key, make)
 
     # ------------------------------------------------------------------ inputs
     @staticmethod

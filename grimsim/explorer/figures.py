@@ -56,6 +56,23 @@ def empty_figure(message: str, title: str = "", height: int = 320) -> go.Figure:
     return _base(fig, title, height)
 
 
+def placeholder_figure(message: str, height: int = 320) -> dict[str, Any]:
+    """``empty_figure`` as a plain dict without a template: the page embeds one per graph,
+    and the ``plotly_white`` template would add ~7 kB of JSON to each (the blank figure has no
+    axes, so only its white background is kept)."""
+    return {
+        "data": [],
+        "layout": {
+            "height": height, "margin": MARGIN, "font": FONT,
+            "paper_bgcolor": "white", "plot_bgcolor": "white",
+            "xaxis": {"visible": False}, "yaxis": {"visible": False},
+            "annotations": [{"text": message, "x": 0.5, "y": 0.5, "xref": "paper",
+                             "yref": "paper", "showarrow": False,
+                             "font": {"size": 13, "color": "#555"}}],
+        },
+    }
+
+
 def scheme_kind(spec: str) -> str:
     """``bcr:16x32:0.75`` -> ``bcr``."""
     return spec.split(":", 1)[0] if spec else "dense"

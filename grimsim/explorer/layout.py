@@ -1,11 +1,14 @@
 """The page: a header with the network / device / unit / threads choices, and four tabs
 (Network, Layer lab, Search, Devices and fidelity). Only component trees here; the callbacks
-fill them. Imported by ``create_app`` only (it imports dash)."""
+fill them, except the Network tab's default view, which the page embeds (``NetworkView``) so
+the first paint needs no callback round trip. Imported by ``create_app`` only (it imports
+dash)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from html import escape as html_escape
 from typing import Any
 
 from dash import dcc, html
@@ -18,7 +21,7 @@ from grimsim.explorer.data import (
     LAB_RATES,
     mask_spec_options,
 )
-from grimsim.explorer.figures import empty_figure
+from grimsim.explorer.figures import placeholder_figure
 
 THREAD_CHOICES = (1, 2, 3, 4, 6, 8)
 #: Figure heights (px) chosen so each tab's main figures fit a 1366 x 768 screen.
@@ -70,9 +73,19 @@ button.btn.secondary { background: #fff; color: #1f77b4; border: 1px solid #1f77
 
 INDEX = """<!DOCTYPE html>
 <html>
-<head>{%metas%}<title>{%title%}</title>{%favicon%}{%css%}<style>""" + CSS + """</style></head>
+<head>{%metas%}<title>{%title%}</title>{%favicon%}{%css%}<style>""" + CSS + """</style>
+<!--preload--></head>
 <body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer></body>
 </html>"""
+
+
+def index_html(preload_js: str | None = None) -> str:
+    """The page's HTML shell; ``preload_js``: a script URL the browser should start fetching
+    at once (the full plotly.js, which dcc.Graph would only ask for after the first render)."""
+    if not preload_js:
+        return INDEX.replace("<!--preload-->", "")
+    return INDEX.replace("<!--preload-->",
+                         f'<link rel="preload" as="script" href="{html_escape(preload_js)}">')
 
 
 @dataclass(frozen=True)
@@ -85,9 +98,22 @@ class Defaults:
     threads: int = 4
 
 
-def _graph(id_: str, height: int, message: str = "loading...") -> dcc.Graph:
-    return dcc.Graph(id=id_, figure=empty_figure(message, height=height), config=GRAPH_CONFIG,
-                     style={"height": f"{height}px"})
+@dataclass(frozen=True)
+class NetworkView:
+    """The Network tab's contents (the outputs of its callback, plus the layer-lab layer)."""
+
+    summary: Any = None
+    figure: Any = None
+    rows: Sequence[Any] = ()  # the table's rows (dicts)
+    layer_options: Sequence[Mapping[str, str]] = ()
+    layer: str | None = None
+    message: Any = None
+
+
+def _graph(id_: str, height: int, message: str = "loading...", figure: Any = None
+           ) -> dcc.Graph:
+    return dcc.Graph(id=id_, figure=figure or placeholder_figure(message, height=height),
+                     config=GRAPH_CONFIG, style={"height": f"{height}px"})
 
 
 def _ctl(label: str, child: Any) -> html.Div:
@@ -136,16 +162,17 @@ def _columns(spec: Sequence[tuple[str, str, str]]) -> Any:
     return [{"id": c, "name": n, "type": t} for c, n, t in spec]
 
 
-def network_tab() -> html.Div:
+def network_tab(view: NetworkView) -> html.Div:
     return html.Div([
-        html.Div(id="net-msg"),
-        html.Div(id="net-summary", className="summary"),
-        html.Div(dcc.Loading(_graph("net-graph", NETWORK_HEIGHT), type="circle",
-                             delay_show=400), className="card"),
+        html.Div(view.message, id="net-msg"),
+        html.Div(view.summary, id="net-summary", className="summary"),
+        html.Div(dcc.Loading(_graph("net-graph", NETWORK_HEIGHT, figure=view.figure),
+                             type="circle", delay_show=400), className="card"),
         html.Div(DataTable(
             id="layer-table", columns=_columns(TABLE_COLUMNS),
-            data=[], sort_action="native", filter_action="native", page_action="none",
-            fixed_rows={"headers": True}, row_selectable=False, cell_selectable=True,
+            data=list(view.rows), sort_action="native", filter_action="native",
+            page_action="none", fixed_rows={"headers": True}, row_selectable=False,
+            cell_selectable=True,
             # the rest of the screen below the graph, at least 280 px
             style_table={"height": "max(280px, calc(100vh - 480px))", "overflowY": "auto",
                          "overflowX": "auto"},
@@ -168,14 +195,15 @@ def network_tab() -> html.Div:
     ], className="tabpage")
 
 
-def layer_tab() -> html.Div:
+def layer_tab(view: NetworkView) -> html.Div:
     rates = [{"label": f"{100 * r:g}%", "value": r} for r in LAB_RATES]
     spec_options, spec_value = mask_spec_options(LAB_DEFAULT_BLOCKS, LAB_DEFAULT_RATE, None)
     return html.Div([
         html.Div(id="lab-msg"),
         html.Div([
             html.Label("layer", className="lbl"),
-            dcc.Dropdown(id="lab-layer", options=[], value=None, clearable=False,
+            dcc.Dropdown(id="lab-layer", options=list(view.layer_options), value=view.layer,
+                         clearable=False,
                          style={"width": "300px"}),
             html.Label("BCR blocks", className="lbl"),
             dcc.Checklist(id="lab-blocks", options=list(LAB_BLOCKS),
@@ -273,15 +301,17 @@ def devices_tab() -> html.Div:
 
 
 def page(zoo: Sequence[str], devices: Sequence[str], saved: Sequence[str], d: Defaults,
-         max_upload_bytes: int) -> html.Div:
+         max_upload_bytes: int, view: NetworkView | None = None) -> html.Div:
+    """The whole page; ``view``: the default Network tab to embed (else an empty one)."""
+    view = view or NetworkView()
     tab_style = {"padding": "6px 14px"}
     return html.Div([
         header(zoo, devices, d, max_upload_bytes),
         html.Div(id="upload-msg"),
         dcc.Tabs(id="tabs", value="network", children=[
-            dcc.Tab(network_tab(), label="Network", value="network", style=tab_style,
+            dcc.Tab(network_tab(view), label="Network", value="network", style=tab_style,
                     selected_style=tab_style),
-            dcc.Tab(layer_tab(), label="Layer lab", value="layer", style=tab_style,
+            dcc.Tab(layer_tab(view), label="Layer lab", value="layer", style=tab_style,
                     selected_style=tab_style),
             dcc.Tab(search_tab(saved), label="Search", value="search", style=tab_style,
                     selected_style=tab_style),
