@@ -8,9 +8,10 @@
    with the minimum latency under each uniform mapping's loss; predicted and measured.
 
 The machine is shared and noisy: other jobs take slices of the cores and load the
-last-level cache and the memory bus for seconds at a time, which the harness's per-layer
-median cannot remove (a whole layer's repetitions run under the same load). So part 1 runs
-each case ``--repeats`` times and records, per layer, the fastest of the runs' medians - the
+last-level cache and the memory bus for seconds at a time, which one harness run per layer
+cannot remove (a whole layer's repetitions run under the same load). So part 1 runs
+each case ``--repeats`` times and records, per layer, the fastest of the runs' timings (each
+the harness's fastest call, ``grimsim run``'s default statistic, as calibration fits) - the
 least disturbed measurement, which is what the model predicts (this machine alone) - and
 their sum as the measured total, with the median and range of the runs' own totals beside
 it. It also sets the analytical model alone (the profile without its learned correction)
@@ -78,7 +79,7 @@ def run_vs_predict(device: Any, min_time_s: float, repeats: int = 1) -> list[dic
 
 
 def _layers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per layer: the fastest of the runs' measured times (each a harness median), every
+    """Per layer: the fastest of the runs' measured times (each the harness's fastest call), every
     run's time, and the prediction."""
     out = []
     for i, lay in enumerate(docs[0]["layers"]):
@@ -146,7 +147,8 @@ def markdown(device: str, first: list[dict[str, Any]], second: list[dict[str, An
              "`.venv/bin/python benchmarks/end_to_end.py`.", "",
              *([note, ""] if note else []),
              "## `grimsim run` measured vs predicted", "",
-             f"Measured: per layer the fastest of {repeats} runs (each a harness median), "
+             f"Measured: per layer the fastest of {repeats} runs (each the harness's fastest "
+             "call), "
              "summed; the runs' own totals (median, range) "
              "show the machine's noise. Predicted: the profile's model (calibrated when it "
              "has a correction); analytical: the same profile without its correction. Error "

@@ -102,12 +102,13 @@ def cost_table(network: str | Network, device: str | DeviceProfile, schemes: Seq
 
 def run(network: str | Network, assignment: Mapping[str, Any] | None = None, *,
         threads: int = 1, device: str | DeviceProfile = "host", min_time_s: float = 0.05,
-        check: bool = False) -> dict[str, Any]:
+        check: bool = False, statistic: str = "min_s") -> dict[str, Any]:
     """Run ``network`` here with the kernels (random weights pruned by ``assignment``) and
     set each layer's measured time beside the prediction of ``device``'s model.
 
     The kernels run what the model predicted for each GEMM (e.g. Winograd or im2col for a
-    dense 3x3 conv), so the comparison is kernel for kernel.
+    dense 3x3 conv), so the comparison is kernel for kernel. ``statistic``: per timing the
+    fastest call (``min_s``, what calibration fits by default) or ``median_s``.
     """
     from grimsim.cost.network import cost_table as _cost_table
     from grimsim.cost.network import estimate_from_table
@@ -123,7 +124,7 @@ def run(network: str | Network, assignment: Mapping[str, Any] | None = None, *,
     legal = {name: spec for name, spec in plan.items()
              if name not in {s.split(":")[0] for s in predicted.skipped}}
     measured = run_network(net, legal, threads=threads, kernel_choice=choice,
-                           min_time_s=min_time_s, check=check)
+                           min_time_s=min_time_s, check=check, statistic=statistic)
     pred = {lay.name: lay for lay in predicted.layers}
     layers = []
     for lay in measured.layers:
@@ -137,6 +138,7 @@ def run(network: str | Network, assignment: Mapping[str, Any] | None = None, *,
             "measured_ms": measured.measured_s * 1e3, "predicted_ms": predicted.latency_s * 1e3,
             "predicted_band_ms": [predicted.band_s[0] * 1e3, predicted.band_s[1] * 1e3],
             "provenance": predicted.provenance, "simd": measured.simd,
+            "statistic": measured.statistic,
             "skipped": list(predicted.skipped), "layers": layers}
 
 

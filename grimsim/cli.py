@@ -292,7 +292,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     net = _load(args)
     doc = run(net, _assignment(args, net), threads=args.threads, device=args.device,
-              min_time_s=args.min_time_s, check=args.check)
+              min_time_s=args.min_time_s, check=args.check, statistic=args.statistic)
     if args.json:
         doc["_meta"] = run_meta(device=doc["device"], cost_model=doc["provenance"],
                                 source=net.source)
@@ -587,6 +587,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--mapping", metavar="FILE", help="a mapping file from `grimsim search`")
     p.add_argument("--min-time-s", type=float, default=0.05,
                    help="minimum timed time per layer measurement")
+    p.add_argument("--statistic", choices=("min_s", "median_s"), default="min_s",
+                   help="per timing, the fastest call (default; what calibration fits) or the "
+                        "median call")
     p.add_argument("--check", action="store_true",
                    help="also check every GEMM's output against numpy")
     p.add_argument("--json", action="store_true", help="machine-readable output")

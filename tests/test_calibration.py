@@ -6,6 +6,7 @@ one test kills a real child process mid-run, one times a few tiny units with the
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -16,6 +17,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from grimsim.calibration.measure import (
     Measurement,
     PointsFile,
     TimingOptions,
+    combine_passes,
     point_record,
     rows_from_records,
     unit_rows,
@@ -240,6 +243,25 @@ def test_persistent_drift_moves_the_baseline(tmp_path: Path) -> None:
     assert res.pending_points == 0
 
 
+def test_a_slow_stretch_is_waited_out_not_taken_as_the_new_speed(tmp_path: Path) -> None:
+    # 3 baseline probes, the first batch probe and two probes while waiting are slow
+    ref = lambda i: 1.3e-3 if 3 <= i <= 5 else 1e-3  # noqa: E731
+    meas = FakeMeasurer(FakeClock(), reference=ref)
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        meas.clock.t += s
+
+    res = run_fake(tmp_path, 60.0, meas, batch_points=4, max_wait_s=10.0, sleep=sleep)
+    assert res.drift_events == 1 and res.rebaselines == 0 and res.remeasured == 4
+    assert res.waited_s == pytest.approx(1.5) and sum(slept) == pytest.approx(1.5)
+    lines = [json.loads(x) for x in (tmp_path / "points.jsonl").read_text().splitlines()]
+    waits = [r for r in lines if r.get("kind") == "wait"]
+    assert [r["ok"] for r in waits] == [False, False, True]
+    assert "idle while the machine was slow" in res.summary()
+
+
 def test_final_batch_drift_leaves_points_pending_for_the_next_run(tmp_path: Path) -> None:
     ref = lambda i: 1e-3 if i < 3 else 2e-3  # noqa: E731
     res = run_fake(tmp_path, 3.0, FakeMeasurer(FakeClock(), reference=ref), batch_points=100)
@@ -296,6 +318,94 @@ def test_records_round_trip_to_rows_in_order() -> None:
     assert back.from_weights.all()
 
 
+class PassNoise(FakeMeasurer):
+    """Each pass of a unit is slowed by its own factor (interference only adds time)."""
+
+    SLOW = (1.0, 1.3, 1.1)
+
+    def __init__(self, clock: FakeClock, **kw: Any) -> None:
+        super().__init__(clock, **kw)
+        self.calls: Counter[str] = Counter()
+
+    def measure(self, unit: PlanUnit, threads: Any, kernels: Any) -> list[Measurement]:
+        base = super().measure(unit, threads, kernels)
+        f = self.SLOW[self.calls[unit.key] % 3]
+        self.calls[unit.key] += 1
+        return [Measurement(m.threads, m.kernel, m.median_s * f, m.min_s * f, m.mean_s * f,
+                            m.reps, m.stats) for m in base]
+
+
+def test_points_are_timed_in_separated_passes_and_keep_the_fastest(tmp_path: Path) -> None:
+    meas = PassNoise(FakeClock())
+    res = run_fake(tmp_path, 1e6, meas, passes=3, pass_gap_s=2.0)
+    assert res.stopped == "done" and res.passes == 3
+    assert res.repeat_passes == 2 * res.measured > 0
+    lines = point_lines(tmp_path / "points.jsonl")
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for r in lines:
+        by_key.setdefault(r["key"], []).append(r)
+    assert all(len(v) == 3 for v in by_key.values())  # one line per pass
+    order = [r["unit"] for r in lines if r["passes"] == 1]
+    tail = set(order[-6:])  # the last units' passes are taken early, when nothing else is left
+    gaps = [b["t"] - a["t"] for v in by_key.values() if v[0]["unit"] not in tail
+            for a, b in itertools.pairwise(v)]
+    assert gaps and min(gaps) >= 2.0
+    state = PointsFile(tmp_path).load()
+    assert len(state.points) == len(by_key) and not state.pending
+    for key, rec in state.points.items():
+        first = by_key[key][0]
+        assert rec["passes"] == 3 and rec["min_s"] == pytest.approx(first["min_s"])
+        assert rec["pass_min_s"] == pytest.approx([first["min_s"] * f for f in PassNoise.SLOW])
+        assert rec["median_s"] == pytest.approx(first["median_s"] * 1.1)  # median of passes
+        assert rec["reps"] == 3 * first["reps"]
+    # resuming measures nothing again
+    again = run_fake(tmp_path, 1e6, PassNoise(FakeClock()), passes=3)
+    assert again.measured == 0 and again.repeat_passes == 0
+
+
+def test_the_budget_keeps_room_for_the_passes_owed(tmp_path: Path) -> None:
+    res = run_fake(tmp_path, 15.0, PassNoise(FakeClock()), passes=3, pass_gap_s=2.0)
+    assert res.stopped == "budget" and res.elapsed_s <= 15.0
+    state = PointsFile(tmp_path).load()
+    assert state.points and all(r["passes"] == 3 for r in state.points.values())
+
+
+class Contended(PassNoise):
+    """Units whose key hashes even run under CPU pressure in every pass."""
+
+    def measure(self, unit: PlanUnit, threads: Any, kernels: Any) -> list[Measurement]:
+        busy = 0.9 if sum(unit.key.encode()) % 2 == 0 else 0.0
+        return [replace(m, cpu_pressure=busy) for m in super().measure(unit, threads, kernels)]
+
+
+def test_contended_points_get_extra_passes(tmp_path: Path) -> None:
+    res = run_fake(tmp_path, 1e6, Contended(FakeClock()), passes=3)
+    assert res.stopped == "done"
+    state = PointsFile(tmp_path).load()
+    busy = {k for k, r in state.points.items() if sum(r["unit"].encode()) % 2 == 0}
+    assert busy and len(busy) < len(state.points)
+    for key, rec in state.points.items():
+        assert rec["passes"] == (5 if key in busy else 3)
+        assert rec["cpu_pressure"] == (0.9 if key in busy else 0.0)
+
+
+def test_a_drifted_later_pass_falls_back_and_is_timed_again(tmp_path: Path) -> None:
+    # probes: 3 for the baseline, then batches of 4 points; the 4th batch probe is off
+    ref = lambda i: 1.2e-3 if i == 6 else 1e-3  # noqa: E731
+    res = run_fake(tmp_path, 1e6, PassNoise(FakeClock(), reference=ref), passes=3,
+                   batch_points=4)
+    assert res.drift_events == 1
+    lines = [json.loads(x) for x in (tmp_path / "points.jsonl").read_text().splitlines()]
+    drift = next(r for r in lines if r["type"] == "drift")
+    drifted = [r for r in lines if r["type"] == "point" and r["batch"] == drift["batch"]]
+    assert any(r["passes"] > 1 for r in drifted)  # the batch held later passes
+    state = PointsFile(tmp_path).load()
+    assert not state.pending
+    for rec in state.points.values():
+        assert rec["passes"] == 3 and rec["batch"] != drift["batch"]
+        assert rec["min_s"] == pytest.approx(min(rec["pass_min_s"]))
+
+
 # --------------------------------------------------------------------------------- kernels
 def test_kernel_measurer_times_every_kernel_family() -> None:
     pytest.importorskip("grimsim._kernels")
@@ -329,3 +439,39 @@ def test_kernel_measurer_times_every_kernel_family() -> None:
                       "pattern:4": 5 / 9, "filter:0.5": 0.5}[spec]
             assert math.isclose(ms[0].stats["sparsity"], target, abs_tol=0.08)
     assert {"gemm", "gemv", "depthwise", "bcr", "csr", "nm", "pattern"} <= kernels
+
+
+def test_kernel_measurer_keeps_operands_between_passes() -> None:
+    pytest.importorskip("grimsim._kernels")
+    shape = Shape(op=Op.FC, M=48, K=96, N=40)
+    unit = PlanUnit(shape, "bcr:8x16:0.75", "test", stratum_of(shape, "bcr:8x16:0.75"))
+    measurer = KernelMeasurer(TimingOptions(min_time_s=0.001, warmup=1, max_reps=50))
+    first = measurer.measure(unit, [1], ["bcr"])[0]
+    again = measurer.measure(unit, [1], ["bcr"])[0]
+    assert first.setup_s > 0 and again.setup_s == 0.0  # built once
+    assert again.stats == first.stats  # the same mask and format are timed
+    for m in (first, again):
+        assert m.cpu_pressure is None or 0.0 <= m.cpu_pressure <= 1.0
+    measurer.release(unit.key)
+    assert measurer.measure(unit, [1], ["bcr"])[0].setup_s > 0
+    # a cache too small for two units keeps only the latest
+    small = KernelMeasurer(TimingOptions(min_time_s=0.0, max_reps=3), cache_bytes=1)
+    other = PlanUnit(shape, "dense", "test", "dense:gemm")
+    small.measure(unit, [1], ["bcr"])
+    small.measure(other, [1], ["gemm"])
+    assert small.measure(other, [1], ["gemm"])[0].setup_s == 0.0
+    assert small.measure(unit, [1], ["bcr"])[0].setup_s > 0
+
+
+def test_combine_passes_keeps_the_fastest_call_and_the_median_pass() -> None:
+    stats = {"nnz": 1.0}
+    passes = [Measurement(1, "gemm", 2.0, 1.5, 2.2, 10, stats, 0.3, 0.0),
+              Measurement(1, "gemm", 3.0, 1.2, 3.1, 20, stats, 0.0, 0.4),
+              Measurement(1, "gemm", 2.5, 2.0, 2.6, 10, stats, 0.0, None)]
+    m = combine_passes(passes)
+    assert (m.min_s, m.median_s, m.reps, m.setup_s) == (1.2, 2.5, 40, 0.3)
+    assert m.mean_s == pytest.approx((2.2 * 10 + 3.1 * 20 + 2.6 * 10) / 40)
+    assert m.cpu_pressure == 0.0
+    assert combine_passes(passes[:1]) == passes[0]
+    with pytest.raises(GrimsimError):
+        combine_passes([])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grimsim.calibration.fit import fit, headline_mask, metrics
+from grimsim.calibration.fit import fit, headline_mask, metrics, noise_floor
 from grimsim.calibration.measure import Measurement, PointsFile, unit_rows
 from grimsim.calibration.plan import PlanUnit
 from grimsim.cost.analytical_cpu import AnalyticalCPUModel
@@ -52,6 +52,7 @@ def points_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 FAST = {"n_estimators": 120, "band_folds": 3}
+TINY = {"n_estimators": 10, "band_folds": 0, "scale_estimators": 0}
 
 
 def test_fit_writes_a_new_profile_version_the_loader_finds(
@@ -116,3 +117,53 @@ def test_headline_subset() -> None:
     assert headline_mask(specs).tolist() == [True, True, False, True, True, False, False,
                                              False]
 
+
+
+def test_points_of_a_slow_stretch_are_left_out(tmp_path: Path) -> None:
+    # the probe goes 30 % slow for good after 8 calls: 3 drifted batches, then the loop takes
+    # the slow speed as its new baseline and keeps measuring at it
+    ref = lambda i: 1e-3 if i < 8 else 1.3e-3  # noqa: E731
+    meas = DeviceLike(FakeClock())
+    meas.reference_fn = ref
+    res = run_fake(tmp_path, 1e6, meas, plan=small_plan(space_filling=30), batch_points=8)
+    assert res.rebaselines == 1
+    lines = [json.loads(x) for x in (tmp_path / "points.jsonl").read_text().splitlines()]
+    rebased = next(r["batch"] for r in lines if r.get("kind") == "rebaseline")
+    slow = {r["key"] for r in PointsFile(tmp_path).load().points.values()
+            if r["batch"] > rebased}
+    assert slow
+    report = fit(tmp_path, tmp_path / "a.yaml", params=TINY, baseline=False)
+    kept = fit(tmp_path, tmp_path / "b.yaml", params=TINY, baseline=False, slow_tol=None)
+    assert report.dropped["slow_machine"] == len(slow)
+    assert kept.n_points - report.n_points == len(slow)
+    assert report.statistic == "min_s"
+    assert "not measured: every point was timed in a single pass" in report.to_markdown()
+
+
+def test_noise_floor_compares_each_pass_with_the_point() -> None:
+    recs = [{"min_s": 1.0, "pass_min_s": [1.0, 1.08, 1.2], "cpu_pressure": 0.0},
+            {"min_s": 2.0, "pass_min_s": [2.0, 2.02], "cpu_pressure": 0.5},
+            {"min_s": 3.0}]  # a single pass says nothing about noise
+    nf = noise_floor(recs)
+    assert nf.n == 2
+    assert nf.one_pass_within_5 == pytest.approx(3 / 5)
+    assert nf.one_pass_within_10 == pytest.approx(4 / 5)
+    assert nf.one_pass_rms == pytest.approx(math.sqrt((0.08**2 + 0.2**2 + 0.01**2) / 5))
+    assert nf.passes_within_10 == 0.5 and nf.contended == 0.5
+    assert noise_floor(recs[2:]).n == 0 and math.isnan(noise_floor([]).one_pass_rms)
+
+
+def test_points_contended_in_every_pass_are_left_out(tmp_path: Path) -> None:
+    run_fake(tmp_path, 1e6, DeviceLike(FakeClock()), plan=small_plan(space_filling=30))
+    path = tmp_path / "points.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    busy = 0
+    for i, r in enumerate(lines):
+        if r["type"] == "point":
+            r["cpu_pressure"] = 0.6 if i % 5 == 0 else 0.02
+            busy += i % 5 == 0
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    report = fit(tmp_path, tmp_path / "a.yaml", params=TINY, baseline=False)
+    assert report.dropped["contended"] == busy > 0
+    kept = fit(tmp_path, tmp_path / "b.yaml", params=TINY, baseline=False, contended_tol=None)
+    assert kept.n_points - report.n_points == busy

@@ -11,7 +11,12 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from grimsim.cost.analytical_cpu import AnalyticalCPUModel
-from grimsim.cost.features import CORRECTION_FEATURES, correction_features
+from grimsim.cost.features import (
+    CORRECTION_FEATURES,
+    FeatureMachine,
+    correction_features,
+    feature_machine,
+)
 from grimsim.cost.learned import (
     CalibratedModel,
     CalibrationError,
@@ -44,10 +49,10 @@ def test_sklearn_estimator_contract(estimator, check):  # type: ignore[no-untype
 def test_clone_and_repr() -> None:
     from sklearn.base import clone
 
-    reg = CorrectionRegressor(n_estimators=7, loss="squared")
+    reg = CorrectionRegressor(n_estimators=7, loss="huber")
     twin = clone(reg)
     assert twin is not reg and twin.get_params() == reg.get_params()
-    assert repr(reg) == "CorrectionRegressor(n_estimators=7, loss='squared')"
+    assert repr(reg) == "CorrectionRegressor(n_estimators=7, loss='huber')"
     with pytest.raises(ValueError, match="Invalid parameter"):
         reg.set_params(depth=3)
 
@@ -160,8 +165,7 @@ def test_calibrated_model_applies_correction_with_band_and_provenance() -> None:
     est = cal.estimate(rows)
     assert est.provenance == f"calibrated:{ana.profile.id}" == cal.name
     gemm = rows.is_gemm
-    X = correction_features(rows.take(np.flatnonzero(gemm)), _take(base, gemm),
-                            ana.profile.clusters_big_first()[0].simd_fp32_lanes)
+    X = correction_features(rows.take(np.flatnonzero(gemm)), _take(base, gemm), ana.profile)
     corr = cal.correction.regressor.predict(X)
     np.testing.assert_allclose(est.latency_s[gemm], base.analytical_s[gemm] * np.exp(corr))
     assert np.all(est.band_lo_s <= est.latency_s) and np.all(est.latency_s <= est.band_hi_s)
@@ -205,3 +209,77 @@ def test_load_cost_model_picks_calibrated_or_analytical(tmp_path: Path) -> None:
     (tmp_path / "rpi4@7.correction.json").unlink()
     with pytest.raises(CalibrationError, match=r"rpi4@7\.correction\.json"):
         load_cost_model(load_profile(path))
+
+
+def test_an_artefact_from_other_features_leaves_the_analytical_model(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    profile = load_profile("rpi4")
+    data = _correction().to_dict()
+    data["feature_names"] = [*data["feature_names"][:-1], "an_old_feature"]
+    (tmp_path / "rpi4@8.correction.json").write_text(json.dumps(data))
+    path = save_profile(replace(profile, version=8, calibration=Calibration(
+        artefact="rpi4@8.correction.json", version="test")), tmp_path / "rpi4@8.yaml")
+    with pytest.raises(CalibrationError, match="grimsim fit"):
+        load_correction(tmp_path / "rpi4@8.correction.json")
+    with caplog.at_level("WARNING"):
+        model = load_cost_model(load_profile(path))
+    assert isinstance(model, AnalyticalCPUModel)
+    assert "analytical model" in caplog.text and "rpi4@8" in caplog.text
+
+
+def _layout(M: list[int], K: list[int], N: list[int], spec: str, threads: int = 1,
+            machine: FeatureMachine | None = None) -> dict[str, np.ndarray]:
+    profile = load_profile("sd855")
+    rows = gemm_rows(M, K, N, spec, threads=threads)
+    est = AnalyticalCPUModel(profile, cache_state="warm").estimate(rows)
+    X = correction_features(rows, est, machine or profile)
+    assert X.flags.f_contiguous and X.shape == (len(rows), len(CORRECTION_FEATURES))
+    return {name: X[:, j] for j, name in enumerate(CORRECTION_FEATURES)}
+
+
+def test_kernel_layout_features_follow_the_kernels_tiling() -> None:
+    mc = feature_machine(load_profile("sd855"))
+    assert mc.lanes == 4 and mc.l2_bytes == 512 * 1024 and mc.llc_bytes >= mc.l2_bytes
+    f = _layout([64, 64, 64, 64], [512, 512, 512, 512], [1, 3, 4096, 65536], "unstructured:0.5")
+    # X grows with N against the caches; a wide N is cut into several tiles
+    assert np.all(np.diff(f["log2_x_over_l2"]) > 0) and np.all(np.diff(f["log2_n_tiles"]) >= 0)
+    assert f["log2_x_over_l2"][2] - f["log2_x_over_llc"][2] == pytest.approx(
+        np.log2(mc.llc_bytes / mc.l2_bytes))
+    assert f["narrow_n"].tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert f["log2_n_tiles"][3] > 0 and f["log2_n_tiles"][0] == 0
+    # each X element feeds M x density = 32 multiply-adds: enough to copy wide panels
+    assert f["log2_x_reuse"][3] == pytest.approx(np.log2(32), abs=0.1)
+    assert f["copy_panels"].tolist() == [0.0, 0.0, 1.0, 1.0]
+    sparse = _layout([64], [512], [65536], "unstructured:0.9")
+    assert sparse["copy_panels"][0] == 0.0  # 6.4 uses per X element: not worth a copy
+    # a row of X a page long or more puts every X row of a tile on its own page
+    assert f["log2_x_pages"][3] == pytest.approx(np.log2(512))
+    # two threads cut a few N tiles into row chunks too (4 x threads tasks at least)
+    one = _layout([64, 64], [512, 512], [256, 65536], "unstructured:0.5", threads=1)
+    two = _layout([64, 64], [512, 512], [256, 65536], "unstructured:0.5", threads=2)
+    assert two["log2_tasks"][0] == pytest.approx(3.0) and one["log2_tasks"][0] == 1.0
+    assert two["log2_tasks"][1] == one["log2_tasks"][1]  # many tiles: no row chunks
+    assert one["task_imbalance"].tolist() == [1.0, 1.0] and np.all(two["task_imbalance"] >= 1)
+    # a machine with a larger L2 sees the same operands as smaller against it
+    big = FeatureMachine(lanes=4, l2_bytes=4 * mc.l2_bytes, llc_bytes=mc.llc_bytes)
+    g = _layout([64], [512], [4096], "unstructured:0.5", machine=big)
+    assert g["log2_x_over_l2"][0] == pytest.approx(f["log2_x_over_l2"][2] - 2)
+
+
+def test_an_artefact_on_fewer_features_still_applies(tmp_path: Path) -> None:
+    # what a grimsim with fewer features wrote: its columns are picked out of today's
+    names = [n for n in CORRECTION_FEATURES if not n.startswith("log2_x_")]
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0, 1, (200, len(names)))
+    reg = CorrectionRegressor(n_estimators=15, band_folds=0, scale_estimators=3,
+                              feature_names=names).fit(X, 0.3 * X[:, 2])
+    path = save_correction(Correction(reg, tuple(names), {"profile": "sd855@2"}),
+                           tmp_path / "old.json")
+    old = load_correction(path)
+    assert old.feature_names == tuple(names)
+    ana = AnalyticalCPUModel(load_profile("sd855"), cache_state="warm")
+    rows = gemm_rows([64, 256], [576, 1024], [3136, 1], "bcr:16x32:0.75")
+    full = correction_features(rows, ana.estimate(rows), ana.profile)
+    cols = [CORRECTION_FEATURES.index(n) for n in names]
+    want = ana.estimate(rows).analytical_s * np.exp(reg.predict(full[:, cols]))
+    np.testing.assert_allclose(CalibratedModel(ana, old).estimate(rows).latency_s, want)

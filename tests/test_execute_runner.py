@@ -481,3 +481,20 @@ def test_global_pool_and_clipped_activations_compute_the_op() -> None:
     np.testing.assert_array_equal(y, np.clip(x, 0, 6))
     (x,), (y,) = _run_op(wl.activation_op("hs", (2, 50), "hardswish"))
     np.testing.assert_allclose(y, x * np.clip(x + 3, 0, 6) / 6, rtol=1e-5, atol=1e-6)
+
+
+def _tiny_fc() -> Network:
+    b = NetworkBuilder("tiny_fc")
+    b.input("x", (1, 64))
+    b.add(wl.linear("fc", (1, 64), 32), ["x"], ["y"])
+    return b.build()
+
+
+def test_run_statistic_is_recorded_and_validated() -> None:
+    net = _tiny_fc()
+    fast = run_network(net, threads=1, min_time_s=0.001)
+    assert fast.statistic == "min_s" and fast.to_dict()["statistic"] == "min_s"
+    med = run_network(net, threads=1, min_time_s=0.001, statistic="median_s")
+    assert med.statistic == "median_s" and med.measured_s > 0
+    with pytest.raises(GrimsimError, match="statistic must be one of"):
+        run_network(net, threads=1, statistic="mean_s")

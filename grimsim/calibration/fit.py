@@ -8,6 +8,14 @@ of the measurement and the RMSPE, for the calibrated model, the analytical model
 an nn-Meter-style random forest on shape/FLOP features (no analytical prior) trained on the
 same rows; rows under 20 us are reported separately (timer and call-overhead noise dominate
 there). The correction written with the new profile is then fitted on all points.
+
+The measurement fitted is ``min_s`` by default: the fastest call over a point's passes,
+the statistic that repeats best on a shared machine (see ``TimingOptions``). Points of a
+batch whose drift probe ran more than ``slow_tol`` slower than the session's usual speed
+(its lower-quartile probe), and points every pass of which ran while other tasks waited for
+a CPU (``contended_tol``), are left out and counted. Where points were timed in several
+passes, the report also gives the measurement noise: how far one pass lies from the point's
+value - a floor no model can beat on that data.
 """
 
 from __future__ import annotations
@@ -51,11 +59,13 @@ from grimsim.cost.profile import (
     user_profiles_dir,
 )
 
-__all__ = ["FitReport", "Metrics", "fit", "headline_mask", "metrics"]
+__all__ = ["FitReport", "Metrics", "NoiseFloor", "fit", "headline_mask", "metrics",
+           "noise_floor"]
 
 log = logging.getLogger(__name__)
 
 SMALL_S = 20e-6  # rows under 20 us are reported on their own
+STATISTICS = ("min_s", "median_s", "mean_s")
 REPORT_JSON = "fit_report.json"
 REPORT_MD = "fit_report.md"
 
@@ -109,6 +119,88 @@ def headline_mask(specs: Sequence[str]) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class NoiseFloor:
+    """How well the measurements repeat, from points timed in several passes.
+
+    ``one_pass_within_5``/``_10``: share of single passes within +-5/10 % of their point's
+    value (the statistic over all its passes); ``one_pass_rms``: the RMS of that relative
+    gap; ``passes_within_10``: share of points whose passes all lie within 10 % of each
+    other; ``contended``: share of points every pass of which ran while other tasks waited
+    for a CPU more than 10 % of the time (Linux PSI; NaN where unknown).
+    """
+
+    n: int
+    one_pass_within_5: float
+    one_pass_within_10: float
+    one_pass_rms: float
+    passes_within_10: float
+    contended: float
+
+    @staticmethod
+    def empty() -> NoiseFloor:
+        nan = float("nan")
+        return NoiseFloor(0, nan, nan, nan, nan, nan)
+
+
+def noise_floor(records: Sequence[Mapping[str, Any]], statistic: str = "min_s") -> NoiseFloor:
+    """The ``NoiseFloor`` of points timed in two passes or more (``pass_min_s`` /
+    ``pass_median_s`` in their records); empty when none was."""
+    key = "pass_min_s" if statistic == "min_s" else "pass_median_s"
+    gaps: list[float] = []
+    agree: list[bool] = []
+    pressure: list[float] = []
+    for r in records:
+        passes = [float(v) for v in r.get(key) or () if v]
+        if len(passes) < 2:
+            continue
+        value = float(r[statistic])
+        gaps.extend(p / value - 1.0 for p in passes)
+        agree.append(max(passes) / min(passes) <= 1.10)
+        if r.get("cpu_pressure") is not None:
+            pressure.append(float(r["cpu_pressure"]))
+    if not agree:
+        return NoiseFloor.empty()
+    g = np.abs(np.asarray(gaps))
+    return NoiseFloor(
+        n=len(agree), one_pass_within_5=float(np.mean(g <= 0.05)),
+        one_pass_within_10=float(np.mean(g <= 0.10)),
+        one_pass_rms=float(np.sqrt(np.mean(g ** 2))), passes_within_10=float(np.mean(agree)),
+        contended=float(np.mean(np.asarray(pressure) > 0.1)) if pressure else float("nan"))
+
+
+def _probe_ratios(references: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]]
+                  ) -> np.ndarray:
+    """Per point, its batch's drift probe over the session's usual speed (its first
+    baseline, or the lower quartile of its probes if that is faster); 1 where the batch has
+    no probe."""
+    usual: dict[int, float] = {}
+    by_session: dict[int, list[float]] = {}
+    probe: dict[tuple[int, int], float] = {}
+    for ref in references:
+        try:
+            session = int(ref.get("session", 0))
+            value = float(ref.get("min_s", ref.get("median_s")))  # older files: the median
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not value > 0:
+            continue
+        by_session.setdefault(session, []).append(value)
+        if ref.get("kind") == "probe":
+            probe[(session, int(ref.get("batch", -1)))] = value
+        elif ref.get("kind") == "baseline" and session not in usual:
+            usual[session] = value
+    for session, values in by_session.items():
+        usual[session] = min(usual.get(session, np.inf), float(np.quantile(values, 0.25)))
+    out = np.ones(len(records))
+    for i, r in enumerate(records):
+        session = int(r.get("session", 0))
+        probed = probe.get((session, int(r.get("batch", -1))))
+        if probed is not None and session in usual:
+            out[i] = probed / usual[session]
+    return out
+
+
+@dataclass(frozen=True)
 class FitReport:
     """What ``fit`` produced and how well the correction does on held-out shapes.
 
@@ -135,6 +227,7 @@ class FitReport:
     band_coverage: float
     heldout: dict[str, dict[str, Metrics]]
     dropped: dict[str, int] = field(default_factory=dict)
+    noise: dict[str, NoiseFloor] = field(default_factory=dict)
     baseline: str = ""
     created: str = ""
     grimsim: str = __version__
@@ -143,6 +236,7 @@ class FitReport:
         out = asdict(self)
         out["heldout"] = {k: {m: asdict(v) for m, v in d.items()} for k, d in
                           self.heldout.items()}
+        out["noise"] = {k: asdict(v) for k, v in self.noise.items()}
         return _finite(out)
 
     def to_markdown(self) -> str:
@@ -170,6 +264,18 @@ class FitReport:
         if self.dropped:
             lines += ["", "Dropped points: " + ", ".join(f"{k}: {v}" for k, v in
                                                          self.dropped.items())]
+        lines += ["", "Measurement noise (points timed in several passes: one pass against "
+                  f"the point's `{self.statistic}`; no model can be more accurate than its "
+                  "data):", ""]
+        if not any(v.n for v in self.noise.values()):
+            lines.append("- not measured: every point was timed in a single pass")
+        else:
+            lines += ["| subset | points | one pass within 5% | within 10% | RMS | passes "
+                      "agree within 10% | contended |", "|---|---:|---:|---:|---:|---:|---:|"]
+            for subset, nf in self.noise.items():
+                lines.append(f"| {subset} | {nf.n} | {_pct(nf.one_pass_within_5)} | "
+                             f"{_pct(nf.one_pass_within_10)} | {_pct(nf.one_pass_rms)} | "
+                             f"{_pct(nf.passes_within_10)} | {_pct(nf.contended)} |")
         return "\n".join(lines) + "\n"
 
 
@@ -218,8 +324,9 @@ def _session_profile(sessions: Sequence[Mapping[str, Any]], where: str) -> Devic
     return profile
 
 
-def _load(points_dir: Path, statistic: str) -> tuple[_Data, DeviceProfile, dict[str, Any],
-                                                      dict[str, int]]:
+def _load(points_dir: Path, statistic: str, slow_tol: float | None = 0.10,
+          contended_tol: float | None = 0.25
+          ) -> tuple[_Data, DeviceProfile, dict[str, Any], dict[str, int]]:
     pf = PointsFile(points_dir)
     if not pf.path.is_file():
         raise CalibrationError(f"{pf.path}: no calibration points; run `grimsim calibrate "
@@ -232,8 +339,8 @@ def _load(points_dir: Path, statistic: str) -> tuple[_Data, DeviceProfile, dict[
     session = state.sessions[-1]
     cache_state = str(session.get("cache_state", "warm"))
     records = [state.points[k] for k in sorted(state.points)]
-    if statistic not in ("median_s", "min_s", "mean_s"):
-        raise CalibrationError(f"statistic {statistic!r} must be median_s, min_s or mean_s")
+    if statistic not in STATISTICS:
+        raise CalibrationError(f"statistic {statistic!r} must be one of {', '.join(STATISTICS)}")
     model = AnalyticalCPUModel(profile, cache_state=cache_state,
                                winograd=str(session.get("winograd", "engine")))
     rows = rows_from_records(records)
@@ -242,8 +349,21 @@ def _load(points_dir: Path, statistic: str) -> tuple[_Data, DeviceProfile, dict[
     recorded = np.asarray([str(r["kernel"]) for r in records], dtype=object)
     same_kernel = recorded == est.kernel
     usable = same_kernel & np.isin(est.kernel, GEMM_KERNELS) & (est.analytical_s > 0)
+    slow = np.zeros(len(records), bool)
+    if slow_tol is not None:
+        slow = _probe_ratios(state.references, records) > 1.0 + slow_tol
+    contended = np.zeros(len(records), bool)
+    if contended_tol is not None:
+        contended = np.asarray([r.get("cpu_pressure") is not None
+                                and float(r["cpu_pressure"]) > contended_tol for r in records])
     dropped = {"pending_drift": len(state.pending),
-               "kernel_changed": int((~same_kernel).sum())}
+               "kernel_changed": int((~same_kernel).sum()),
+               "slow_machine": int((slow & usable).sum()),
+               "contended": int((contended & ~slow & usable).sum())}
+    usable &= ~slow & ~contended
+    if dropped["slow_machine"]:
+        log.info("%d points of batches whose drift probe ran > %.0f%% slower than usual left "
+                 "out", dropped["slow_machine"], 100 * (slow_tol or 0.0))
     if dropped["kernel_changed"]:
         log.warning("%d points were timed with another kernel than the analytical model now "
                     "picks for them; left out (calibrate again to cover them)",
@@ -254,11 +374,10 @@ def _load(points_dir: Path, statistic: str) -> tuple[_Data, DeviceProfile, dict[
                                "needed to fit (run `grimsim calibrate` longer)")
     rows = rows.take(idx)
     est_u = model.estimate(rows)
-    lanes = max(c.simd_fp32_lanes for c in profile.clusters)
     recs = [records[i] for i in idx]
     specs = [str(r["spec"]) for r in recs]
     data = _Data(
-        records=recs, X=correction_features(rows, est_u, lanes), Xb=baseline_features(rows),
+        records=recs, X=correction_features(rows, est_u, profile), Xb=baseline_features(rows),
         y=np.log(measured[idx] / est_u.analytical_s), analytical_s=est_u.analytical_s,
         measured_s=measured[idx],
         split_keys=np.asarray([Shape.from_dict(r["shape"]).split_key for r in recs]),
@@ -281,6 +400,14 @@ def _subsets(data: _Data, idx: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+def _noise(data: _Data, statistic: str) -> dict[str, NoiseFloor]:
+    out = {"all": noise_floor(data.records, statistic)}
+    for t in sorted(set(data.threads.tolist())):
+        out[f"threads={t}"] = noise_floor([r for r, n in zip(data.records, data.threads,
+                                                             strict=True) if n == t], statistic)
+    return out
+
+
 def _baseline_rf(seed: int) -> Any:
     from sklearn.ensemble import RandomForestRegressor
 
@@ -294,21 +421,26 @@ def _baseline_rf(seed: int) -> Any:
 # fit
 # --------------------------------------------------------------------------------------------
 def fit(points_dir: str | os.PathLike[str], out_profile: str | os.PathLike[str] | None = None,
-        *, statistic: str = "median_s", holdout: float = 0.25, seed: int = 0,
-        params: Mapping[str, Any] | None = None, baseline: bool = True) -> FitReport:
+        *, statistic: str = "min_s", holdout: float = 0.25, seed: int = 0,
+        params: Mapping[str, Any] | None = None, baseline: bool = True,
+        slow_tol: float | None = 0.10, contended_tol: float | None = 0.25) -> FitReport:
     """Fit the correction on ``<points_dir>/points.jsonl`` and write a new profile version.
 
     ``out_profile``: the profile YAML to write (default: ``<user data>/profiles/<name>@<v>
     .yaml``, where ``load_profile(name)`` - and for the host, ``--device host`` - finds it);
     the correction artefact goes beside it as ``<name>@<v>.correction.json``. ``holdout``:
     share of distinct (op, M, K, N) shapes held out for the report. ``params``: overrides
-    of ``CorrectionRegressor``'s parameters. The report is also written to
-    ``<points_dir>/fit_report.json`` and ``.md``.
+    of ``CorrectionRegressor``'s parameters. ``statistic``: the measurement fitted
+    (``min_s``, ``median_s`` or ``mean_s``). ``slow_tol``: leave out points of batches whose
+    drift probe ran more than this share slower than the session's usual speed (None keeps
+    them). ``contended_tol``: leave out points every pass of which ran while other tasks
+    waited for a CPU more than this share of the time (None keeps them). The report is also
+    written to ``<points_dir>/fit_report.json`` and ``.md``.
     """
     folder = Path(points_dir)
     if not 0.0 < holdout < 1.0:
         raise CalibrationError(f"holdout must be in (0, 1), got {holdout}")
-    data, profile, session, dropped = _load(folder, statistic)
+    data, profile, session, dropped = _load(folder, statistic, slow_tol, contended_tol)
     reg_params = {"feature_names": list(CORRECTION_FEATURES), "random_state": seed,
                   **dict(params or {})}
 
@@ -387,7 +519,8 @@ def fit(points_dir: str | os.PathLike[str], out_profile: str | os.PathLike[str] 
         n_points=int(data.y.size), n_train=int(train.sum()), n_test=int(test.sum()),
         n_shapes_train=int(keys.size - len(test_keys)), n_shapes_test=len(test_keys),
         band_level=float(final.band_level), band_coverage=float(np.mean(inside)),
-        heldout=heldout, dropped=dropped, baseline=baseline_note, created=created)
+        heldout=heldout, dropped=dropped, noise=_noise(data, statistic),
+        baseline=baseline_note, created=created)
     (folder / REPORT_JSON).write_text(json.dumps(report.to_dict(), indent=1) + "\n",
                                       encoding="utf-8")
     (folder / REPORT_MD).write_text(report.to_markdown(), encoding="utf-8")

@@ -6,15 +6,20 @@ the analytical model says the engine runs for the row - packed GEMM/GEMV, im2col
 Winograd, direct depthwise, or the BCR/CSR/N:M/pattern kernel (on the im2col'd input for
 convolutions, the im2col pass timed too) - with the kernels' harness (warm-up, a minimum
 timed duration, median and minimum of the runs). Caches stay warm between runs, so the model
-it is compared with runs with ``cache_state="warm"``.
+it is compared with runs with ``cache_state="warm"``. A unit's operands are kept between the
+passes the calibration loop times it in (``TimingOptions.passes``), and each timing records
+how long other tasks waited for a CPU meanwhile (``cpu_pressure``, Linux PSI) so that a
+contended machine shows in the data.
 
 ``PointsFile`` is ``<out>/points.jsonl``: one JSON object per line, each line written with a
 single ``write`` on an ``O_APPEND`` descriptor followed by ``fsync``, so a crash leaves at
 most one truncated last line, which the next reader drops (with a warning) and cuts off
 before appending. Records: ``session`` (device fingerprint, profile, timing options),
 ``point`` (one measurement with its shape, scheme, threads, kernel, sparse statistics and
-features), ``reference`` (the drift probe), ``drift`` (points of a batch taken while the
-probe was off; superseded by a later measurement of the same key).
+features; a point timed in several passes is written again after each pass, with the
+statistics over the passes so far and the per-pass minima), ``reference`` (the drift
+probe), ``drift`` (points of a batch taken while the probe was off; superseded by a later
+measurement of the same key).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import logging
 import os
 import platform
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,6 +55,8 @@ __all__ = [
     "Measurement",
     "PointsFile",
     "TimingOptions",
+    "combine_passes",
+    "cpu_pressure_us",
     "device_fingerprint",
     "fingerprint_id",
     "rows_from_records",
@@ -67,12 +75,19 @@ _STAT_KEYS = ("sparsity", "nnz", "n_blocks", "rows_mean", "cols_mean", "work_mea
 
 @dataclass(frozen=True)
 class TimingOptions:
-    """Harness settings per timed point (see cpp_kernels/include/grimsim/harness.hpp)."""
+    """How one pass over a point is timed (the harness:
+    cpp_kernels/include/grimsim/harness.hpp): ``warmup`` untimed calls, then timed calls
+    until they add up to ``min_time_s`` (at least 3, at most ``max_reps``).
 
-    min_time_s: float = 0.03
+    The calibration loop times each point in several passes a few seconds apart
+    (``calibrate(passes=..., pass_gap_s=...)``) and ``combine_passes`` keeps the fastest
+    call over all of them. ``max_reps`` is large so that a call of a few microseconds is
+    still timed for ``min_time_s`` (a cap of 200 gave such calls under a millisecond).
+    """
+
+    min_time_s: float = 0.01
     warmup: int = 1
-    max_reps: int = 200
-
+    max_reps: int = 5000
 
 @dataclass(frozen=True)
 class Measurement:
@@ -86,6 +101,49 @@ class Measurement:
     reps: int
     stats: Mapping[str, float]
     setup_s: float = 0.0
+    #: share of the timed window some task waited for a CPU (Linux PSI), None if unknown
+    cpu_pressure: float | None = None
+
+
+def combine_passes(passes: Sequence[Measurement]) -> Measurement:
+    """One point from its passes: the fastest call over all of them (``min_s``), the median
+    of the passes' medians, the mean over every call, the set-up of the first pass, and the
+    lowest CPU pressure of a pass (high only when every pass was contended)."""
+    if not passes:
+        raise GrimsimError("combine_passes needs at least one measurement")
+    first = passes[0]
+    reps = sum(m.reps for m in passes)
+    pressures = [m.cpu_pressure for m in passes if m.cpu_pressure is not None]
+    return replace(first, median_s=float(np.median([m.median_s for m in passes])),
+                   min_s=min(m.min_s for m in passes),
+                   mean_s=sum(m.mean_s * m.reps for m in passes) / max(reps, 1), reps=reps,
+                   cpu_pressure=min(pressures) if pressures else None)
+
+
+def cpu_pressure_us() -> int | None:
+    """Microseconds some task has waited for a CPU since boot (Linux pressure stall
+    information, /proc/pressure/cpu ``some total``), or None where the OS does not say."""
+    try:
+        with open("/proc/pressure/cpu", encoding="ascii") as fh:
+            line = fh.readline()
+        return int(line.rsplit("total=", 1)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@dataclass(eq=False)
+class _Operands:
+    """A unit's operands as timed, kept between its passes."""
+
+    w: np.ndarray
+    x: np.ndarray
+    inp: np.ndarray | None
+    geo: dict[str, int]
+    pointwise: bool
+    stats: dict[str, float]
+    sparse_run: Callable[[int, Mapping[str, Any]], dict[str, Any]] | None
+    nbytes: int
+    setup_s: float
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,10 +200,11 @@ class LoadedPoints:
 
     ``points``: the valid (non-drifted) measurement of each key, the latest one; ``pending``:
     keys whose only measurements were taken during drift (to be measured again);
-    ``sessions``: the session records in order.
+    ``sessions``: the session records in order; ``references``: the drift-probe records.
     """
 
     sessions: list[dict[str, Any]] = field(default_factory=list)
+    references: list[dict[str, Any]] = field(default_factory=list)
     points: dict[str, dict[str, Any]] = field(default_factory=dict)
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)
     n_records: int = 0
@@ -237,6 +296,8 @@ class PointsFile:
             kind = rec["type"]
             if kind == "session":
                 state.sessions.append(rec)
+            elif kind == "reference":
+                state.references.append(rec)
             elif kind == "point":
                 if not _valid_point(rec):
                     log.warning("%s:%d: point record with missing or bad fields skipped",
@@ -365,12 +426,16 @@ class KernelMeasurer:
     """Times plan units with ``grimsim._kernels`` (see the module docstring).
 
     ``seed`` fixes the random weights/inputs of each unit (derived from the unit's key, so a
-    re-measured point times the same operands).
+    re-measured point times the same operands); ``cache_bytes`` bounds the operands kept
+    for later passes.
     """
 
-    def __init__(self, timing: TimingOptions | None = None, seed: int = 0) -> None:
+    def __init__(self, timing: TimingOptions | None = None, seed: int = 0,
+                 cache_bytes: int = 1 << 30) -> None:
         self.timing = timing or TimingOptions()
         self.seed = seed
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[str, _Operands] = OrderedDict()
 
     def _opts(self) -> dict[str, Any]:
         return {"min_time_s": self.timing.min_time_s, "warmup": self.timing.warmup,
@@ -393,7 +458,62 @@ class KernelMeasurer:
 
     def measure(self, unit: PlanUnit, threads: Sequence[int],
                 kernels_by_thread: Sequence[str]) -> list[Measurement]:
-        """Time ``unit`` at each thread count, with the kernel named for it."""
+        """Time ``unit`` at each thread count, with the kernel named for it (one pass).
+
+        The unit's operands are kept (up to ``cache_bytes`` over all units, least recently
+        used dropped first) so that a later pass over the same unit times the same weights
+        and inputs without building them again; ``release`` drops them."""
+        import time
+
+        import grimsim._kernels as kern
+
+        ops = self._operands(unit)
+        shape = unit.shape
+        opts = self._opts()
+        out = []
+        for t, kernel in zip(threads, kernels_by_thread, strict=True):
+            p0, w0 = cpu_pressure_us(), time.perf_counter()
+            if ops.sparse_run is not None:
+                timing = ops.sparse_run(t, opts)
+                if shape.is_conv and not ops.pointwise:
+                    inp = ops.inp
+                    assert inp is not None
+                    unfold = kern.time_callable(
+                        lambda inp=inp, t=t: kern.im2col(inp, kernel=(shape.kh, shape.kw),
+                                                      threads=t, **ops.geo), threads=t, **opts)
+                    timing = _sum_timings(timing, unfold)
+            else:
+                timing = self._dense(shape, kernel, ops.w, ops.x, ops.inp, t, opts)
+            p1, w1 = cpu_pressure_us(), time.perf_counter()
+            pressure = (None if p0 is None or p1 is None or w1 <= w0
+                        else round(min(1.0, (p1 - p0) * 1e-6 / (w1 - w0)), 4))
+            med, mn, mean, reps = _timing(timing)
+            out.append(Measurement(threads=t, kernel=kernel, median_s=med, min_s=mn,
+                                   mean_s=mean, reps=reps, stats=ops.stats,
+                                   setup_s=ops.setup_s, cpu_pressure=pressure))
+        ops.setup_s = 0.0  # built once: later passes cost no set-up
+        return out
+
+    def release(self, unit_key: str) -> None:
+        """Drop the kept operands of a unit (its last pass is done)."""
+        self._cache.pop(unit_key, None)
+
+    def _operands(self, unit: PlanUnit) -> _Operands:
+        cached = self._cache.get(unit.key)
+        if cached is not None:
+            self._cache.move_to_end(unit.key)
+            return cached
+        ops = self._build(unit)
+        self._cache[unit.key] = ops
+        total = sum(o.nbytes for o in self._cache.values())
+        while total > self.cache_bytes and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            total -= old.nbytes
+        return ops
+
+    def _build(self, unit: PlanUnit) -> _Operands:
+        """Gaussian weights and inputs (seeded by the unit's key), the mask and the compact
+        format of the unit's scheme, and the statistics of that mask."""
         import time
 
         import grimsim._kernels as kern
@@ -404,6 +524,8 @@ class KernelMeasurer:
         w = rng.standard_normal((shape.M, shape.K), dtype=np.float32)
         scheme = parse_spec(unit.spec)
         conv_kernel = (shape.kh, shape.kw) if shape.is_conv else None
+        geo: dict[str, int] = {}
+        pointwise = False
         if shape.is_conv:
             inp = rng.standard_normal((1, shape.in_c, shape.in_h, shape.in_w), dtype=np.float32)
             geo = {"stride": shape.stride, "pad": shape.pad, "dilation": shape.dilation}
@@ -413,9 +535,9 @@ class KernelMeasurer:
         else:
             inp = None
             x = rng.standard_normal((shape.K, shape.N), dtype=np.float32)
-        opts = self._opts()
         stats: dict[str, float]
-        sparse_run: Callable[[int], dict[str, Any]] | None = None
+        sparse_run: Callable[[int, Mapping[str, Any]], dict[str, Any]] | None = None
+        nbytes = w.nbytes + x.nbytes + (inp.nbytes if inp is not None else 0)
         if scheme.is_dense:
             stats = {"sparsity": 0.0, "nnz": float(shape.M * shape.K), "n_blocks": 1.0,
                      "rows_mean": float(shape.M), "cols_mean": float(shape.K),
@@ -433,47 +555,33 @@ class KernelMeasurer:
                      "work_max": float(work.max), "format_bytes": float(fmt.nbytes),
                      "block_r": float(block[0]) if block else 0.0,
                      "block_c": float(block[1]) if block else 0.0}
-            sparse_run = self._sparse_runner(fmt, x, opts)
-        setup_s = time.perf_counter() - t_setup
-        out = []
-        for t, kernel in zip(threads, kernels_by_thread, strict=True):
-            if sparse_run is not None:
-                timing = sparse_run(t)
-                if shape.is_conv and not (shape.kh == shape.kw == 1 and shape.stride == 1
-                                          and shape.pad == 0):
-                    assert inp is not None
-                    unfold = kern.time_callable(
-                        lambda inp=inp, t=t: kern.im2col(inp, kernel=(shape.kh, shape.kw),
-                                                      threads=t, **geo), threads=t, **opts)
-                    timing = _sum_timings(timing, unfold)
-            else:
-                timing = self._dense(shape, kernel, w, x, inp, t, opts)
-            med, mn, mean, reps = _timing(timing)
-            out.append(Measurement(threads=t, kernel=kernel, median_s=med, min_s=mn,
-                                   mean_s=mean, reps=reps, stats=stats, setup_s=setup_s))
-        return out
+            sparse_run = self._sparse_runner(fmt, x)
+            nbytes += 2 * int(fmt.nbytes)  # the format, and the kernels' packed copy
+        return _Operands(w=w, x=x, inp=inp, geo=geo, pointwise=pointwise, stats=stats,
+                         sparse_run=sparse_run, nbytes=nbytes,
+                         setup_s=time.perf_counter() - t_setup)
 
     @staticmethod
-    def _sparse_runner(fmt: Any, x: np.ndarray, opts: Mapping[str, Any]
-                       ) -> Callable[[int], dict[str, Any]]:
+    def _sparse_runner(fmt: Any, x: np.ndarray
+                       ) -> Callable[[int, Mapping[str, Any]], dict[str, Any]]:
         import grimsim._kernels as kern
 
         if isinstance(fmt, BCRFormat):
             packed = kern.bcr_pack(fmt.block_row_ptr, fmt.block_col, fmt.row_ptr, fmt.row_idx,
                                 fmt.col_ptr, fmt.col_idx, fmt.val_ptr, fmt.values,
                                 fmt.reorder, fmt.shape, fmt.block)
-            return lambda t: dict(kern.bench_bcr_packed(packed, x, threads=t, **opts))
+            return lambda t, o: dict(kern.bench_bcr_packed(packed, x, threads=t, **o))
         if isinstance(fmt, CSRFormat):
-            return lambda t: dict(kern.bench_csr(fmt.indptr, fmt.indices, fmt.data, fmt.shape, x,
-                                              threads=t, **opts))
+            return lambda t, o: dict(kern.bench_csr(fmt.indptr, fmt.indices, fmt.data,
+                                                    fmt.shape, x, threads=t, **o))
         if isinstance(fmt, NMFormat):
-            return lambda t: dict(kern.bench_nm(fmt.values, fmt.indices, fmt.n, fmt.m, fmt.shape,
-                                             x, threads=t, **opts))
+            return lambda t, o: dict(kern.bench_nm(fmt.values, fmt.indices, fmt.n, fmt.m,
+                                                   fmt.shape, x, threads=t, **o))
         if isinstance(fmt, PatternFormat):
-            return lambda t: dict(kern.bench_pattern(fmt.library, fmt.kernel_ptr,
-                                                  fmt.kernel_channel, fmt.kernel_pattern,
-                                                  fmt.values, fmt.filter_order, fmt.shape, x,
-                                                  threads=t, **opts))
+            return lambda t, o: dict(kern.bench_pattern(fmt.library, fmt.kernel_ptr,
+                                                        fmt.kernel_channel, fmt.kernel_pattern,
+                                                        fmt.values, fmt.filter_order,
+                                                        fmt.shape, x, threads=t, **o))
         raise CalibrationError(f"no sparse kernel for format {type(fmt).__name__}")
 
     @staticmethod
@@ -504,16 +612,24 @@ class KernelMeasurer:
 
 def point_record(unit: PlanUnit, m: Measurement, *, session: int, batch: int,
                  analytical_s: float, fingerprint: str, elapsed_s: float,
-                 features: Mapping[str, float] | None = None) -> dict[str, Any]:
-    """The ``point`` line of one measurement."""
-    return {"type": "point", "key": unit.point_key(m.threads), "unit": unit.key,
-            "session": session, "batch": batch, "source": unit.source,
-            "stratum": unit.stratum, "shape": unit.shape.to_dict(), "spec": unit.spec,
-            "threads": m.threads, "kernel": m.kernel, "median_s": m.median_s,
-            "min_s": m.min_s, "mean_s": m.mean_s, "reps": m.reps, "setup_s": m.setup_s,
-            "stats": dict(m.stats), "analytical_s": analytical_s,
-            "features": dict(features or {}), "fingerprint": fingerprint,
-            "t": round(elapsed_s, 3)}
+                 features: Mapping[str, float] | None = None,
+                 passes: Sequence[Measurement] = ()) -> dict[str, Any]:
+    """The ``point`` line of one measurement; ``passes``: the passes ``m`` combines (their
+    minima, medians and CPU pressures are kept, for the noise figures of ``grimsim fit``)."""
+    rec = {"type": "point", "key": unit.point_key(m.threads), "unit": unit.key,
+           "session": session, "batch": batch, "source": unit.source,
+           "stratum": unit.stratum, "shape": unit.shape.to_dict(), "spec": unit.spec,
+           "threads": m.threads, "kernel": m.kernel, "median_s": m.median_s,
+           "min_s": m.min_s, "mean_s": m.mean_s, "reps": m.reps, "setup_s": m.setup_s,
+           "stats": dict(m.stats), "analytical_s": analytical_s,
+           "features": dict(features or {}), "fingerprint": fingerprint,
+           "t": round(elapsed_s, 3), "passes": max(1, len(passes)),
+           "cpu_pressure": m.cpu_pressure}
+    if passes:
+        rec["pass_min_s"] = [p.min_s for p in passes]
+        rec["pass_median_s"] = [p.median_s for p in passes]
+        rec["pass_cpu_pressure"] = [p.cpu_pressure for p in passes]
+    return rec
 
 
 def unit_of_record(rec: Mapping[str, Any]) -> PlanUnit:

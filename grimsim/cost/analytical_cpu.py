@@ -749,8 +749,9 @@ class AnalyticalCPUModel:
         nnz = rows.nnz[idx] / rows.groups[idx]
         n_blocks = rows.n_blocks[idx] / rows.groups[idx]
         nv_total = _cdiv(nn, mc.lanes)
-        nt = np.clip(_PANEL_BYTES // (np.maximum(k, 1) * mc.lanes * 4), 3, _MAX_NV)
-        nt = np.where(nt >= 6, nt - nt % 3, nt)
+        # sparse_driver.hpp tile_vectors: 6..24 vectors, a multiple of 6
+        nt = np.clip(_PANEL_BYTES // (np.maximum(k, 1) * mc.lanes * 4), 6, _MAX_NV)
+        nt = nt - nt % 6
         n_tiles = np.maximum(1, _cdiv(nv_total, nt))
         w_lo = np.floor(nv_total / n_tiles)
         n_hi = nv_total - w_lo * n_tiles  # tiles one vector wider

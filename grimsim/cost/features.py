@@ -4,10 +4,14 @@ Two feature sets over the same rows:
 
 * ``CORRECTION_FEATURES``: what the learned correction sees - the GEMM shape per call, the
   scheme's structure (sparsity, block dims, kept rows/columns per block, N:M, imbalance),
-  threads, and the analytical model's answer (its latency, the compute/memory/overhead shares
-  of its breakdown, the kernel it picked). The correction predicts ``log(measured /
-  analytical)``, so the analytical prior carries the physics and the model learns what it
-  misses.
+  threads, the analytical model's answer (its latency, the compute/memory/overhead shares
+  of its breakdown, the kernel it picked), and descriptors of the work as the engine's
+  kernels lay it out on this device (``_KERNEL``: operand sizes against L2 and the last-level
+  cache, the X panel of an N tile against L2, the pages an N tile's X rows span, the X-panel
+  copy, reuse of X and row lengths, N tiles and parallel tasks). The correction predicts
+  ``log(measured / analytical)``, so the analytical prior carries the physics and the model
+  learns what it misses - on the host calibration, mostly the regimes where operands spill
+  a cache level or the TLB (see benchmarks/fidelity.md).
 * ``BASELINE_FEATURES``: shape/FLOP features only, no analytical prior, for the nn-Meter-style
   random-forest baseline that predicts ``log(latency)`` directly (nn-Meter, MobiSys 2021,
   uses per-kernel random forests on such configuration features).
@@ -17,11 +21,14 @@ Sizes enter as log2, so a tree split means "twice as large" anywhere in the rang
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from grimsim.cost.kernel_params import CPU_KERNELS
+from grimsim.cost.profile import DeviceProfile
 from grimsim.cost.protocol import EstimateBatch
-from grimsim.cost.rows import OPS, CostRows
+from grimsim.cost.rows import FORMATS, OPS, CostRows
 from grimsim.network.workload import Op
 from grimsim.pruning import KINDS
 
@@ -29,8 +36,10 @@ __all__ = [
     "BASELINE_FEATURES",
     "CORRECTION_FEATURES",
     "GEMM_KERNELS",
+    "FeatureMachine",
     "baseline_features",
     "correction_features",
+    "feature_machine",
 ]
 
 #: Kernels the correction is trained on (every CPU kernel but the cheap element-wise ops).
@@ -42,9 +51,14 @@ _STRUCTURE = ("density", "log2_block_r", "log2_block_c", "log2_kept_rows_per_blo
               "nm_m", "imbalance", "log2_macs", "log2_format_bytes", "log2_act_bytes_in")
 _CONV = ("kh", "stride", "ragged_n_share")
 _PRIOR = ("log2_analytical_us", "compute_share", "memory_share", "overhead_share")
+_KERNEL = ("log2_x_over_l2", "log2_x_over_llc", "log2_w_over_l2", "log2_w_over_llc",
+           "log2_y_over_l2", "log2_operands_over_llc", "log2_panel_over_l2", "log2_x_pages",
+           "log2_x_row_bytes", "copy_panels", "log2_x_reuse", "log2_row_nnz", "log2_n_tiles",
+           "narrow_n", "log2_tasks", "task_imbalance")
 
 CORRECTION_FEATURES: tuple[str, ...] = (
-    _SHAPE + _STRUCTURE + _CONV + _PRIOR + tuple(f"kernel={k}" for k in GEMM_KERNELS))
+    _SHAPE + _STRUCTURE + _CONV + _PRIOR + _KERNEL
+    + tuple(f"kernel={k}" for k in GEMM_KERNELS))
 
 _BASE_OPS = (Op.FC, Op.CONV, Op.DWCONV)
 BASELINE_FEATURES: tuple[str, ...] = (
@@ -54,9 +68,44 @@ BASELINE_FEATURES: tuple[str, ...] = (
     "im2col", "winograd_shape", *(f"scheme={k}" for k in KINDS),
     *(f"op={o}" for o in (*_BASE_OPS, "other")))
 
+# How the sparse kernels lay out their work (cpp_kernels/src/sparse_driver.hpp run_panels):
+# N is cut into tiles of whole SIMD vectors whose X panel (K x tile) takes about
+# _PANEL_BYTES, 6..24 vectors in multiples of 6; a panel wider than the TLB reach is copied
+# into a contiguous buffer when each X element feeds >= 32 multiply-adds; packed BCR works
+# in bands of 16 rows, CSR/N:M/pattern one row per unit; 2+ threads split each tile's units
+# into about 4 x threads / tiles chunks.
+_PANEL_BYTES = 256 * 1024
+_TLB_REACH_BYTES = 64 * 4096
+_PAGE_BYTES = 4096
+_BCR_BAND_ROWS = 16
+
+
+@dataclass(frozen=True)
+class FeatureMachine:
+    """The device facts the kernel descriptors need (from the profile's fastest cluster):
+    fp32 lanes per SIMD vector, the L2 one core sees and the last-level cache, in bytes."""
+
+    lanes: int
+    l2_bytes: int
+    llc_bytes: int
+
+
+def feature_machine(profile: DeviceProfile) -> FeatureMachine:
+    """The ``FeatureMachine`` of a device profile (its fastest cluster; a device without an
+    L3/SLC counts its L2 as the last level)."""
+    big = profile.clusters_big_first()[0]
+    l2 = big.l2_kib * 1024 // max(1, big.l2_shared_by)
+    llc = ((profile.l3_kib or 0) + (profile.slc_kib or 0)) * 1024 or big.l2_kib * 1024
+    return FeatureMachine(lanes=max(1, big.simd_fp32_lanes), l2_bytes=max(1, l2),
+                          llc_bytes=max(1, llc))
+
 
 def _log2(x: np.ndarray) -> np.ndarray:
     return np.log2(np.maximum(np.asarray(x, dtype=np.float64), 1.0))
+
+
+def _cdiv(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    return np.floor((a + b - 1) / b)
 
 
 def _per_call(rows: CostRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -92,19 +141,65 @@ def _structure(rows: CostRows) -> dict[str, np.ndarray]:
     }
 
 
-def correction_features(rows: CostRows, estimate: EstimateBatch, lanes: int) -> np.ndarray:
-    """The ``CORRECTION_FEATURES`` matrix (rows x features, float64) of ``rows`` given the
-    analytical ``estimate`` of the same rows; ``lanes`` is the fp32 SIMD width of the device
-    (for the share of N left in a ragged last vector)."""
+def _kernel_layout(rows: CostRows, machine: FeatureMachine) -> dict[str, np.ndarray]:
+    """Operand sizes against the caches and the N-tile/task layout of one call."""
+    m, k, n = _per_call(rows)
+    groups = np.maximum(rows.groups, 1).astype(np.float64)
+    nnz = rows.nnz / groups
+    w_bytes = np.where(rows.format_bytes > 0, rows.format_bytes, rows.weight_bytes) / groups
+    x_bytes = k * n * 4.0
+    y_bytes = m * n * 4.0
+    lanes = float(machine.lanes)
+    nv = _cdiv(n, lanes)
+    nt = np.clip(np.floor(_PANEL_BYTES / (np.maximum(k, 1.0) * lanes * 4.0)), 6.0, 24.0)
+    nt -= np.mod(nt, 6.0)
+    n_tiles = np.maximum(1.0, np.floor(nv / nt))
+    narrow = n < lanes
+    panel = k * np.minimum(nt, nv) * lanes * 4.0
+    copy = (n_tiles > 1) & (x_bytes > _TLB_REACH_BYTES) & (nnz >= 32.0 * k)
+    # pages one N tile's X rows lie on: every row its own page once a row is a page long
+    pages = np.minimum(x_bytes / _PAGE_BYTES, k)
+    units = np.where(rows.fmt == FORMATS.index("bcr"), _cdiv(m, _BCR_BAND_ROWS), m)
+    t = np.maximum(rows.threads, 1).astype(np.float64)
+    chunks = np.where(t > 1, np.minimum(units, np.maximum(1.0, _cdiv(4.0 * t, n_tiles))), 1.0)
+    tasks = np.where(narrow, np.minimum(units, t), n_tiles * chunks)
+    return {
+        "log2_x_over_l2": np.log2(np.maximum(x_bytes, 1.0) / machine.l2_bytes),
+        "log2_x_over_llc": np.log2(np.maximum(x_bytes, 1.0) / machine.llc_bytes),
+        "log2_w_over_l2": np.log2(np.maximum(w_bytes, 1.0) / machine.l2_bytes),
+        "log2_w_over_llc": np.log2(np.maximum(w_bytes, 1.0) / machine.llc_bytes),
+        "log2_y_over_l2": np.log2(np.maximum(y_bytes, 1.0) / machine.l2_bytes),
+        "log2_operands_over_llc": np.log2(np.maximum(x_bytes + w_bytes + y_bytes, 1.0)
+                                          / machine.llc_bytes),
+        "log2_panel_over_l2": np.log2(np.maximum(panel, 1.0) / machine.l2_bytes),
+        "log2_x_pages": _log2(pages),
+        "log2_x_row_bytes": _log2(n * 4.0),
+        "copy_panels": copy.astype(np.float64),
+        "log2_x_reuse": np.log2(np.maximum(nnz, 1.0) / np.maximum(k, 1.0)),
+        "log2_row_nnz": np.log2(np.maximum(nnz, 1.0) / np.maximum(m, 1.0)),
+        "log2_n_tiles": _log2(n_tiles),
+        "narrow_n": narrow.astype(np.float64),
+        "log2_tasks": _log2(tasks),
+        "task_imbalance": _cdiv(tasks, t) * t / np.maximum(tasks, 1.0),
+    }
+
+
+def correction_features(rows: CostRows, estimate: EstimateBatch,
+                        device: DeviceProfile | FeatureMachine) -> np.ndarray:
+    """The ``CORRECTION_FEATURES`` matrix (rows x features, float64, column-major so the
+    trees read each feature contiguously) of ``rows`` given the analytical ``estimate`` of
+    the same rows, for the device (a profile or its ``FeatureMachine``)."""
     if len(estimate) != len(rows):
         raise ValueError(f"{len(rows)} rows but {len(estimate)} estimates")
+    machine = device if isinstance(device, FeatureMachine) else feature_machine(device)
     m, k, n = _per_call(rows)
     cols: dict[str, np.ndarray] = {
         "log2_M": _log2(m), "log2_K": _log2(k), "log2_N": _log2(n),
         "log2_groups": _log2(rows.groups), "threads": rows.threads.astype(np.float64),
         **_structure(rows),
         "kh": rows.kh.astype(np.float64), "stride": rows.stride_h.astype(np.float64),
-        "ragged_n_share": np.mod(n, lanes) / lanes,
+        "ragged_n_share": np.mod(n, machine.lanes) / machine.lanes,
+        **_kernel_layout(rows, machine),
     }
     parts = estimate.compute_s + estimate.memory_s + estimate.overhead_s
     safe = np.where(parts > 0, parts, 1.0)
@@ -115,7 +210,10 @@ def correction_features(rows: CostRows, estimate: EstimateBatch, lanes: int) -> 
     kernel = np.asarray(estimate.kernel, dtype=object)
     for name in GEMM_KERNELS:
         cols[f"kernel={name}"] = (kernel == name).astype(np.float64)
-    return np.column_stack([cols[f] for f in CORRECTION_FEATURES])
+    out = np.empty((len(rows), len(CORRECTION_FEATURES)), dtype=np.float64, order="F")
+    for j, name in enumerate(CORRECTION_FEATURES):
+        out[:, j] = cols[name]
+    return out
 
 
 def baseline_features(rows: CostRows) -> np.ndarray:

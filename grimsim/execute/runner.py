@@ -3,8 +3,8 @@
 Every layer of the network, in topological order, is measured on random inputs of its real
 shapes with random Gaussian weights (or the caller's), pruned by the assignment and encoded
 in the scheme's compact format, using the C++ kernels and their timing harness (warm-up,
-repetitions up to ``min_time_s``, median; caches stay warm between repetitions, as in
-calibration). What each layer runs:
+repetitions up to ``min_time_s``, the fastest (or median) call; caches stay warm between
+repetitions, as in calibration). What each layer runs:
 
 * dense conv: Winograd for 3x3 / stride 1 / dilation 1 / groups 1 convs when
   ``kernel_choice`` asks for it or, by default, when in and out channels are both >= 8;
@@ -25,11 +25,11 @@ calibration). What each layer runs:
   in numpy on buffers allocated once (``_GateMath``), the state carried to the next call in
   place - which the harness repeats back to back exactly as the time steps follow one
   another, so the gates' recurrent weights are cycled through the caches as in the real
-  recurrence; median step x time steps (part ``recurrent_steps_s``). The step is driven
+  recurrence; one step's time x time steps (part ``recurrent_steps_s``). The step is driven
   from Python: each kernel call and each numpy call costs about a microsecond of dispatch,
   which the cost model charges per step (``kernel_params``: ``python_kernel_call_cycles``,
   ``numpy_call_cycles``, ``recurrent_numpy_calls``). A short timed step keeps the harness's
-  median robust on a shared machine, where a timed loop over all steps would also time the
+  statistic robust on a shared machine, where a timed loop over all steps would also time the
   other processes' slices. Each ``.hh`` GEMM's own row is its step timed alone x time
   steps.
 * attention: the projections and the per-head QK^T / AV matmuls as GEMMs, the softmax as a
@@ -80,6 +80,8 @@ __all__ = [
 #: Values ``kernel_choice`` takes: "winograd" or "im2col+gemm" (alias "gemm") pick the dense
 #: 3x3 conv path, "auto" the default rule; the cost model's other kernel names are accepted
 #: and leave the choice to the scheme (they are not choices: the scheme decides them).
+#: What a timing keeps: the fastest call or the median call of the harness run.
+STATISTICS = ("min_s", "median_s")
 KERNEL_CHOICES = ("auto", "winograd", "im2col+gemm", "gemm", "gemv", "depthwise", "bcr", "csr",
                   "nm", "pattern")
 
@@ -185,6 +187,7 @@ class RunResult:
     seed: int
     checked: bool = False
     wall_s: float = 0.0
+    statistic: str = "min_s"
 
     @property
     def measured_s(self) -> float:
@@ -203,6 +206,7 @@ class RunResult:
         return {"network": self.network, "measured_s": self.measured_s,
                 "threads": self.threads, "simd": self.simd, "min_time_s": self.min_time_s,
                 "seed": self.seed, "checked": self.checked, "wall_s": self.wall_s,
+                "statistic": self.statistic,
                 "layers": [layer.to_dict() for layer in self.layers]}
 
 
@@ -427,6 +431,7 @@ class _Ctx:
     schemes: Mapping[str, PruningScheme]
     weights: Mapping[str, np.ndarray]
     winograd: Mapping[str, bool]
+    stat: str = "min_s"
 
     def rng(self, *key: str) -> np.random.Generator:
         return np.random.default_rng([self.seed, *(zlib.crc32(s.encode()) for s in key)])
@@ -435,11 +440,11 @@ class _Ctx:
         return self.rng(*key).standard_normal(tuple(shape), dtype=np.float32)
 
     def time(self, fn: Callable[[], object]) -> float:
-        """Median seconds of a Python callable under the harness."""
-        return float(self.k.time_callable(fn, threads=self.threads, **self.opts)["median_s"])
+        """Seconds of a Python callable under the harness (the run's statistic)."""
+        return float(self.k.time_callable(fn, threads=self.threads, **self.opts)[self.stat])
 
     def bench(self, prepared: PreparedGemm, x: np.ndarray) -> float:
-        return float(prepared.bench(x, self.threads, **self.opts)["median_s"])
+        return float(prepared.bench(x, self.threads, **self.opts)[self.stat])
 
 
 @dataclass(frozen=True, eq=False)
@@ -616,7 +621,7 @@ def _conv(ctx: _Ctx, layer: LayerWorkload) -> LayerRun:
         weight = pruned.masked.reshape(m, 1, kh, kw)
         kernel = "depthwise"
         t = float(k.bench_depthwise(inp, weight, threads=ctx.threads, **geo,
-                                    **ctx.opts)["median_s"])
+                                    **ctx.opts)[ctx.stat])
         parts = [("depthwise_s", t * n)]
         if ctx.check:
             y = k.depthwise_conv2d(inp, weight, threads=ctx.threads, **geo)
@@ -633,7 +638,7 @@ def _conv(ctx: _Ctx, layer: LayerWorkload) -> LayerRun:
             prepare_s = time.perf_counter() - start
             prepared_bytes = int(packed.nbytes)
             t = float(k.bench_winograd(inp, packed, pad=pad, threads=ctx.threads,
-                                       **ctx.opts)["median_s"])
+                                       **ctx.opts)[ctx.stat])
             parts = [("winograd_s", t * n)]
 
             def conv_out() -> np.ndarray:
@@ -641,7 +646,7 @@ def _conv(ctx: _Ctx, layer: LayerWorkload) -> LayerRun:
         else:
             kernel = ("gemv" if oh * ow == 1 else "gemm") if pointwise else "im2col+gemm"
             t = float(k.bench_conv2d_gemm(inp, pruned.masked, kernel=(kh, kw), groups=groups,
-                                          threads=ctx.threads, **geo, **ctx.opts)["median_s"])
+                                          threads=ctx.threads, **geo, **ctx.opts)[ctx.stat])
             parts = [("conv_s", t * n)]
 
             def conv_out() -> np.ndarray:
@@ -862,7 +867,8 @@ def run_network(network: Network,
                 threads: int = 1, kernel_choice: Mapping[str, str] | None = None,
                 min_time_s: float = 0.05, seed: int = 0,
                 weights: Mapping[str, np.ndarray] | None = None, check: bool = False,
-                warmup: int = 1, max_reps: int = 1000, flush_cache_bytes: int = 0) -> RunResult:
+                warmup: int = 1, max_reps: int = 1000, flush_cache_bytes: int = 0,
+                statistic: str = "min_s") -> RunResult:
     """Measure ``network`` layer by layer on this machine with grimsim's kernels.
 
     ``assignment``: layer or GEMM row name -> scheme (object or spec string); GEMMs not
@@ -872,14 +878,19 @@ def run_network(network: Network,
     row name -> M x K weights (the rest are Gaussian, seeded by ``seed`` and the GEMM's
     name). ``check``: compare every GEMM's output with numpy's masked W @ X and raise
     KernelCheckError beyond the tolerance. The harness options (``min_time_s``, ``warmup``,
-    ``max_reps``, ``flush_cache_bytes``) apply to every timing. Pass a fused network
-    (``grimsim.load_network`` fuses) so folded BN/activations do not run as cheap ops.
+    ``max_reps``, ``flush_cache_bytes``) apply to every timing; ``statistic`` is the one kept
+    per timing: ``min_s`` (the fastest call, the statistic calibration fits by default, so
+    the comparison with a calibrated prediction is like for like) or ``median_s``. Pass a
+    fused network (``grimsim.load_network`` fuses) so folded BN/activations do not run as
+    cheap ops.
     """
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise GrimsimError(f"threads must be a positive integer, got {threads!r}")
     if not (isinstance(min_time_s, (int, float)) and math.isfinite(min_time_s)
             and min_time_s >= 0):
         raise GrimsimError(f"min_time_s must be a finite number >= 0, got {min_time_s!r}")
+    if statistic not in STATISTICS:
+        raise GrimsimError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
     schemes = resolve_assignment(network, assignment)
     ctx_weights = check_weights(network, weights)
     winograd = _resolve_choices(network, kernel_choice, schemes)
@@ -888,7 +899,7 @@ def run_network(network: Network,
     ctx = _Ctx(kernels, int(threads),
                {"min_time_s": float(min_time_s), "warmup": int(warmup),
                 "max_reps": int(max_reps), "flush_cache_bytes": int(flush_cache_bytes)},
-               int(seed), bool(check), schemes, ctx_weights, winograd)
+               int(seed), bool(check), schemes, ctx_weights, winograd, statistic)
     start = time.perf_counter()
     layers = []
     for layer in network.layers():
@@ -898,4 +909,5 @@ def run_network(network: Network,
                   row.kernel, row.measured_s * 1e3, time.perf_counter() - t0)
         layers.append(row)
     return RunResult(network.name, int(threads), str(kernels.simd_level()), tuple(layers),
-                     float(min_time_s), int(seed), bool(check), time.perf_counter() - start)
+                     float(min_time_s), int(seed), bool(check), time.perf_counter() - start,
+                     statistic)
