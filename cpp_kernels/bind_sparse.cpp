@@ -5,7 +5,9 @@
 // before a kernel touches X, Y or the values, with the GIL released. Errors are ValueError
 // (KernelArgumentError) naming the array, the position and the reason. The one fast path
 // without that pass is bcr_spmm_packed: a BcrPacked was validated when it was built.
+#include <algorithm>
 #include <chrono>
+#include <vector>
 #include <memory>
 #include <utility>
 
@@ -28,6 +30,57 @@ struct Arrays {
     return ArrayView<T>{a.data(), static_cast<i64>(a.size())};
   }
 };
+
+// Holds private read-only copies of a prepared matrix's arrays: the caller's arrays may change
+// after validation, the copies cannot (nothing hands them back to Python).
+struct OwnedArrays {
+  std::vector<py::array> keep;
+  template <class T>
+  ArrayView<T> view(const py::array_t<T>& a) {
+    py::array_t<T> c(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+    std::copy_n(a.data(), a.size(), c.mutable_data());  // a is C-contiguous (checked)
+    c.attr("setflags")(py::arg("write") = false);
+    keep.push_back(c);
+    return ArrayView<T>{c.data(), static_cast<i64>(c.size())};
+  }
+};
+
+// A sparse matrix validated once (csr_prepare, nm_prepare, pattern_prepare): its calls skip
+// the validation pass that the array-taking functions run on every call.
+template <class Matrix>
+struct Prepared {
+  OwnedArrays arrays;
+  Matrix w;
+  double prepare_time_s = 0.0;
+};
+using PreparedCsr = Prepared<grimsim::CsrMatrix>;
+using PreparedNm = Prepared<grimsim::NmMatrix>;
+using PreparedPattern = Prepared<grimsim::PatternMatrix>;
+
+void run_unchecked(const grimsim::CsrMatrix& w, const float* x, i64 n, float* y, int t) {
+  grimsim::csr_spmm_unchecked(w, x, n, y, t);
+}
+void run_unchecked(const grimsim::NmMatrix& w, const float* x, i64 n, float* y, int t) {
+  grimsim::nm_spmm_unchecked(w, x, n, y, t);
+}
+void run_unchecked(const grimsim::PatternMatrix& w, const float* x, i64 n, float* y, int t) {
+  grimsim::pattern_spmm_unchecked(w, x, n, y, t);
+}
+void validate(const grimsim::CsrMatrix& w) { grimsim::validate_csr(w); }
+void validate(const grimsim::NmMatrix& w) { grimsim::validate_nm(w); }
+void validate(const grimsim::PatternMatrix& w) { grimsim::validate_pattern(w); }
+
+// Validates p's matrix (GIL released) and records how long preparing took.
+template <class Matrix>
+std::shared_ptr<Prepared<Matrix>> finish_prepare(std::shared_ptr<Prepared<Matrix>> p,
+                                                 std::chrono::steady_clock::time_point t0) {
+  {
+    py::gil_scoped_release release;
+    validate(p->w);
+  }
+  p->prepare_time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return p;
+}
 
 std::pair<i64, i64> pair_arg(const py::tuple& t, const char* name) {
   if (t.size() != 2)
@@ -61,7 +114,8 @@ grimsim::TimingOptions bench_opts(int threads, double min_time_s, int warmup, i6
 
 // ------------------------------------------------------------------------------ CSR -----
 
-grimsim::CsrMatrix csr_from(Arrays& a, const py::array& indptr, const py::array& indices,
+template <class Holder>
+grimsim::CsrMatrix csr_from(Holder& a, const py::array& indptr, const py::array& indices,
                             const py::array& data, const py::tuple& shape) {
   grimsim::CsrMatrix w;
   std::tie(w.rows, w.cols) = pair_arg(shape, "shape");
@@ -225,7 +279,8 @@ py::dict bench_bcr_packed(const PackedBcr& p, const py::array& x_in, int threads
 
 // -------------------------------------------------------------------------- pattern -----
 
-grimsim::PatternMatrix pattern_from(Arrays& a, const py::array& library,
+template <class Holder>
+grimsim::PatternMatrix pattern_from(Holder& a, const py::array& library,
                                     const py::array& kernel_ptr, const py::array& kernel_channel,
                                     const py::array& kernel_pattern, const py::array& values,
                                     const py::array& filter_order, const py::tuple& shape) {
@@ -291,7 +346,8 @@ py::dict bench_pattern(GRIMSIM_PATTERN_PARAMS, const py::array& x_in, int thread
 
 // ------------------------------------------------------------------------------ N:M -----
 
-grimsim::NmMatrix nm_from(Arrays& a, const py::array& values, const py::array& indices, i64 n,
+template <class Holder>
+grimsim::NmMatrix nm_from(Holder& a, const py::array& values, const py::array& indices, i64 n,
                           i64 m, const py::tuple& shape) {
   grimsim::NmMatrix w;
   std::tie(w.rows, w.cols) = pair_arg(shape, "shape");
@@ -349,9 +405,106 @@ py::dict bench_nm(const py::array& values, const py::array& indices, i64 n, i64 
   return timing_dict(r);
 }
 
+// ------------------------------------------------------------------- prepared (CSR/N:M/pattern)
+
+std::shared_ptr<PreparedCsr> csr_prepare(const py::array& indptr, const py::array& indices,
+                                         const py::array& data, const py::tuple& shape) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto p = std::make_shared<PreparedCsr>();
+  p->w = csr_from(p->arrays, indptr, indices, data, shape);
+  return finish_prepare(std::move(p), t0);
+}
+
+std::shared_ptr<PreparedNm> nm_prepare(const py::array& values, const py::array& indices, i64 n,
+                                       i64 m, const py::tuple& shape) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto p = std::make_shared<PreparedNm>();
+  p->w = nm_from(p->arrays, values, indices, n, m, shape);
+  return finish_prepare(std::move(p), t0);
+}
+
+std::shared_ptr<PreparedPattern> pattern_prepare(GRIMSIM_PATTERN_PARAMS) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto p = std::make_shared<PreparedPattern>();
+  p->w = pattern_from(p->arrays, GRIMSIM_PATTERN_ARGS);
+  return finish_prepare(std::move(p), t0);
+}
+
+template <class Matrix>
+py::array_t<float> prepared_spmm(const Prepared<Matrix>& p, const py::array& x_in, int threads) {
+  grimsim::check_threads(threads);
+  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
+  const i64 n = check_x(x, p.w.cols);
+  auto y = make_y(p.w.rows, n, x.ndim() == 1);
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release release;
+    run_unchecked(p.w, x.data(), n, yp, threads);
+  }
+  return y;
+}
+
+template <class Matrix>
+py::dict prepared_bench(const Prepared<Matrix>& p, const py::array& x_in, int threads,
+                        double min_time_s, int warmup, i64 max_reps, i64 flush) {
+  grimsim::check_threads(threads);
+  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
+  const i64 n = check_x(x, p.w.cols);
+  const auto opt = bench_opts(threads, min_time_s, warmup, max_reps, flush);
+  std::vector<float> y(static_cast<std::size_t>(p.w.rows * n));
+  grimsim::TimingResult r;
+  {
+    py::gil_scoped_release release;
+    r = grimsim::time_kernel([&] { run_unchecked(p.w, x.data(), n, y.data(), threads); }, opt);
+  }
+  return timing_dict(r);
+}
+
+template <class Matrix>
+void bind_prepared(py::module_& m, const char* name, const char* doc) {
+  using P = Prepared<Matrix>;
+  py::class_<P, std::shared_ptr<P>>(m, name, doc)
+      .def_property_readonly("shape", [](const P& p) { return py::make_tuple(p.w.rows, p.w.cols); })
+      .def_property_readonly("prepare_time_s", [](const P& p) { return p.prepare_time_s; },
+                             "Seconds the copy and the validation took.")
+      .def_property_readonly(
+          "nbytes",
+          [](const P& p) {
+            i64 b = 0;
+            for (const auto& a : p.arrays.keep) b += static_cast<i64>(a.nbytes());
+            return b;
+          },
+          "Bytes of the private copies of the arrays.")
+      .def("__repr__", [name](const P& p) {
+        return "<" + std::string(name) + " shape=(" + std::to_string(p.w.rows) + ", " +
+               std::to_string(p.w.cols) + ")>";
+      });
+  m.def("spmm_prepared", &prepared_spmm<Matrix>, py::arg("prepared"), py::arg("x"),
+        py::arg("threads") = 1,
+        "y = W @ x on a prepared CSR, N:M or pattern matrix (validated once, when prepared); "
+        "x float32 C-contiguous (K, N) or (K,).");
+  m.def("bench_prepared", &prepared_bench<Matrix>, py::arg("prepared"), py::arg("x"),
+        py::arg("threads") = 1, GRIMSIM_BENCH_ARGS,
+        "Times spmm_prepared with the C++ harness; returns the timing dict.");
+}
+
 }  // namespace
 
 void register_sparse(py::module_& m) {
+  bind_prepared<grimsim::CsrMatrix>(m, "CsrPrepared", "A CSR matrix copied and validated once.");
+  bind_prepared<grimsim::NmMatrix>(m, "NmPrepared", "An N:M matrix copied and validated once.");
+  bind_prepared<grimsim::PatternMatrix>(m, "PatternPrepared",
+                                        "A pattern-pruned conv matrix copied and validated once.");
+  m.def("csr_prepare", &csr_prepare, py::arg("indptr"), py::arg("indices"), py::arg("data"),
+        py::arg("shape"),
+        "Copies and validates CSR arrays (as csr_spmm takes them) once; returns a CsrPrepared "
+        "for spmm_prepared / bench_prepared.");
+  m.def("nm_prepare", &nm_prepare, py::arg("values"), py::arg("indices"), py::arg("n"),
+        py::arg("m"), py::arg("shape"),
+        "Copies and validates N:M arrays (as nm_spmm takes them) once; returns an NmPrepared.");
+  m.def("pattern_prepare", &pattern_prepare, GRIMSIM_PATTERN_PYARGS,
+        "Copies and validates pattern arrays (as pattern_conv_spmm takes them) once; returns a "
+        "PatternPrepared.");
   const char* y_doc = " x is float32 C-contiguous (K, N) or (K,); returns y = W @ x, float32.";
   m.def(
       "csr_spmm",

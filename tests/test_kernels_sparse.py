@@ -469,3 +469,67 @@ def test_pattern_rejects_malformed(case: str, mutate: Any, message: str) -> None
     bad = mutate(good)
     with pytest.raises(ValueError, match=message):
         K_.pattern_conv_spmm(**bad, x=np.ones((bad["shape"][1], 4), dtype=np.float32))
+
+
+# ---------------------------------------------------------- prepared (validated once) handles
+
+
+@pytest.mark.parametrize(("case", "mutate", "message"), CSR_BAD, ids=[c[0] for c in CSR_BAD])
+def test_csr_prepare_rejects_malformed(case: str, mutate: Any, message: str) -> None:
+    w = np.zeros((4, 7), dtype=np.float32)
+    w[0, [1, 4]] = 1
+    w[2, [0, 3, 6]] = 2
+    w[3, 5] = 3
+    K_.csr_prepare(**csr_arrays(w))
+    with pytest.raises(ValueError, match=message):
+        K_.csr_prepare(**mutate(csr_arrays(w)))
+
+
+@pytest.mark.parametrize(("case", "mutate", "message"), NM_BAD, ids=[c[0] for c in NM_BAD])
+def test_nm_prepare_rejects_malformed(case: str, mutate: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        K_.nm_prepare(**mutate(nm_good()))
+
+
+@pytest.mark.parametrize(("case", "mutate", "message"), PATTERN_BAD,
+                         ids=[c[0] for c in PATTERN_BAD])
+def test_pattern_prepare_rejects_malformed(case: str, mutate: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        K_.pattern_prepare(**mutate(pattern_good()))
+
+
+@given(spec=st.sampled_from(["unstructured:0.7", "nm:2:4", "nm:1:8", "pattern:4:0.7"]),
+       M=st.integers(1, 40), cin=st.integers(1, 12), n=ns, threads=st.integers(1, 3),
+       seed=st.integers(0, 2**31))
+def test_prepared_handles_match_numpy(spec: str, M: int, cin: int, n: int, threads: int,
+                                      seed: int) -> None:
+    """grimsim.execute.prepare's CSR / N:M / pattern path (copied and validated once)."""
+    from grimsim.execute.kernels import prepare
+
+    rng = np.random.default_rng(seed)
+    K = cin * 9
+    kernel = (3, 3) if spec.startswith("pattern") else None
+    w = rng.standard_normal((M, K)).astype(np.float32)
+    mask = make_mask(w, spec, kernel=kernel)
+    gemm = prepare(encode(w, mask, spec, kernel=kernel))
+    x = x_for(rng, K, n)
+    assert_close(gemm.run(x, threads), reference(np.where(mask, w, 0), x), K)
+    assert gemm.prepared_bytes > 0 and gemm.prepare_s >= 0
+
+
+def test_prepared_copy_is_private_and_checks_x() -> None:
+    rng = np.random.default_rng(9)
+    w = (rng.standard_normal((20, 30)) * (rng.random((20, 30)) < 0.3)).astype(np.float32)
+    arrays = csr_arrays(w)
+    handle = K_.csr_prepare(**arrays)
+    x = x_for(rng, 30, 5)
+    arrays["data"][:] = 0.0  # the caller's arrays change after preparing
+    arrays["indices"][:] = 0
+    assert_close(K_.spmm_prepared(handle, x, threads=2), reference(w, x), 30)
+    assert handle.shape == (20, 30) and handle.nbytes >= arrays["data"].nbytes
+    with pytest.raises(ValueError, match="rows but the matrix has K = 30"):
+        K_.spmm_prepared(handle, np.ones((29, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="threads"):
+        K_.spmm_prepared(handle, x, threads=0)
+    timing = K_.bench_prepared(handle, x, threads=1, min_time_s=0.001)
+    assert 0 < timing["min_s"] <= timing["median_s"]
