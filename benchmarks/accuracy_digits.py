@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from grimsim.meta import run_meta
+from grimsim.meta import cpu_model, run_meta
 from grimsim.pruning import (
     expected_retained_norm,
     is_legal,
@@ -390,14 +390,7 @@ def _rho(v: tuple[float, float, int]) -> str:
 def machine() -> dict[str, Any]:
     from threadpoolctl import threadpool_info
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
             for i in threadpool_info() if i.get("user_api") == "blas"]
     return {"cpu": cpu, "os": platform.platform(), "python": platform.python_version(),

@@ -27,7 +27,7 @@ import numpy as np
 
 from grimsim.calibration.fit import STATISTICS, FitReport, fit
 from grimsim.calibration.run import calibrate
-from grimsim.meta import run_meta
+from grimsim.meta import cpu_model, run_meta
 
 HERE = Path(__file__).resolve().parent
 SECTION = "fidelity_host"
@@ -35,14 +35,7 @@ EXCLUDE = "googlenet,alexnet,mobilenet_v1,bert_base"
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     blas = "unknown"
     try:
         from threadpoolctl import threadpool_info

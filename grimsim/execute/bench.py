@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from grimsim.execute.kernels import prepare
+from grimsim.meta import cpu_model
 from grimsim.pruning import encode, make_mask, parse_spec, reached_sparsity
 
 log = logging.getLogger(__name__)
@@ -219,15 +220,7 @@ def bench_meta() -> dict[str, Any]:
 
     import grimsim._kernels as k
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {
         "machine": {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
