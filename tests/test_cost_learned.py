@@ -283,3 +283,27 @@ def test_an_artefact_on_fewer_features_still_applies(tmp_path: Path) -> None:
     cols = [CORRECTION_FEATURES.index(n) for n in names]
     want = ana.estimate(rows).analytical_s * np.exp(reg.predict(full[:, cols]))
     np.testing.assert_allclose(CalibratedModel(ana, old).estimate(rows).latency_s, want)
+
+
+def test_pruned_depthwise_rows_get_the_dense_rows_features() -> None:
+    """A depthwise conv runs the dense depthwise kernel whatever its scheme, so the correction
+    must see the dense rows calibration measured, not an unseen sparse structure."""
+    from grimsim.network import Op
+
+    profile = load_profile("sd855")
+    ch = np.array([96, 576])
+    args = dict(op=Op.DWCONV, groups=ch, kernel=(3, 3), out_hw=(np.array([56, 7]),
+                np.array([56, 7])), padded=True)
+    dense = gemm_rows(ch, 9, np.array([56 * 56, 49]), "dense", **args)
+    pruned = gemm_rows(ch, 9, np.array([56 * 56, 49]), "unstructured:0.75", **args)
+    model = AnalyticalCPUModel(profile)
+    est_d, est_p = model.estimate(dense), model.estimate(pruned)
+    assert list(est_p.kernel) == ["depthwise", "depthwise"]
+    np.testing.assert_allclose(est_p.latency_s, est_d.latency_s)
+    np.testing.assert_array_equal(correction_features(pruned, est_p, profile),
+                                  correction_features(dense, est_d, profile))
+    # a sparse kernel's rows keep their structure
+    fc = gemm_rows(256, 512, 64, "unstructured:0.75")
+    fc_dense = gemm_rows(256, 512, 64, "dense")
+    assert not np.array_equal(correction_features(fc, model.estimate(fc), profile),
+                              correction_features(fc_dense, model.estimate(fc_dense), profile))

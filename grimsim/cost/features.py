@@ -192,6 +192,10 @@ def correction_features(rows: CostRows, estimate: EstimateBatch,
     if len(estimate) != len(rows):
         raise ValueError(f"{len(rows)} rows but {len(estimate)} estimates")
     machine = device if isinstance(device, FeatureMachine) else feature_machine(device)
+    kernel = np.asarray(estimate.kernel, dtype=object)
+    # A pruned depthwise conv still runs the dense depthwise kernel (zeros included): describe
+    # it as the dense rows calibration measured, not by a sparse structure never seen there.
+    rows = rows.as_dense(kernel == "depthwise")
     m, k, n = _per_call(rows)
     cols: dict[str, np.ndarray] = {
         "log2_M": _log2(m), "log2_K": _log2(k), "log2_N": _log2(n),
@@ -207,7 +211,6 @@ def correction_features(rows: CostRows, estimate: EstimateBatch,
     cols["compute_share"] = estimate.compute_s / safe
     cols["memory_share"] = estimate.memory_s / safe
     cols["overhead_share"] = estimate.overhead_s / safe
-    kernel = np.asarray(estimate.kernel, dtype=object)
     for name in GEMM_KERNELS:
         cols[f"kernel={name}"] = (kernel == name).astype(np.float64)
     out = np.empty((len(rows), len(CORRECTION_FEATURES)), dtype=np.float64, order="F")

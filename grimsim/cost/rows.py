@@ -227,6 +227,26 @@ class CostRows:
             raise GrimsimError(f"threads must be >= 1, got {int(t.min())}")
         return replace(self, threads=t, _checked=False)
 
+    def as_dense(self, where: np.ndarray) -> CostRows:
+        """The same rows with those at ``where`` (a boolean mask) described as dense GEMMs:
+        what a dense kernel (depthwise, GEMM, Winograd) actually runs when it is given a
+        pruned layer, whose zeros it multiplies like any other weight."""
+        w = np.asarray(where, dtype=bool)
+        if not w.any():
+            return self
+        dense_mk = (self.M * self.K).astype(np.int64)
+        dense = {"scheme": _KIND_CODE["dense"], "fmt": _FMT_CODE[format_name(_DENSE)],
+                 "block_r": 0, "block_c": 0, "nm_n": 0, "nm_m": 0, "sparsity": 0.0,
+                 "nnz": dense_mk, "n_blocks": 1, "rows_mean": self.M, "cols_mean": self.K,
+                 "work_mean": self.K, "work_max": self.K,
+                 "format_bytes": np.where(self.prunable, dense_mk * FLOAT32_BYTES, 0)}
+        cols: dict[str, Any] = {}
+        for name, value in dense.items():
+            col = getattr(self, name)
+            cols[name] = np.where(w, np.asarray(value).astype(col.dtype), col)
+        cols["spec"] = np.where(w, _DENSE.spec, self.spec)
+        return replace(self, **cols, _checked=False)
+
     @staticmethod
     def concat(parts: Sequence[CostRows]) -> CostRows:
         """Rows of several batches, in order (same unit; skipped lists joined)."""
