@@ -43,17 +43,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from grimsim.explorer.headless import CHROMIUM, CHROMIUM_ARGS
 from grimsim.meta import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path(os.environ.get("GRIMSIM_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 # headless Chromium (156) starts the omnibox popup's WebUI renderer in every
-                 # new window: ~1 s of CPU per test context, competing with the page on 2 cores
-                 "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup,"
-                 "WebUIOmniboxFullPopup"]
 
 #: Records ``window.__grimsimDrawn`` (ms since navigation start) once the default view is on
 #: screen: table cells and graph markers present.

@@ -20,16 +20,10 @@ from typing import Any
 
 import pytest
 
+from grimsim.explorer.headless import CHROMIUM, CHROMIUM_ARGS
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
-CHROMIUM = Path(os.environ.get("GRIMSIM_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 # headless Chromium (156) starts the omnibox popup's WebUI renderer in every
-                 # new window: ~1 s of CPU per test context, competing with the page on 2 cores
-                 "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup,"
-                 "WebUIOmniboxFullPopup"]
 
 
 def _require() -> bool:
