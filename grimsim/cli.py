@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -377,7 +378,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         kwargs["schemes"] = tuple(s for s in args.schemes.split(",") if s)
     res = calibrate(args.device, args.out, budget_s=args.budget_s,
                     exclude_networks=[n for n in (args.exclude_networks or "").split(",") if n],
-                    threads=threads, progress=not args.json, **kwargs)
+                    threads=threads, progress=not args.json, passes=args.passes,
+                    pass_gap_s=args.pass_gap_s, max_wait_s=args.max_wait_s, **kwargs)
     if args.json:
         from grimsim.meta import run_meta
 
@@ -391,7 +393,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_fit(args: argparse.Namespace) -> int:
     from grimsim.calibration.fit import fit
 
-    report = fit(args.points_dir, args.out)
+    report = fit(args.points_dir, args.out, statistic=args.statistic)
     if args.json:
         from grimsim.meta import run_meta
 
@@ -536,6 +538,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grimsim",
@@ -622,11 +634,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="zoo networks whose layer shapes stay out of the sweep")
     p.add_argument("--threads", default="1,2", help="thread counts, comma separated")
     p.add_argument("--schemes", metavar="SPEC,...", help="schemes to sweep (default: all)")
+    p.add_argument("--passes", type=_positive_int, default=3,
+                   help="passes each point is timed in, --pass-gap-s apart; the fastest call "
+                        "is kept (default 3: one pass does not repeat on a shared machine)")
+    p.add_argument("--pass-gap-s", type=_non_negative_float, default=2.0,
+                   help="seconds at least between a point's passes (default 2)")
+    p.add_argument("--max-wait-s", type=_non_negative_float, default=10.0,
+                   help="seconds to idle when the drift probe finds the machine slower "
+                        "(default 10)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("fit", help="fit the learned correction on calibration points")
     p.add_argument("points_dir", help="the folder `grimsim calibrate --out` wrote")
+    p.add_argument("--statistic", choices=("min_s", "median_s", "mean_s"), default="min_s",
+                   help="the measurement fitted (default min_s, the fastest call)")
     p.add_argument("--out", metavar="PROFILE",
                    help="new profile file (default: the user data folder, where --device "
                         "finds it)")

@@ -212,3 +212,32 @@ def test_bad_mapping_file_is_a_clear_error(capsys: pytest.CaptureFixture[str],
     bad.write_text('{"network": "resnet18", "layers": {"no_such_layer": "bcr:16x32:0.5"}}')
     code, _, err = _run(capsys, "predict", "resnet18", "--device", "sd855", "--mapping", str(bad))
     assert code == 2 and "no_such_layer" in err
+
+
+def test_calibrate_rejects_bad_pass_options(capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path) -> None:
+    for flag, value, says in (("--passes", "0", "must be >= 1"),
+                              ("--pass-gap-s", "-1", "finite number >= 0"),
+                              ("--max-wait-s", "nan", "finite number >= 0")):
+        with pytest.raises(SystemExit) as exc:
+            main(["calibrate", "--out", str(tmp_path / "p"), flag, value])
+        assert exc.value.code == 2
+        assert says in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["fit", str(tmp_path), "--statistic", "max_s"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_calibrate_passes_flags_reach_the_points(capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
+    """A short real calibration: one pass per point, recorded as such in the points file."""
+    out = tmp_path / "points"
+    code, text, _ = _run(capsys, "calibrate", "--out", str(out), "--budget-s", "4",
+                         "--passes", "1", "--pass-gap-s", "0", "--max-wait-s", "0",
+                         "--schemes", "dense", "--threads", "1", "--json")
+    assert code == 0
+    doc = json.loads(text)
+    assert doc["points"] > 0
+    points = [json.loads(line) for line in (out / "points.jsonl").read_text().splitlines()
+              if '"type": "point"' in line or '"type":"point"' in line]
+    assert points and all(p.get("passes", 1) == 1 for p in points)
