@@ -24,6 +24,7 @@ import numpy as np
 
 from grimsim.api import load_device
 from grimsim.cost.analytical_cpu import AnalyticalCPUModel
+from grimsim.cost.profile import DeviceProfile
 from grimsim.cost.rows import CostRows, gemm_rows
 from grimsim.network.workload import Op
 
@@ -57,7 +58,7 @@ def build_rows(n: int, seed: int = 0) -> CostRows:
     return rows.take(rng.permutation(len(rows)))
 
 
-def _with_correction(profile: object, n: int, repeats: int) -> list[str]:
+def _with_correction(profile: DeviceProfile, n: int, repeats: int) -> list[str]:
     """Rows/s of the calibrated model (analytical model + learned correction) on ``n``
     distinct BCR rows with random M, K, N; a fresh model per run."""
     from grimsim.cost.learned import load_cost_model
@@ -65,10 +66,10 @@ def _with_correction(profile: object, n: int, repeats: int) -> list[str]:
     rng = np.random.default_rng(1)
     rows = gemm_rows(rng.integers(16, 4096, n), rng.integers(32, 4096, n),
                      rng.integers(1, 4096, n), "bcr:16x32:0.75")
-    load_cost_model(profile).estimate(rows.take(np.arange(1000)))  # type: ignore[arg-type]
+    load_cost_model(profile).estimate(rows.take(np.arange(1000)))
     times = []
     for _ in range(repeats):
-        model = load_cost_model(profile)  # type: ignore[arg-type]
+        model = load_cost_model(profile)
         t0 = time.perf_counter()
         est = model.estimate(rows)
         times.append(time.perf_counter() - t0)

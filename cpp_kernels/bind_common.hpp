@@ -28,18 +28,23 @@
 namespace grimsim_bind {
 namespace py = pybind11;
 
-// Accepts only C-contiguous float32 arrays of the given rank; never converts silently,
-// so a caller passing float64 or a strided view learns what to fix.
-inline py::array_t<float> require_f32(const py::array& a, const char* name, int ndim) {
-  if (a.dtype().kind() != 'f' || a.itemsize() != 4)
-    throw grimsim::InvalidArgument(std::string(name) + " must be float32, got dtype " +
-                                   std::string(py::str(a.dtype())));
+// The rank and C-contiguity every array argument must have (never converted silently).
+inline void require_layout(const py::array& a, const char* name, int ndim) {
   if (a.ndim() != ndim)
     throw grimsim::InvalidArgument(std::string(name) + " must have " + std::to_string(ndim) +
                                    " dimensions, got " + std::to_string(a.ndim()));
   if (!(a.flags() & py::array::c_style))
     throw grimsim::InvalidArgument(std::string(name) +
                                    " must be C-contiguous (use numpy.ascontiguousarray)");
+}
+
+// Accepts only C-contiguous float32 arrays of the given rank; never converts silently,
+// so a caller passing float64 or a strided view learns what to fix.
+inline py::array_t<float> require_f32(const py::array& a, const char* name, int ndim) {
+  if (a.dtype().kind() != 'f' || a.itemsize() != 4)
+    throw grimsim::InvalidArgument(std::string(name) + " must be float32, got dtype " +
+                                   std::string(py::str(a.dtype())));
+  require_layout(a, name, ndim);
   return py::reinterpret_borrow<py::array_t<float>>(a);
 }
 
@@ -51,12 +56,7 @@ inline py::array_t<T> require_int(const py::array& a, const char* name, int ndim
     throw grimsim::InvalidArgument(std::string(name) + " must be int" +
                                    std::to_string(8 * sizeof(T)) + ", got dtype " +
                                    std::string(py::str(a.dtype())));
-  if (a.ndim() != ndim)
-    throw grimsim::InvalidArgument(std::string(name) + " must have " + std::to_string(ndim) +
-                                   " dimensions, got " + std::to_string(a.ndim()));
-  if (!(a.flags() & py::array::c_style))
-    throw grimsim::InvalidArgument(std::string(name) +
-                                   " must be C-contiguous (use numpy.ascontiguousarray)");
+  require_layout(a, name, ndim);
   return py::reinterpret_borrow<py::array_t<T>>(a);
 }
 

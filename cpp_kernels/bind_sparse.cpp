@@ -3,8 +3,10 @@
 // Every array must already have the format's dtype and be C-contiguous (never converted
 // silently); the format is validated in full (indices, ordering, lengths, pointer arrays)
 // before a kernel touches X, Y or the values, with the GIL released. Errors are ValueError
-// (KernelArgumentError) naming the array, the position and the reason. The one fast path
-// without that pass is bcr_spmm_packed: a BcrPacked was validated when it was built.
+// (KernelArgumentError) naming the array, the position and the reason. The fast paths
+// without that pass are bcr_spmm_packed and spmm_prepared: their matrices were validated
+// once, when packed or prepared. Every format goes through the same two templates (spmm,
+// bench) over its validate/run/shape_of overloads.
 #include <algorithm>
 #include <chrono>
 #include <vector>
@@ -57,18 +59,44 @@ using PreparedCsr = Prepared<grimsim::CsrMatrix>;
 using PreparedNm = Prepared<grimsim::NmMatrix>;
 using PreparedPattern = Prepared<grimsim::PatternMatrix>;
 
-void run_unchecked(const grimsim::CsrMatrix& w, const float* x, i64 n, float* y, int t) {
-  grimsim::csr_spmm_unchecked(w, x, n, y, t);
-}
-void run_unchecked(const grimsim::NmMatrix& w, const float* x, i64 n, float* y, int t) {
-  grimsim::nm_spmm_unchecked(w, x, n, y, t);
-}
-void run_unchecked(const grimsim::PatternMatrix& w, const float* x, i64 n, float* y, int t) {
-  grimsim::pattern_spmm_unchecked(w, x, n, y, t);
-}
+// Each format's kernels, for the generic entry points below (validate: the full format
+// check the array-taking functions run on every call; run: the kernel without it).
 void validate(const grimsim::CsrMatrix& w) { grimsim::validate_csr(w); }
+void validate(const grimsim::BcrMatrix& w) { grimsim::validate_bcr(w); }
 void validate(const grimsim::NmMatrix& w) { grimsim::validate_nm(w); }
 void validate(const grimsim::PatternMatrix& w) { grimsim::validate_pattern(w); }
+void validate(const grimsim::BcrPacked&) {}  // validated when packed
+void run(const grimsim::CsrMatrix& w, const float* x, i64 n, float* y, int t) {
+  grimsim::csr_spmm_unchecked(w, x, n, y, t);
+}
+void run(const grimsim::BcrMatrix& w, const float* x, i64 n, float* y, int t) {
+  grimsim::bcr_spmm_unchecked(w, x, n, y, t);
+}
+void run(const grimsim::NmMatrix& w, const float* x, i64 n, float* y, int t) {
+  grimsim::nm_spmm_unchecked(w, x, n, y, t);
+}
+void run(const grimsim::PatternMatrix& w, const float* x, i64 n, float* y, int t) {
+  grimsim::pattern_spmm_unchecked(w, x, n, y, t);
+}
+void run(const grimsim::BcrPacked& w, const float* x, i64 n, float* y, int t) {
+  w.spmm(x, n, y, t);
+}
+template <class Matrix>
+std::pair<i64, i64> shape_of(const Matrix& w) { return {w.rows, w.cols}; }
+std::pair<i64, i64> shape_of(const grimsim::BcrPacked& w) { return {w.rows(), w.cols()}; }
+// A matrix already validated (prepared): the generic entry points skip the check.
+template <class Matrix>
+struct Checked {
+  const Matrix& w;
+};
+template <class Matrix>
+void validate(const Checked<Matrix>&) {}
+template <class Matrix>
+void run(const Checked<Matrix>& c, const float* x, i64 n, float* y, int t) {
+  run(c.w, x, n, y, t);
+}
+template <class Matrix>
+std::pair<i64, i64> shape_of(const Checked<Matrix>& c) { return shape_of(c.w); }
 
 // Validates p's matrix (GIL released) and records how long preparing took.
 template <class Matrix>
@@ -107,9 +135,40 @@ py::array_t<float> make_y(i64 m, i64 n, bool vector) {
   return py::array_t<float>({py::ssize_t(m), py::ssize_t(n)});
 }
 
-grimsim::TimingOptions bench_opts(int threads, double min_time_s, int warmup, i64 max_reps,
-                                  i64 flush) {
-  return bench_options(threads, min_time_s, warmup, max_reps, flush);
+// y = W @ x, with x float32 C-contiguous of `x_ndim` dimensions (0: (K, N) or (K,)); the
+// format is validated first (GIL released) unless it was when prepared or packed.
+template <class Matrix>
+py::array_t<float> spmm(const Matrix& w, const py::array& x_in, int threads, int x_ndim = 0) {
+  grimsim::check_threads(threads);
+  const auto [rows, cols] = shape_of(w);
+  const auto x = require_f32(x_in, "x", x_ndim ? x_ndim : (x_in.ndim() == 1 ? 1 : 2));
+  const i64 n = check_x(x, cols);
+  auto y = make_y(rows, n, x.ndim() == 1);
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release release;
+    validate(w);
+    run(w, x.data(), n, yp, threads);
+  }
+  return y;
+}
+
+// Times spmm with the C++ harness (the format validated once, before the timed calls).
+template <class Matrix>
+py::dict bench(const Matrix& w, const py::array& x_in, int threads, double min_time_s,
+               int warmup, i64 max_reps, i64 flush) {
+  const auto [rows, cols] = shape_of(w);
+  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
+  const i64 n = check_x(x, cols);
+  const auto opt = bench_options(threads, min_time_s, warmup, max_reps, flush);
+  std::vector<float> y(static_cast<std::size_t>(rows * n));
+  grimsim::TimingResult r;
+  {
+    py::gil_scoped_release release;
+    validate(w);
+    r = grimsim::time_kernel([&] { run(w, x.data(), n, y.data(), threads); }, opt);
+  }
+  return timing_dict(r);
 }
 
 // ------------------------------------------------------------------------------ CSR -----
@@ -129,35 +188,15 @@ py::array_t<float> csr_call(const py::array& indptr, const py::array& indices,
                             const py::array& data, const py::tuple& shape, const py::array& x_in,
                             int threads, int x_ndim) {
   Arrays a;
-  const grimsim::CsrMatrix w = csr_from(a, indptr, indices, data, shape);
-  const auto x = require_f32(x_in, "x", x_ndim);
-  const i64 n = check_x(x, w.cols);
-  auto y = make_y(w.rows, n, x_ndim == 1);
-  float* yp = y.mutable_data();
-  {
-    py::gil_scoped_release release;
-    grimsim::csr_spmm(w, x.data(), n, yp, threads);
-  }
-  return y;
+  return spmm(csr_from(a, indptr, indices, data, shape), x_in, threads, x_ndim);
 }
 
 py::dict bench_csr(const py::array& indptr, const py::array& indices, const py::array& data,
                    const py::tuple& shape, const py::array& x_in, int threads, double min_time_s,
                    int warmup, i64 max_reps, i64 flush) {
   Arrays a;
-  const grimsim::CsrMatrix w = csr_from(a, indptr, indices, data, shape);
-  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
-  const i64 n = check_x(x, w.cols);
-  const auto opt = bench_opts(threads, min_time_s, warmup, max_reps, flush);
-  std::vector<float> y(static_cast<std::size_t>(w.rows * n));
-  grimsim::TimingResult r;
-  {
-    py::gil_scoped_release release;
-    grimsim::validate_csr(w);
-    r = grimsim::time_kernel(
-        [&] { grimsim::csr_spmm_unchecked(w, x.data(), n, y.data(), threads); }, opt);
-  }
-  return timing_dict(r);
+  return bench(csr_from(a, indptr, indices, data, shape), x_in, threads, min_time_s, warmup,
+               max_reps, flush);
 }
 
 // ------------------------------------------------------------------------------ BCR -----
@@ -198,34 +237,14 @@ grimsim::BcrMatrix bcr_from(Arrays& a, const py::array& block_row_ptr, const py:
 
 py::array_t<float> bcr_spmm(GRIMSIM_BCR_PARAMS, const py::array& x_in, int threads) {
   Arrays a;
-  const grimsim::BcrMatrix w = bcr_from(a, GRIMSIM_BCR_ARGS);
-  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
-  const i64 n = check_x(x, w.cols);
-  auto y = make_y(w.rows, n, x.ndim() == 1);
-  float* yp = y.mutable_data();
-  {
-    py::gil_scoped_release release;
-    grimsim::bcr_spmm(w, x.data(), n, yp, threads);
-  }
-  return y;
+  return spmm(bcr_from(a, GRIMSIM_BCR_ARGS), x_in, threads);
 }
 
 py::dict bench_bcr(GRIMSIM_BCR_PARAMS, const py::array& x_in, int threads, double min_time_s,
                    int warmup, i64 max_reps, i64 flush) {
   Arrays a;
-  const grimsim::BcrMatrix w = bcr_from(a, GRIMSIM_BCR_ARGS);
-  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
-  const i64 n = check_x(x, w.cols);
-  const auto opt = bench_opts(threads, min_time_s, warmup, max_reps, flush);
-  std::vector<float> y(static_cast<std::size_t>(w.rows * n));
-  grimsim::TimingResult r;
-  {
-    py::gil_scoped_release release;
-    grimsim::validate_bcr(w);
-    r = grimsim::time_kernel(
-        [&] { grimsim::bcr_spmm_unchecked(w, x.data(), n, y.data(), threads); }, opt);
-  }
-  return timing_dict(r);
+  return bench(bcr_from(a, GRIMSIM_BCR_ARGS), x_in, threads, min_time_s, warmup, max_reps,
+               flush);
 }
 
 // A BcrPacked plus what Python reports about it.
@@ -252,29 +271,12 @@ std::shared_ptr<PackedBcr> bcr_pack(GRIMSIM_BCR_PARAMS) {
 }
 
 py::array_t<float> bcr_spmm_packed(const PackedBcr& p, const py::array& x_in, int threads) {
-  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
-  const i64 n = check_x(x, p.packed.cols());
-  auto y = make_y(p.packed.rows(), n, x.ndim() == 1);
-  float* yp = y.mutable_data();
-  {
-    py::gil_scoped_release release;
-    p.packed.spmm(x.data(), n, yp, threads);
-  }
-  return y;
+  return spmm(p.packed, x_in, threads);
 }
 
 py::dict bench_bcr_packed(const PackedBcr& p, const py::array& x_in, int threads,
                           double min_time_s, int warmup, i64 max_reps, i64 flush) {
-  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
-  const i64 n = check_x(x, p.packed.cols());
-  const auto opt = bench_opts(threads, min_time_s, warmup, max_reps, flush);
-  std::vector<float> y(static_cast<std::size_t>(p.packed.rows() * n));
-  grimsim::TimingResult r;
-  {
-    py::gil_scoped_release release;
-    r = grimsim::time_kernel([&] { p.packed.spmm(x.data(), n, y.data(), threads); }, opt);
-  }
-  return timing_dict(r);
+  return bench(p.packed, x_in, threads, min_time_s, warmup, max_reps, flush);
 }
 
 // -------------------------------------------------------------------------- pattern -----
@@ -314,34 +316,14 @@ grimsim::PatternMatrix pattern_from(Holder& a, const py::array& library,
 py::array_t<float> pattern_conv_spmm(GRIMSIM_PATTERN_PARAMS, const py::array& x_in,
                                      int threads) {
   Arrays a;
-  const grimsim::PatternMatrix w = pattern_from(a, GRIMSIM_PATTERN_ARGS);
-  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
-  const i64 n = check_x(x, w.cols);
-  auto y = make_y(w.rows, n, x.ndim() == 1);
-  float* yp = y.mutable_data();
-  {
-    py::gil_scoped_release release;
-    grimsim::pattern_spmm(w, x.data(), n, yp, threads);
-  }
-  return y;
+  return spmm(pattern_from(a, GRIMSIM_PATTERN_ARGS), x_in, threads);
 }
 
 py::dict bench_pattern(GRIMSIM_PATTERN_PARAMS, const py::array& x_in, int threads,
                        double min_time_s, int warmup, i64 max_reps, i64 flush) {
   Arrays a;
-  const grimsim::PatternMatrix w = pattern_from(a, GRIMSIM_PATTERN_ARGS);
-  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
-  const i64 n = check_x(x, w.cols);
-  const auto opt = bench_opts(threads, min_time_s, warmup, max_reps, flush);
-  std::vector<float> y(static_cast<std::size_t>(w.rows * n));
-  grimsim::TimingResult r;
-  {
-    py::gil_scoped_release release;
-    grimsim::validate_pattern(w);
-    r = grimsim::time_kernel(
-        [&] { grimsim::pattern_spmm_unchecked(w, x.data(), n, y.data(), threads); }, opt);
-  }
-  return timing_dict(r);
+  return bench(pattern_from(a, GRIMSIM_PATTERN_ARGS), x_in, threads, min_time_s, warmup,
+               max_reps, flush);
 }
 
 // ------------------------------------------------------------------------------ N:M -----
@@ -374,35 +356,15 @@ grimsim::NmMatrix nm_from(Holder& a, const py::array& values, const py::array& i
 py::array_t<float> nm_spmm(const py::array& values, const py::array& indices, i64 n, i64 m,
                            const py::tuple& shape, const py::array& x_in, int threads) {
   Arrays a;
-  const grimsim::NmMatrix w = nm_from(a, values, indices, n, m, shape);
-  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
-  const i64 nn = check_x(x, w.cols);
-  auto y = make_y(w.rows, nn, x.ndim() == 1);
-  float* yp = y.mutable_data();
-  {
-    py::gil_scoped_release release;
-    grimsim::nm_spmm(w, x.data(), nn, yp, threads);
-  }
-  return y;
+  return spmm(nm_from(a, values, indices, n, m, shape), x_in, threads);
 }
 
 py::dict bench_nm(const py::array& values, const py::array& indices, i64 n, i64 m,
                   const py::tuple& shape, const py::array& x_in, int threads, double min_time_s,
                   int warmup, i64 max_reps, i64 flush) {
   Arrays a;
-  const grimsim::NmMatrix w = nm_from(a, values, indices, n, m, shape);
-  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
-  const i64 nn = check_x(x, w.cols);
-  const auto opt = bench_opts(threads, min_time_s, warmup, max_reps, flush);
-  std::vector<float> y(static_cast<std::size_t>(w.rows * nn));
-  grimsim::TimingResult r;
-  {
-    py::gil_scoped_release release;
-    grimsim::validate_nm(w);
-    r = grimsim::time_kernel(
-        [&] { grimsim::nm_spmm_unchecked(w, x.data(), nn, y.data(), threads); }, opt);
-  }
-  return timing_dict(r);
+  return bench(nm_from(a, values, indices, n, m, shape), x_in, threads, min_time_s, warmup,
+               max_reps, flush);
 }
 
 // ------------------------------------------------------------------- prepared (CSR/N:M/pattern)
@@ -432,32 +394,13 @@ std::shared_ptr<PreparedPattern> pattern_prepare(GRIMSIM_PATTERN_PARAMS) {
 
 template <class Matrix>
 py::array_t<float> prepared_spmm(const Prepared<Matrix>& p, const py::array& x_in, int threads) {
-  grimsim::check_threads(threads);
-  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
-  const i64 n = check_x(x, p.w.cols);
-  auto y = make_y(p.w.rows, n, x.ndim() == 1);
-  float* yp = y.mutable_data();
-  {
-    py::gil_scoped_release release;
-    run_unchecked(p.w, x.data(), n, yp, threads);
-  }
-  return y;
+  return spmm(Checked<Matrix>{p.w}, x_in, threads);
 }
 
 template <class Matrix>
 py::dict prepared_bench(const Prepared<Matrix>& p, const py::array& x_in, int threads,
                         double min_time_s, int warmup, i64 max_reps, i64 flush) {
-  grimsim::check_threads(threads);
-  const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
-  const i64 n = check_x(x, p.w.cols);
-  const auto opt = bench_opts(threads, min_time_s, warmup, max_reps, flush);
-  std::vector<float> y(static_cast<std::size_t>(p.w.rows * n));
-  grimsim::TimingResult r;
-  {
-    py::gil_scoped_release release;
-    r = grimsim::time_kernel([&] { run_unchecked(p.w, x.data(), n, y.data(), threads); }, opt);
-  }
-  return timing_dict(r);
+  return bench(Checked<Matrix>{p.w}, x_in, threads, min_time_s, warmup, max_reps, flush);
 }
 
 template <class Matrix>
