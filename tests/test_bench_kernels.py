@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 
 import pytest
 
@@ -28,6 +29,11 @@ def test_rows_cover_every_kernel_and_are_correct() -> None:
         assert r.max_abs_err < 1e-3 * max(1, r.K ** 0.5), r
         assert r.time_s > 0 and r.numpy_dense_time_s > 0
         assert r.speedup_vs_numpy_dense == pytest.approx(r.numpy_dense_time_s / r.time_s)
+        # the fastest call is never slower than the typical one
+        assert 0 < r.time_min_s <= r.time_s and 0 < r.numpy_dense_time_min_s <= r.numpy_dense_time_s
+        if r.scipy_csr_time_s is not None:
+            assert r.scipy_csr_time_min_s is not None
+            assert r.scipy_csr_time_min_s <= r.scipy_csr_time_s
         if r.kernel == "bcr":
             assert r.block == "16x32" and r.prepared_bytes > 0
             assert r.scipy_csr_time_s is not None
@@ -35,6 +41,13 @@ def test_rows_cover_every_kernel_and_are_correct() -> None:
     assert all(0.85 <= r.sparsity <= 0.95 for r in bcr90)
     summary = bench.summarize(rows)
     assert summary["bcr_vs_scipy_csr_median"] is not None
+    fastest = bench.summarize(rows, statistic="min_s")
+    assert fastest.keys() == summary.keys()
+    dense = [r for r in rows if r.threads == 1 and r.kernel == "dense" and r.N >= 32]
+    assert fastest["dense_vs_numpy_median"] == pytest.approx(
+        statistics.median(r.numpy_dense_time_min_s / r.time_min_s for r in dense))
+    with pytest.raises(ValueError, match="statistic"):
+        bench.summarize(rows, statistic="mean_s")
 
 
 def test_cli_json_contract(capsys: pytest.CaptureFixture[str],
@@ -46,6 +59,7 @@ def test_cli_json_contract(capsys: pytest.CaptureFixture[str],
     assert main(["bench-kernels", "--quick", "--threads", "1", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["rows"] and all(ROW_FIELDS <= set(r) for r in doc["rows"])
+    assert doc["summary_fastest_call"].keys() == doc["summary"].keys()
     meta = doc["_meta"]
     assert meta["blas"] and "architecture" in meta["blas"][0]
     assert meta["kernels"]["simd"] in ("avx512", "avx2", "sse2", "neon", "scalar")

@@ -144,11 +144,12 @@ void bcr_spmm_unchecked(const BcrMatrix& w, const float* x, i64 n, float* y, int
     });
     return;
   }
-  i64 nnz = 0;
-  for (i64 b = 0; b < w.n_blocks(); ++b)
-    nnz += i64{w.row_ptr[b + 1] - w.row_ptr[b]} * (w.col_ptr[b + 1] - w.col_ptr[b]);
+  // X rows loaded per N tile: each block's kept columns once per band it covers.
+  i64 x_row_reads = 0;
+  for (i64 b = 0; b < w.n_blocks(); ++b) x_row_reads += i64{w.col_ptr[b + 1] - w.col_ptr[b]};
+  x_row_reads *= bands;
   sparse_detail::run_panels(w.rows, w.cols, n_units, row_start, prefix, x, n, y, threads, lanes,
-                            false, nullptr, nnz,
+                            false, nullptr, x_row_reads,
                             [&](i64 u0, i64 u1, const sparse_detail::Panel& p) {
                               GRIMSIM_DISPATCH_AT(level, bcr_raw_panel, raw, u0, u1, p);
                             });
@@ -314,6 +315,7 @@ BcrPacked BcrPacked::pack(const BcrMatrix& w) {
           put_tile(out, t, static_cast<i64>(i0), static_cast<i64>(i1), k0, k1, lo, p.col_bytes_);
           work += r * (k1 - k0) + r + (k1 - k0) + 8;
           ++p.n_tiles_;
+          p.tile_cols_ += k1 - k0;
         }
         p.nnz_ += r * c;
       }
@@ -354,7 +356,7 @@ void BcrPacked::spmm(const float* x, i64 n, float* y, int threads) const {
     return;
   }
   sparse_detail::run_panels(rows_, cols_, n_units, row_start, work_, x, n, y, threads, lanes,
-                            false, nullptr, nnz_,
+                            false, nullptr, tile_cols_,
                             [&](i64 u0, i64 u1, const sparse_detail::Panel& p) {
                               GRIMSIM_DISPATCH_AT(level, bcr_stream_panel, s, u0, u1, p);
                             });

@@ -88,6 +88,7 @@ class BcrPacked {
   // range [unit_offset_[u], unit_offset_[u+1]) of stream_; work_ holds prefix sums of
   // multiply-adds per band, used to balance threads.
   std::int64_t rows_ = 0, cols_ = 0, nnz_ = 0, n_tiles_ = 0;
+  std::int64_t tile_cols_ = 0;  // kept columns summed over tiles (X rows read per N tile)
   int col_bytes_ = 4;
   std::vector<std::int64_t> unit_row0_, unit_offset_, work_;
   std::vector<std::uint32_t> stream_;
