@@ -486,7 +486,9 @@ def cmd_bench_kernels(args: argparse.Namespace) -> int:
         shapes, bench.SPARSITIES, threads, min_time_s=0.02 if args.quick else args.min_time_s,
         rounds=1 if args.quick else args.rounds,
         progress=None if args.json else lambda msg: print(f"  {msg}", file=sys.stderr))
-    meta = run_meta(**bench.bench_meta())
+    command = (f"grimsim bench-kernels --threads {args.threads} --rounds {args.rounds} "
+               f"--min-time-s {args.min_time_s}" + (" --quick" if args.quick else ""))
+    meta = run_meta(command=command, **bench.bench_meta())
     summary = bench.summarize(rows)
     summary_min = bench.summarize(rows, statistic="min_s")
     if args.markdown:

@@ -320,6 +320,9 @@ def markdown(rows: Sequence[BenchRow], meta: dict[str, Any], summary: dict[str, 
              f"{meta['kernels']['simd']} / {meta['kernels']['threads_backend']}; BLAS: "
              + ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']})"
                          for b in meta["blas"]) + ".", "",
+             *([f"Command: `{meta['command']}` (numpy's BLAS environment variables "
+                "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for this run only).", ""]
+               if meta.get("command") else []),
              "Speedups are numpy dense time / our time, timed interleaved in one process. "
              "Typical call: median over rounds of the harness medians (the row times below). "
              "Fastest call: minimum over rounds of the harness minima, the best estimate of the "
