@@ -252,6 +252,13 @@ def test_kernel_layout_features_follow_the_kernels_tiling() -> None:
     assert f["copy_panels"].tolist() == [0.0, 0.0, 1.0, 1.0]
     sparse = _layout([64], [512], [65536], "unstructured:0.9")
     assert sparse["copy_panels"][0] == 0.0  # 6.4 uses per X element: not worth a copy
+    # BCR loads an X row once per kept column of a block and band, not once per nonzero:
+    # 512 rows x 25 % density is 128 nonzeros per X row but only 16 x 0.5 loads; a column-
+    # pruned matrix (one block over all rows) loads each kept X row once per 16-row band
+    bcr = _layout([512, 512], [576, 576], [3136, 3136], "bcr:16x32:0.75")
+    assert bcr["copy_panels"].tolist() == [0.0, 0.0]
+    column = _layout([1024], [576], [3136], "column:0.5")
+    assert column["copy_panels"][0] == 1.0
     # a row of X a page long or more puts every X row of a tile on its own page
     assert f["log2_x_pages"][3] == pytest.approx(np.log2(512))
     # two threads cut a few N tiles into row chunks too (4 x threads tasks at least)

@@ -71,9 +71,10 @@ BASELINE_FEATURES: tuple[str, ...] = (
 # How the sparse kernels lay out their work (cpp_kernels/src/sparse_driver.hpp run_panels):
 # N is cut into tiles of whole SIMD vectors whose X panel (K x tile) takes about
 # _PANEL_BYTES, 6..24 vectors in multiples of 6; a panel wider than the TLB reach is copied
-# into a contiguous buffer when each X element feeds >= 32 multiply-adds; packed BCR works
-# in bands of 16 rows, CSR/N:M/pattern one row per unit; 2+ threads split each tile's units
-# into about 4 x threads / tiles chunks.
+# into a contiguous buffer when the kernel loads each X row >= 32 times per tile (CSR, N:M,
+# pattern: once per nonzero; packed BCR: once per kept column of each tile record, i.e. per
+# block and 16-row band); packed BCR works in bands of 16 rows, CSR/N:M/pattern one row per
+# unit; 2+ threads split each tile's units into about 4 x threads / tiles chunks.
 _PANEL_BYTES = 256 * 1024
 _TLB_REACH_BYTES = 64 * 4096
 _PAGE_BYTES = 4096
@@ -156,10 +157,16 @@ def _kernel_layout(rows: CostRows, machine: FeatureMachine) -> dict[str, np.ndar
     n_tiles = np.maximum(1.0, np.floor(nv / nt))
     narrow = n < lanes
     panel = k * np.minimum(nt, nv) * lanes * 4.0
-    copy = (n_tiles > 1) & (x_bytes > _TLB_REACH_BYTES) & (nnz >= 32.0 * k)
+    bcr = rows.fmt == FORMATS.index("bcr")
+    block_r = np.maximum(rows.block_r.astype(np.float64), 1.0)
+    block_c = np.maximum(rows.block_c.astype(np.float64), 1.0)
+    bcr_reads = (_cdiv(m, block_r) * _cdiv(k, block_c) * rows.cols_mean
+                 * _cdiv(block_r, float(_BCR_BAND_ROWS)))
+    x_row_reads = np.where(bcr, bcr_reads, nnz)
+    copy = (n_tiles > 1) & (x_bytes > _TLB_REACH_BYTES) & (x_row_reads >= 32.0 * k)
     # pages one N tile's X rows lie on: every row its own page once a row is a page long
     pages = np.minimum(x_bytes / _PAGE_BYTES, k)
-    units = np.where(rows.fmt == FORMATS.index("bcr"), _cdiv(m, _BCR_BAND_ROWS), m)
+    units = np.where(bcr, _cdiv(m, _BCR_BAND_ROWS), m)
     t = np.maximum(rows.threads, 1).astype(np.float64)
     chunks = np.where(t > 1, np.minimum(units, np.maximum(1.0, _cdiv(4.0 * t, n_tiles))), 1.0)
     tasks = np.where(narrow, np.minimum(units, t), n_tiles * chunks)
