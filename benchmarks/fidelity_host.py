@@ -65,6 +65,26 @@ def replace_section(path: Path, name: str, body: str, title: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def folder_summary(out: str) -> str:
+    """What an earlier calibration left in ``out`` (for a refit with --skip-calibrate)."""
+    path = Path(out) / "points.jsonl"
+    counts: dict[str, int] = {}
+    sessions: list[dict[str, Any]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        counts[rec.get("type", "?")] = counts.get(rec.get("type", "?"), 0) + 1
+        if rec.get("type") == "session":
+            sessions.append(rec)
+    first = sessions[0] if sessions else {}
+    timing = first.get("timing", {})
+    return (f"Calibration: refit of the points already in {out} (--skip-calibrate): "
+            f"{len(sessions)} session(s), the first started {first.get('started', '?')} with a "
+            f"{first.get('budget_s', 0):.0f} s budget and {timing.get('passes', '?')} passes; "
+            f"{counts.get('point', 0)} point timings, {counts.get('drift', 0)} drift events.")
+
+
 def verdict(report: FitReport) -> list[str]:
     head = report.heldout.get("headline", {})
     cal, rf = head.get("calibrated"), head.get("baseline_rf")
@@ -115,8 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {info['cpu']} ({info['simd']}, {info['hardware_threads']} hardware threads, "
         f"{info['threads_backend']}); {info['os']}; run {report.created}, {seconds:.0f} s.",
         (f"Calibration: budget {args.budget_s:.0f} s, networks left out: "
-         f"{args.exclude_networks}; {cal.summary()}." if cal else
-         "Calibration: points already in the folder (--skip-calibrate)."),
+         f"{args.exclude_networks}; {cal.summary()}." if cal else folder_summary(args.out)),
         f"Reproduce: `.venv/bin/python benchmarks/fidelity_host.py --budget-s "
         f"{args.budget_s:.0f} --exclude-networks {args.exclude_networks} --passes "
         f"{args.passes} --statistic {args.statistic}`", "",
