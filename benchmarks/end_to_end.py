@@ -45,9 +45,12 @@ def _run(net: Any, assignment: dict[str, str], device: Any, min_time_s: float) -
 
 
 def run_vs_predict(device: Any, min_time_s: float, repeats: int = 1) -> list[dict[str, Any]]:
-    rows = []
+    """Every case ``repeats`` times, the repeats interleaved across the cases (case A, B, ...,
+    then A, B, ... again), so each case's runs are spread over the whole benchmark and a busy
+    spell of the shared machine does not fall on all the runs of one case."""
     profile = g.load_device(device)
     analytical = dataclasses.replace(profile, calibration=None)
+    cases = []
     for name in ("resnet18", "mobilenet_v2", "gru_timit"):
         net = g.load_network(name)
         for spec in ("dense", "bcr:16x32:0.75"):
@@ -56,25 +59,31 @@ def run_vs_predict(device: Any, min_time_s: float, repeats: int = 1) -> list[dic
             if spec != "dense":
                 assignment, skipped_layers = legal_assignment(net, spec)
                 skipped = [s.name for s in skipped_layers]
-            docs = [_run(net, assignment, device, min_time_s) for _ in range(repeats)]
-            totals = [d["measured_ms"] for d in docs]
-            doc = docs[0]
-            layers = _layers(docs)
-            best = sum(lay["measured_ms"] for lay in layers)
-            ana_ms = g.estimate(net, analytical, assignment, threads=1).latency_s * 1e3
-            rows.append({"network": name, "scheme": spec, "measured_ms": best,
-                         "measured_runs_ms": totals,
-                         "measured_median_run_ms": statistics.median(totals),
-                         "predicted_ms": doc["predicted_ms"],
-                         "error": doc["predicted_ms"] / best - 1,
-                         "analytical_ms": ana_ms, "analytical_error": ana_ms / best - 1,
-                         "skipped": skipped, "provenance": doc["provenance"],
-                         "layers": layers})
-            print(f"{name:14s} {spec:16s} measured {best:8.2f} ms (runs: median "
-                  f"{statistics.median(totals):.2f}, {min(totals):.2f}-{max(totals):.2f})  "
-                  "predicted "
-                  f"{doc['predicted_ms']:8.2f} ms ({rows[-1]['error']:+.1%})  analytical "
-                  f"{ana_ms:8.2f} ms ({rows[-1]['analytical_error']:+.1%})", flush=True)
+            cases.append((name, spec, net, assignment, skipped))
+    runs: list[list[dict[str, Any]]] = [[] for _ in cases]
+    for _ in range(repeats):
+        for i, (_, _, net, assignment, _) in enumerate(cases):
+            runs[i].append(_run(net, assignment, device, min_time_s))
+    rows = []
+    for (name, spec, net, assignment, skipped), docs in zip(cases, runs, strict=True):
+        totals = [d["measured_ms"] for d in docs]
+        doc = docs[0]
+        layers = _layers(docs)
+        best = sum(lay["measured_ms"] for lay in layers)
+        ana_ms = g.estimate(net, analytical, assignment, threads=1).latency_s * 1e3
+        rows.append({"network": name, "scheme": spec, "measured_ms": best,
+                     "measured_runs_ms": totals,
+                     "measured_median_run_ms": statistics.median(totals),
+                     "predicted_ms": doc["predicted_ms"],
+                     "error": doc["predicted_ms"] / best - 1,
+                     "analytical_ms": ana_ms, "analytical_error": ana_ms / best - 1,
+                     "skipped": skipped, "provenance": doc["provenance"],
+                     "layers": layers})
+        print(f"{name:14s} {spec:16s} measured {best:8.2f} ms (runs: median "
+              f"{statistics.median(totals):.2f}, {min(totals):.2f}-{max(totals):.2f})  "
+              "predicted "
+              f"{doc['predicted_ms']:8.2f} ms ({rows[-1]['error']:+.1%})  analytical "
+              f"{ana_ms:8.2f} ms ({rows[-1]['analytical_error']:+.1%})", flush=True)
     return rows
 
 
@@ -148,7 +157,7 @@ def markdown(device: str, first: list[dict[str, Any]], second: list[dict[str, An
              *([note, ""] if note else []),
              "## `grimsim run` measured vs predicted", "",
              f"Measured: per layer the fastest of {repeats} runs (each the harness's fastest "
-             "call), "
+             "call; the runs of the six cases interleaved, so a busy spell is shared), "
              "summed; the runs' own totals (median, range) "
              "show the machine's noise. Predicted: the profile's model (calibrated when it "
              "has a correction); analytical: the same profile without its correction. Error "
