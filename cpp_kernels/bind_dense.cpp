@@ -268,6 +268,47 @@ py::dict bench_depthwise(const py::array& in, const py::array& weight, const py:
   return timing_dict(r);
 }
 
+// pooling -------------------------------------------------------------------------------
+py::array_t<float> pool2d(const py::array& in, const py::object& kernel, const py::object& stride,
+                          const py::object& padding, const py::object& out_hw,
+                          const std::string& kind, int threads, const py::object& out_arr) {
+  grimsim::check_threads(threads);
+  grimsim::check(kind == "max" || kind == "avg",
+                 "pool kind must be 'max' or 'avg', got '" + kind + "'");
+  grimsim::ConvGeometry c;
+  auto x = conv_input(in, c);
+  grimsim::PoolGeometry g;
+  g.channels = c.channels;
+  g.height = c.height;
+  g.width = c.width;
+  std::tie(g.kernel_h, g.kernel_w) = int_pair(kernel, "kernel");
+  std::tie(g.stride_h, g.stride_w) = int_pair(stride, "stride");
+  std::tie(g.pad_top, g.pad_left) = int_pair(padding, "padding");
+  std::tie(g.out_h, g.out_w) = int_pair(out_hw, "out_hw");
+  grimsim::check_pool_geometry(g);
+  py::array_t<float> out;
+  if (out_arr.is_none()) {
+    out = py::array_t<float>({std::int64_t{1}, g.channels, g.out_h, g.out_w});
+  } else {
+    if (!py::isinstance<py::array>(out_arr))
+      throw grimsim::InvalidArgument("out must be None or a float32 numpy array");
+    out = require_f32(out_arr.cast<py::array>(), "out", 4);
+    grimsim::check(out.shape(0) == 1 && out.shape(1) == g.channels && out.shape(2) == g.out_h &&
+                       out.shape(3) == g.out_w,
+                   "out has shape " + shape_str(out) + ", expected (1, " +
+                       std::to_string(g.channels) + ", " + std::to_string(g.out_h) + ", " +
+                       std::to_string(g.out_w) + ")");
+    grimsim::check(out.writeable(), "out must be writeable");
+  }
+  float* op = out.mutable_data();
+  const bool is_max = kind == "max";
+  {
+    py::gil_scoped_release release;
+    grimsim::pool2d(x.data(), g, is_max, op, threads);
+  }
+  return out;
+}
+
 // Winograd ------------------------------------------------------------------------------
 std::shared_ptr<grimsim::WinogradWeights> winograd_pack(const py::array& weight, int threads,
                                                         int output_tile) {
@@ -515,6 +556,12 @@ void register_dense(py::module_& m) {
         py::arg("bias") = py::none(), py::arg("threads") = 1, GRIMSIM_BENCH_ARGS,
         "Times depthwise_conv2d.");
 
+  m.def("pool2d", &pool2d, py::arg("input"), py::arg("kernel"), py::arg("stride"),
+        py::arg("padding"), py::arg("out_hw"), py::arg("kind") = "max", py::arg("threads") = 1,
+        py::arg("out") = py::none(),
+        "Max or average pooling: input (1, C, H, W) -> (1, C, out_h, out_w), written to `out` "
+        "when given; padding = (top, left); outside the input counts as -inf (max) or 0 (avg "
+        "divides by kh*kw).");
   py::class_<grimsim::WinogradWeights, std::shared_ptr<grimsim::WinogradWeights>>(
       m, "WinogradWeights",
       "3x3 weights transformed once for Winograd F(4,3) and packed for this machine's SIMD "

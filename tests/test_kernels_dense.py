@@ -1,5 +1,5 @@
 """The dense C++ kernels (grimsim._kernels) against numpy: GEMM, Winograd, im2col conv,
-depthwise; argument validation; the timing harness and host microbenchmarks."""
+depthwise, pooling; argument validation; the timing harness and host microbenchmarks."""
 
 from __future__ import annotations
 
@@ -203,6 +203,83 @@ def test_depthwise_matches_direct_conv(case, C, H, W, threads, bias, seed):
     x, w, b = rng_arrays(seed, (1, C, H, W), (C, 1, kh, kw), (C,))
     y = gk.depthwise_conv2d(x, w, (sh, sw), (ph, pw), (dh, dw), b if bias else None, threads)
     assert_conv_close(y, conv_ref(x, w, b if bias else None, (sh, sw), (ph, pw), (dh, dw), C))
+
+
+def pool_ref(x, kernel, stride, padding, out_hw, kind):
+    """Pooling by explicit windows over a -inf (max) / 0 (avg) padded copy, in float64."""
+    (kh, kw), (sh, sw), (pt, pl), (oh, ow) = kernel, stride, padding, out_hw
+    _, c, h, w = x.shape
+    hp, wp = max(h + pt, (oh - 1) * sh + kh), max(w + pl, (ow - 1) * sw + kw)
+    xp = np.full((c, hp, wp), -np.inf if kind == "max" else 0.0)
+    xp[:, pt:pt + h, pl:pl + w] = x[0]
+    out = np.empty((1, c, oh, ow))
+    for oy in range(oh):
+        for ox in range(ow):
+            win = xp[:, oy * sh:oy * sh + kh, ox * sw:ox * sw + kw]
+            out[0, :, oy, ox] = win.max(axis=(1, 2)) if kind == "max" else win.mean(axis=(1, 2))
+    return out
+
+
+@st.composite
+def pool_cases(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    pt, pl = draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1))
+    h, w = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    # floor mode, plus ceil mode's extra window when it still starts inside the input
+    oh = max(1, (h + 2 * pt - kh) // sh + 1 + draw(st.integers(0, 1)))
+    ow = max(1, (w + 2 * pl - kw) // sw + 1 + draw(st.integers(0, 1)))
+    if (oh - 1) * sh - pt >= h or (ow - 1) * sw - pl >= w:
+        oh, ow = max(1, (h + 2 * pt - kh) // sh + 1), max(1, (w + 2 * pl - kw) // sw + 1)
+    if (oh - 1) * sh - pt >= h or (ow - 1) * sw - pl >= w or h + 2 * pt < kh or w + 2 * pl < kw:
+        oh = ow = 1
+    return (kh, kw), (sh, sw), (pt, pl), (oh, ow), h, w
+
+
+@given(case=pool_cases(), C=st.integers(1, 5), kind=st.sampled_from(["max", "avg"]),
+       threads=THREADS, seed=st.integers(0, 2**16))
+def test_pool2d_matches_windows(case, C, kind, threads, seed):
+    kernel, stride, padding, out_hw, h, w = case
+    (x,) = rng_arrays(seed, (1, C, h, w))
+    y = gk.pool2d(x, kernel, stride, padding, out_hw, kind=kind, threads=threads)
+    assert y.shape == (1, C, *out_hw) and y.dtype == np.float32
+    np.testing.assert_allclose(y, pool_ref(x, kernel, stride, padding, out_hw, kind),
+                               rtol=1e-6, atol=1e-6)
+    out = np.full_like(y, 7.0)
+    assert gk.pool2d(x, kernel, stride, padding, out_hw, kind=kind, out=out) is not None
+    np.testing.assert_array_equal(out, y)  # written in place, every element
+
+
+def test_pool2d_propagates_nan_and_inf():
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    x[0, 0, 0, 0], x[0, 0, 3, 3] = np.nan, np.inf
+    y = gk.pool2d(x, (2, 2), (2, 2), (0, 0), (2, 2), kind="max")
+    assert np.isnan(y[0, 0, 0, 0]) and y[0, 0, 1, 1] == np.inf and y[0, 0, 0, 1] == 0.0
+    a = gk.pool2d(x, (2, 2), (2, 2), (0, 0), (2, 2), kind="avg")
+    assert np.isnan(a[0, 0, 0, 0]) and a[0, 0, 1, 1] == np.inf
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"kernel": (0, 3)}, "kernel and stride must be >= 1"),
+    ({"stride": (1, 0)}, "kernel and stride must be >= 1"),
+    ({"padding": (3, 0)}, "padding must be in"),
+    ({"padding": (-1, 0)}, "padding must be in"),
+    ({"out_hw": (9, 4)}, "start past the input"),
+    ({"out_hw": (0, 4)}, "output must be >= 1x1"),
+    ({"kind": "median"}, "'max' or 'avg'"),
+    ({"threads": 0}, "threads must be >= 1"),
+    ({"out": np.zeros((1, 2, 4, 3), np.float32)}, "out has shape"),
+    ({"out": np.zeros((1, 2, 4, 4), np.float64)}, "float32"),
+    ({"out": np.zeros((1, 2, 4, 8), np.float32)[..., ::2]}, "C-contiguous"),
+])
+def test_pool2d_rejects_bad_arguments(kwargs, message):
+    x = np.zeros((1, 2, 8, 8), np.float32)
+    args = {"kernel": (3, 3), "stride": (2, 2), "padding": (1, 1), "out_hw": (4, 4),
+            **kwargs}
+    with pytest.raises(ValueError, match=message):
+        gk.pool2d(x, **args)
+    with pytest.raises(ValueError, match="batch 1"):
+        gk.pool2d(np.zeros((2, 2, 8, 8), np.float32), (3, 3), (2, 2), (1, 1), (4, 4))
 
 
 # ----------------------------------------------------------------------------- validation --

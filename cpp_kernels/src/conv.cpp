@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "dense_kernels.hpp"
 #include "grimsim/dense.hpp"
@@ -124,6 +125,62 @@ void depthwise_conv2d(const float* input, const ConvGeometry& g, const float* we
   parallel_for(g.channels, threads, [&](std::int64_t c) {
     GRIMSIM_DISPATCH_AT(level, depthwise_plane, job, input + c * plane, weight + c * taps,
                         bias != nullptr ? bias[c] : 0.0f, output + c * oplane);
+  });
+}
+
+void check_pool_geometry(const PoolGeometry& g) {
+  check(g.channels >= 1 && g.height >= 1 && g.width >= 1,
+        "pool input must have C, H, W >= 1, got (" + std::to_string(g.channels) + ", " +
+            std::to_string(g.height) + ", " + std::to_string(g.width) + ")");
+  check(g.kernel_h >= 1 && g.kernel_w >= 1 && g.stride_h >= 1 && g.stride_w >= 1,
+        "pool kernel and stride must be >= 1, got kernel " + std::to_string(g.kernel_h) + "x" +
+            std::to_string(g.kernel_w) + ", stride " + std::to_string(g.stride_h) + "x" +
+            std::to_string(g.stride_w));
+  check(g.out_h >= 1 && g.out_w >= 1, "pool output must be >= 1x1, got " +
+                                          std::to_string(g.out_h) + "x" +
+                                          std::to_string(g.out_w));
+  constexpr std::int64_t kMax = std::int64_t{1} << 24;
+  check(g.channels <= kMax && g.height <= kMax && g.width <= kMax && g.kernel_h <= kMax &&
+            g.kernel_w <= kMax && g.stride_h <= kMax && g.stride_w <= kMax &&
+            g.out_h <= kMax && g.out_w <= kMax,
+        "pool geometry values must be <= 2^24");
+  // Every window overlaps the input: the first ends inside it, the last starts inside it.
+  check(g.pad_top >= 0 && g.pad_left >= 0 && g.pad_top < g.kernel_h && g.pad_left < g.kernel_w,
+        "pool padding must be in [0, kernel), got top " + std::to_string(g.pad_top) +
+            ", left " + std::to_string(g.pad_left));
+  check((g.out_h - 1) * g.stride_h - g.pad_top < g.height &&
+            (g.out_w - 1) * g.stride_w - g.pad_left < g.width,
+        "pool output " + std::to_string(g.out_h) + "x" + std::to_string(g.out_w) +
+            " has windows that start past the input (" + std::to_string(g.height) + "x" +
+            std::to_string(g.width) + ")");
+}
+
+void pool2d(const float* input, const PoolGeometry& g, bool is_max, float* output,
+            int threads) {
+  check_pool_geometry(g);
+  check_threads(threads);
+  check(input != nullptr && output != nullptr, "pool2d: null input or output");
+  PoolJob job;
+  job.height = g.height;
+  job.width = g.width;
+  job.out_h = g.out_h;
+  job.out_w = g.out_w;
+  job.kernel_h = g.kernel_h;
+  job.kernel_w = g.kernel_w;
+  job.stride_h = g.stride_h;
+  job.stride_w = g.stride_w;
+  job.pad_top = g.pad_top;
+  job.pad_left = g.pad_left;
+  job.is_max = is_max;
+  const std::int64_t plane = g.height * g.width, oplane = g.out_h * g.out_w;
+  // Per thread: the padded row (max(span, pad_left + W) floats) and the window row (span).
+  const std::int64_t span = (g.out_w - 1) * g.stride_w + g.kernel_w;
+  const std::int64_t per_thread = std::max(span, g.pad_left + g.width) + span;
+  std::vector<float> rows(static_cast<std::size_t>(threads * per_thread));
+  const SimdLevel level = simd_runtime_level();
+  parallel_for(g.channels, threads, [&](std::int64_t c, int thread) {
+    GRIMSIM_DISPATCH_AT(level, pool_plane, job, input + c * plane, output + c * oplane,
+                        rows.data() + static_cast<std::int64_t>(thread) * per_thread);
   });
 }
 

@@ -1,7 +1,9 @@
 // Standalone tests of the dense kernels (no Python): GEMM against the reference on odd
 // shapes and every SIMD tier this CPU runs, Winograd and im2col conv against the direct
 // reference, depthwise, the harness, parallel_for, and invalid-argument checks.
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -292,6 +294,51 @@ void test_parallel_and_harness() {
   EXPECT(throws_invalid([] { grimsim::measure_read_bandwidth(16, 1, 0.1); }), "tiny buffer");
 }
 
+// Pooling against explicit windows (outside the input: -inf for max, 0 for the average).
+void test_pool(const std::string& tier) {
+  struct Case {
+    std::int64_t c, h, w, kh, kw, sh, sw, pt, pl, oh, ow;
+  };
+  const Case cases[] = {{3, 9, 11, 3, 3, 2, 2, 1, 1, 5, 6},   // ResNet's stem pool
+                        {2, 8, 8, 2, 2, 2, 2, 0, 0, 4, 4},    // VGG's
+                        {2, 7, 7, 3, 3, 2, 2, 0, 0, 3, 3},    // floor mode
+                        {2, 7, 7, 3, 3, 2, 2, 0, 0, 4, 4},    // ceil mode: one more window
+                        {1, 5, 13, 3, 1, 1, 1, 1, 0, 5, 13},  // 3x1, stride 1
+                        {4, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1}};
+  std::uint32_t seed = 7;
+  for (const Case& k : cases) {
+    grimsim::PoolGeometry g;
+    g.channels = k.c, g.height = k.h, g.width = k.w, g.kernel_h = k.kh, g.kernel_w = k.kw;
+    g.stride_h = k.sh, g.stride_w = k.sw, g.pad_top = k.pt, g.pad_left = k.pl;
+    g.out_h = k.oh, g.out_w = k.ow;
+    const auto x = random_vector(static_cast<std::size_t>(k.c * k.h * k.w), seed++);
+    for (bool is_max : {true, false})
+      for (int threads : {1, 3}) {
+        std::vector<float> y(static_cast<std::size_t>(k.c * k.oh * k.ow), 99.0f);
+        grimsim::pool2d(x.data(), g, is_max, y.data(), threads);
+        double worst = 0.0;
+        for (std::int64_t c = 0; c < k.c; ++c)
+          for (std::int64_t oy = 0; oy < k.oh; ++oy)
+            for (std::int64_t ox = 0; ox < k.ow; ++ox) {
+              double acc = is_max ? -1e30 : 0.0;
+              for (std::int64_t ky = 0; ky < k.kh; ++ky)
+                for (std::int64_t kx = 0; kx < k.kw; ++kx) {
+                  const std::int64_t iy = oy * k.sh - k.pt + ky, ix = ox * k.sw - k.pl + kx;
+                  if (iy < 0 || iy >= k.h || ix < 0 || ix >= k.w) continue;
+                  const double v = x[static_cast<std::size_t>((c * k.h + iy) * k.w + ix)];
+                  acc = is_max ? std::max(acc, v) : acc + v;
+                }
+              if (!is_max) acc /= static_cast<double>(k.kh * k.kw);
+              const double got = y[static_cast<std::size_t>((c * k.oh + oy) * k.ow + ox)];
+              worst = std::max(worst, std::abs(got - acc));
+            }
+        EXPECT(worst < 1e-5, "[%s] pool %s %lldx%lld k%lldx%lld s%lld threads=%d: err %g",
+               tier.c_str(), is_max ? "max" : "avg", (long long)k.h, (long long)k.w,
+               (long long)k.kh, (long long)k.kw, (long long)k.sh, threads, worst);
+      }
+  }
+}
+
 void test_invalid_arguments() {
   float a[64] = {}, b[64] = {}, c[64] = {};
   EXPECT(throws_invalid([&] { grimsim::dense_gemm(a, b, c, -1, 2, 2, 1); }), "negative M");
@@ -330,6 +377,23 @@ void test_invalid_arguments() {
          "negative pad");
   EXPECT(throws_invalid([&] { grimsim::winograd_conv3x3(a, 4, 4, packed, nullptr, 1, 1, c, 0); }),
          "winograd threads 0");
+  grimsim::PoolGeometry pool;
+  pool.channels = 1, pool.height = 4, pool.width = 4, pool.kernel_h = 3, pool.kernel_w = 3;
+  pool.stride_h = 2, pool.stride_w = 2, pool.pad_top = 1, pool.pad_left = 1;
+  pool.out_h = 2, pool.out_w = 2;
+  grimsim::pool2d(a, pool, true, c, 1);  // valid
+  auto badp = pool;
+  badp.pad_top = 3;
+  EXPECT(throws_invalid([&] { grimsim::pool2d(a, badp, true, c, 1); }), "pool pad >= kernel");
+  badp = pool;
+  badp.out_w = 4;  // the last window would start at 5 > 3
+  EXPECT(throws_invalid([&] { grimsim::pool2d(a, badp, true, c, 1); }), "pool window past input");
+  badp = pool;
+  badp.stride_h = 0;
+  EXPECT(throws_invalid([&] { grimsim::pool2d(a, badp, false, c, 1); }), "pool stride 0");
+  EXPECT(throws_invalid([&] { grimsim::pool2d(a, pool, true, c, 0); }), "pool threads 0");
+  EXPECT(throws_invalid([&] { grimsim::pool2d(nullptr, pool, true, c, 1); }), "pool null input");
+
   grimsim::WinogradWeights empty;
   EXPECT(throws_invalid([&] { grimsim::winograd_conv3x3(a, 4, 4, empty, nullptr, 1, 1, c, 1); }),
          "unpacked weights");
@@ -347,6 +411,7 @@ int main() {
     test_gemm(tier);
     test_winograd(tier);
     test_conv_gemm_and_depthwise(tier);
+    test_pool(tier);
   }
   test_im2col();
   test_parallel_and_harness();

@@ -1,11 +1,12 @@
-"""numpy stand-ins for the cheap (non-GEMM) ops of a network, for ``run_network`` to time.
+"""Stand-ins for the cheap (non-GEMM) ops of a network, for ``run_network`` to time.
 
 An inference engine runs pooling, element-wise ops, concat, softmax, norms and friends with
-small fused kernels of its own; grimsim's C++ kernels cover only the GEMM-bearing layers. So
-each cheap op is timed as a single-threaded numpy implementation of the op on random data of
-the layer's real shapes. These are stand-ins: they read and write the right tensors and do
-roughly the right arithmetic, but numpy allocates temporaries and makes one pass per
-operation, so they are usually slower than an engine's fused loop.
+small fused kernels of its own; grimsim's C++ kernels cover the GEMM-bearing layers and
+windowed pooling (numpy's strided passes ran a 3x3/2 max pool 3-6x slower than an engine's
+loop). Every other cheap op is timed as a single-threaded numpy implementation of the op on
+random data of the layer's real shapes. These are stand-ins: they read and write the right
+tensors and do roughly the right arithmetic, but numpy allocates temporaries and makes one
+pass per operation, so they are usually slower than an engine's fused loop.
 
 Ops an engine does without moving data (reshape, flatten, inference dropout: no traffic and
 no ops in the workload) and inputs cost nothing and get no stand-in. Ops without a dedicated
@@ -19,6 +20,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -95,6 +97,12 @@ def _traffic(ins: Arrays, outs: Arrays) -> Callable[[], object]:
     return fn
 
 
+def _kernels() -> Any:
+    import grimsim._kernels as kernels  # deferred: import grimsim stays light
+
+    return kernels
+
+
 # --------------------------------------------------------------------------- builders
 
 
@@ -108,42 +116,17 @@ def _pool(layer: LayerWorkload, ins: Arrays, outs: Arrays,
     kh, kw = layer.attr("kernel")
     sh, sw = layer.attr("stride")
     pt, pl, _, _ = layer.attr("padding", (0, 0, 0, 0))
-    is_max = layer.attr("kind", "max") == "max"
-    # pad once up front (an engine handles the border in its loop): big enough for every
-    # window, ceil mode included
-    hp = max(h + pt, (oh - 1) * sh + kh)
-    wp = max(w + pl, (ow - 1) * sw + kw)
-    fill = -np.inf if is_max else 0.0
-    xp = np.full((n, c, hp, wp), fill, dtype=np.float32)
-    xp[:, :, pt:pt + h, pl:pl + w] = x
-    # separable: reduce the kh rows of each output row first (contiguous rows, numpy's fast
-    # SIMD loops), then the kw columns of the narrower result - (kh - 1) + (kw - 1) passes
-    # instead of kh * kw strided ones (max is separable; so is the sum of an average)
-    rows_buf = np.empty((n, c, oh, wp), dtype=np.float32)
-    reduce = np.maximum if is_max else np.add
-    scale = np.float32(1.0 / (kh * kw))
-
-    row_taps = [xp[:, :, ky:ky + sh * oh:sh] for ky in range(kh)]
-    col_taps = [rows_buf[:, :, :, kx:kx + sw * ow:sw] for kx in range(kw)]
+    kind = "max" if layer.attr("kind", "max") == "max" else "avg"
+    # the C++ kernel (separable, windows clipped to the input: what an engine's loop does);
+    # batch and channels are independent planes
+    planes = x.reshape(1, n * c, h, w)
+    out_planes = out.reshape(1, n * c, oh, ow)
+    k = _kernels()
 
     def fn() -> None:
-        _reduce_taps(reduce, row_taps, rows_buf)
-        _reduce_taps(reduce, col_taps, out)
-        if not is_max:
-            np.multiply(out, scale, out=out)
+        k.pool2d(planes, (kh, kw), (sh, sw), (pt, pl), (oh, ow), kind=kind, out=out_planes)
 
     return fn
-
-
-def _reduce_taps(reduce: Callable[..., np.ndarray], taps: Sequence[np.ndarray],
-                 out: np.ndarray) -> None:
-    """out = reduce over ``taps`` (one pass per tap after the first two)."""
-    if len(taps) == 1:
-        np.copyto(out, taps[0])
-        return
-    reduce(taps[0], taps[1], out=out)
-    for tap in taps[2:]:
-        reduce(out, tap, out=out)
 
 
 def _adaptive_pool(x: np.ndarray, out: np.ndarray, kind: str) -> Callable[[], object]:

@@ -66,6 +66,20 @@ void conv2d_gemm(const float* input, const ConvGeometry& g, const float* w2d,
 void depthwise_conv2d(const float* input, const ConvGeometry& g, const float* weight,
                       const float* bias, float* output, int threads);
 
+// Max or average pooling of one image (NCHW, batch 1) into output[C x out_h x out_w]. Window
+// (oy, ox) covers input rows oy * stride_h - pad_top + [0, kernel_h) and the columns alike;
+// outside the input counts as -inf (max) or 0 (average, which always divides by
+// kernel_h * kernel_w: padding included, as PyTorch's default). The output size is given, so
+// ceil-mode pooling (one more window at the end) is expressed too; every window must
+// overlap the input.
+struct PoolGeometry {
+  std::int64_t channels = 0, height = 0, width = 0;
+  std::int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1;
+  std::int64_t pad_top = 0, pad_left = 0, out_h = 1, out_w = 1;
+};
+void check_pool_geometry(const PoolGeometry& g);
+void pool2d(const float* input, const PoolGeometry& g, bool is_max, float* output, int threads);
+
 // ------------------------------------------------------------------------ Winograd -----
 
 // Weights of a stride-1 3x3 convolution transformed once for Winograd F(m,3): m = 4 (6x6
