@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="host")
     parser.add_argument("--min-time-s", type=float, default=0.05)
     parser.add_argument("--repeats", type=int, default=3,
-                        help="runs per case of part 1 (the median is recorded)")
+                        help="runs per case of part 1 (per layer the fastest is recorded)")
     parser.add_argument("--skip-search", action="store_true")
     args = parser.parse_args(argv)
     if args.repeats < 1:

@@ -34,16 +34,14 @@ import datetime
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from grimsim.explorer.headless import CHROMIUM, CHROMIUM_ARGS
+from grimsim.explorer.headless import CHROMIUM, CHROMIUM_ARGS, serve_explorer
 from grimsim.meta import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,45 +82,6 @@ TIMINGS = """
           html_bytes: nav.encodedBodySize, resources: res};
 }
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(port: int, log_path: Path, package: str = "grimsim.explorer"
-                 ) -> tuple[subprocess.Popen[bytes], float]:
-    """A fresh explorer (as ``grimsim explore`` starts it); returns it and the seconds from
-    process start until ``/`` answered. ``package``: the importable package whose
-    ``app.run_explorer`` to run (another copy of the explorer, for a before/after)."""
-    code = f"from {package}.app import run_explorer; run_explorer(port={port})"
-    t0 = time.perf_counter()
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=out,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"explorer exited: {log_path.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return proc, time.perf_counter() - t0
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("explorer not up after 90 s") from None
-            time.sleep(0.05)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def chromium_cpu_s(browser_cdp: Any) -> dict[tuple[str, int], float]:
@@ -279,17 +238,13 @@ def main(argv: list[str] | None = None) -> int:
                 cold[args.url], startups[args.url] = [], []
             for _ in range(0 if args.url else args.runs):
                 for package in packages:
-                    port = free_port()
-                    proc, up_s = start_server(port, log_path, package)
-                    try:
+                    with serve_explorer(log_path, package=package) as served:
+                        up_s, url = served.startup_s, served.url
                         startups[package].append(up_s)
-                        url = f"http://127.0.0.1:{port}/"
                         cold[package].append(summarise(load_once(browser, bcdp, url)))
                         for _ in range(args.warm):
                             warm[package].append(summarise(
                                 load_once(browser, bcdp, url, repeat=True)))
-                    finally:
-                        stop(proc)
                     print(f"{package}: server up {up_s:.2f} s, cold "
                           f"{cold[package][-1]['drawn_s']:.2f} s, warm "
                           f"{[round(w['drawn_s'], 2) for w in warm[package][-args.warm:]]}",

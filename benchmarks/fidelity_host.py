@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from grimsim.calibration.fit import STATISTICS, FitReport, fit
+from grimsim.calibration.measure import PointsFile
 from grimsim.calibration.run import calibrate
 from grimsim.meta import cpu_model, run_meta
 
@@ -67,22 +68,13 @@ def replace_section(path: Path, name: str, body: str, title: str) -> None:
 
 def folder_summary(out: str) -> str:
     """What an earlier calibration left in ``out`` (for a refit with --skip-calibrate)."""
-    path = Path(out) / "points.jsonl"
-    counts: dict[str, int] = {}
-    sessions: list[dict[str, Any]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        rec = json.loads(line)
-        counts[rec.get("type", "?")] = counts.get(rec.get("type", "?"), 0) + 1
-        if rec.get("type") == "session":
-            sessions.append(rec)
-    first = sessions[0] if sessions else {}
-    timing = first.get("timing", {})
+    state = PointsFile(out).load()
+    first = state.sessions[0] if state.sessions else {}
+    timing = first.get("timing") or {}
     return (f"Calibration: refit of the points already in {out} (--skip-calibrate): "
-            f"{len(sessions)} session(s), the first started {first.get('started', '?')} with a "
-            f"{first.get('budget_s', 0):.0f} s budget and {timing.get('passes', '?')} passes; "
-            f"{counts.get('point', 0)} point timings, {counts.get('drift', 0)} drift events.")
+            f"{len(state.sessions)} session(s), the first started {first.get('started', '?')} "
+            f"with a {first.get('budget_s', 0):.0f} s budget and {timing.get('passes', '?')} "
+            f"passes; {len(state.points)} valid points, {state.n_drift_records} drift events.")
 
 
 def verdict(report: FitReport) -> list[str]:

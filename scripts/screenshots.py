@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from grimsim.explorer.headless import CHROMIUM, CHROMIUM_ARGS
+from grimsim.explorer.headless import CHROMIUM, CHROMIUM_ARGS, serve_explorer
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_MS = 90_000
@@ -31,25 +28,8 @@ def explorer(url: str | None) -> Iterator[str]:
     if url:
         yield url.rstrip("/") + "/"
         return
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    code = ("from grimsim.explorer import run_explorer; "
-            f"run_explorer(port={port}, results_dir={str(REPO / 'dashboards' / 'results')!r})")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/"
-    try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(base, timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with serve_explorer(results_dir=REPO / "dashboards" / "results") as served:
+        yield served.url
 
 
 def settle(page: Any, seconds: float = 1.5) -> None:

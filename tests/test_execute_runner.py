@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,9 @@ from grimsim.execute.cheap_ops import cheap_op, supported_ops
 from grimsim.network import Network, NetworkBuilder, Op, fuse
 from grimsim.network import workload as wl
 from grimsim.pruning import parse_spec, sparse_workload
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pool_reference import pool_reference
 
 FAST = {"min_time_s": 0.001, "max_reps": 20}
 
@@ -441,20 +446,6 @@ def test_recurrence_carries_its_state_between_steps() -> None:
 # --------------------------------------------------------------------------- cheap ops
 
 
-def _pool_ref(x: np.ndarray, k: tuple[int, int], s: tuple[int, int],
-              pad: tuple[int, int], out_hw: tuple[int, int], kind: str) -> np.ndarray:
-    n, c, h, w = x.shape
-    fill = -np.inf if kind == "max" else 0.0
-    xp = np.full((n, c, h + 2 * pad[0] + k[0], w + 2 * pad[1] + k[1]), fill)
-    xp[:, :, pad[0]:pad[0] + h, pad[1]:pad[1] + w] = x
-    out = np.empty((n, c, *out_hw))
-    for i in range(out_hw[0]):
-        for j in range(out_hw[1]):
-            win = xp[:, :, i * s[0]:i * s[0] + k[0], j * s[1]:j * s[1] + k[1]]
-            out[:, :, i, j] = win.max(axis=(2, 3)) if kind == "max" else win.sum(axis=(2, 3))
-    return out if kind == "max" else out / (k[0] * k[1])
-
-
 @pytest.mark.parametrize(("shape", "kernel", "stride", "padding", "ceil", "kind"), [
     ((1, 3, 9, 9), 3, 2, 1, False, "max"),
     ((1, 3, 9, 9), 3, 2, 1, True, "max"),
@@ -467,8 +458,8 @@ def test_separable_pool_matches_the_windows(shape: tuple[int, ...], kernel: obje
                                             kind: str) -> None:
     layer = wl.pool2d("p", shape, kernel, stride, padding, ceil_mode=ceil, kind=kind)
     (x,), (y,) = _run_op(layer)
-    want = _pool_ref(x.astype(np.float64), layer.attr("kernel"), layer.attr("stride"),
-                     layer.attr("padding")[:2], y.shape[2:], kind)
+    want = pool_reference(x.astype(np.float64), layer.attr("kernel"), layer.attr("stride"),
+                          layer.attr("padding")[:2], y.shape[2:], kind)
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
 
 

@@ -4,10 +4,6 @@ requests (page, layout, and the network-view callback) without an error."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,51 +14,15 @@ import pytest
 
 pytest.importorskip("dash")
 
+from grimsim.explorer.headless import serve_explorer
+
 BURST = 200
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"explorer exited with {proc.returncode}: "
-                               f"{proc.stderr.read().decode() if proc.stderr else ''}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"explorer did not answer on {url} within {timeout_s} s")
-
-
-def start_explorer(port: int, *args: str) -> subprocess.Popen[bytes]:
-    code = ("import sys; from grimsim.explorer import run_explorer; "
-            f"run_explorer(port={port}{''.join(', ' + a for a in args)})")
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    port = free_port()
-    proc = start_explorer(port)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_until_up(url, proc)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with serve_explorer() as served:
+        yield served.url
 
 
 def network_callback_body(model: str = "resnet18", device: str = "sd855") -> bytes:

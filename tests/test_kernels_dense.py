@@ -6,7 +6,9 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.queues
 import os
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from grimsim import _kernels as gk
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pool_reference import pool_reference
 
 THREADS = st.integers(1, 3)
 
@@ -205,21 +210,6 @@ def test_depthwise_matches_direct_conv(case, C, H, W, threads, bias, seed):
     assert_conv_close(y, conv_ref(x, w, b if bias else None, (sh, sw), (ph, pw), (dh, dw), C))
 
 
-def pool_ref(x, kernel, stride, padding, out_hw, kind):
-    """Pooling by explicit windows over a -inf (max) / 0 (avg) padded copy, in float64."""
-    (kh, kw), (sh, sw), (pt, pl), (oh, ow) = kernel, stride, padding, out_hw
-    _, c, h, w = x.shape
-    hp, wp = max(h + pt, (oh - 1) * sh + kh), max(w + pl, (ow - 1) * sw + kw)
-    xp = np.full((c, hp, wp), -np.inf if kind == "max" else 0.0)
-    xp[:, pt:pt + h, pl:pl + w] = x[0]
-    out = np.empty((1, c, oh, ow))
-    for oy in range(oh):
-        for ox in range(ow):
-            win = xp[:, oy * sh:oy * sh + kh, ox * sw:ox * sw + kw]
-            out[0, :, oy, ox] = win.max(axis=(1, 2)) if kind == "max" else win.mean(axis=(1, 2))
-    return out
-
-
 @st.composite
 def pool_cases(draw):
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
@@ -243,7 +233,7 @@ def test_pool2d_matches_windows(case, C, kind, threads, seed):
     (x,) = rng_arrays(seed, (1, C, h, w))
     y = gk.pool2d(x, kernel, stride, padding, out_hw, kind=kind, threads=threads)
     assert y.shape == (1, C, *out_hw) and y.dtype == np.float32
-    np.testing.assert_allclose(y, pool_ref(x, kernel, stride, padding, out_hw, kind),
+    np.testing.assert_allclose(y, pool_reference(x, kernel, stride, padding, out_hw, kind),
                                rtol=1e-6, atol=1e-6)
     out = np.full_like(y, 7.0)
     assert gk.pool2d(x, kernel, stride, padding, out_hw, kind=kind, out=out) is not None

@@ -370,6 +370,15 @@ def test_kernels_reject_bad_x_and_threads() -> None:
         K_.bcr_spmm_packed(packed, x, threads=0)
 
 
+def csr_good() -> dict[str, Any]:
+    """A small valid CSR matrix (4 x 7, rows of 2, 0, 3 and 1 nonzeros)."""
+    w = np.zeros((4, 7), dtype=np.float32)
+    w[0, [1, 4]] = 1
+    w[2, [0, 3, 6]] = 2
+    w[3, 5] = 3
+    return csr_arrays(w)
+
+
 CSR_BAD = [
     ("indptr length", lambda a: dict(a, indptr=a["indptr"][:-1]), "indptr has 4"),
     ("indptr decreasing", lambda a: _set(a, "indptr", 2, 0), "must not decrease"),
@@ -382,11 +391,7 @@ CSR_BAD = [
 
 @pytest.mark.parametrize(("case", "mutate", "message"), CSR_BAD, ids=[c[0] for c in CSR_BAD])
 def test_csr_rejects_malformed(case: str, mutate: Any, message: str) -> None:
-    w = np.zeros((4, 7), dtype=np.float32)
-    w[0, [1, 4]] = 1
-    w[2, [0, 3, 6]] = 2
-    w[3, 5] = 3
-    good = csr_arrays(w)
+    good = csr_good()
     x = np.ones((7, 3), dtype=np.float32)
     K_.csr_spmm(**good, x=x)
     with pytest.raises(ValueError, match=message):
@@ -476,13 +481,9 @@ def test_pattern_rejects_malformed(case: str, mutate: Any, message: str) -> None
 
 @pytest.mark.parametrize(("case", "mutate", "message"), CSR_BAD, ids=[c[0] for c in CSR_BAD])
 def test_csr_prepare_rejects_malformed(case: str, mutate: Any, message: str) -> None:
-    w = np.zeros((4, 7), dtype=np.float32)
-    w[0, [1, 4]] = 1
-    w[2, [0, 3, 6]] = 2
-    w[3, 5] = 3
-    K_.csr_prepare(**csr_arrays(w))
+    K_.csr_prepare(**csr_good())
     with pytest.raises(ValueError, match=message):
-        K_.csr_prepare(**mutate(csr_arrays(w)))
+        K_.csr_prepare(**mutate(csr_good()))
 
 
 @pytest.mark.parametrize(("case", "mutate", "message"), NM_BAD, ids=[c[0] for c in NM_BAD])

@@ -160,18 +160,6 @@ void pool2d(const float* input, const PoolGeometry& g, bool is_max, float* outpu
   check_pool_geometry(g);
   check_threads(threads);
   check(input != nullptr && output != nullptr, "pool2d: null input or output");
-  PoolJob job;
-  job.height = g.height;
-  job.width = g.width;
-  job.out_h = g.out_h;
-  job.out_w = g.out_w;
-  job.kernel_h = g.kernel_h;
-  job.kernel_w = g.kernel_w;
-  job.stride_h = g.stride_h;
-  job.stride_w = g.stride_w;
-  job.pad_top = g.pad_top;
-  job.pad_left = g.pad_left;
-  job.is_max = is_max;
   const std::int64_t plane = g.height * g.width, oplane = g.out_h * g.out_w;
   // Per thread: the padded row (max(span, pad_left + W) floats) and the window row (span).
   const std::int64_t span = (g.out_w - 1) * g.stride_w + g.kernel_w;
@@ -179,7 +167,7 @@ void pool2d(const float* input, const PoolGeometry& g, bool is_max, float* outpu
   std::vector<float> rows(static_cast<std::size_t>(threads * per_thread));
   const SimdLevel level = simd_runtime_level();
   parallel_for(g.channels, threads, [&](std::int64_t c, int thread) {
-    GRIMSIM_DISPATCH_AT(level, pool_plane, job, input + c * plane, output + c * oplane,
+    GRIMSIM_DISPATCH_AT(level, pool_plane, g, is_max, input + c * plane, output + c * oplane,
                         rows.data() + static_cast<std::int64_t>(thread) * per_thread);
   });
 }

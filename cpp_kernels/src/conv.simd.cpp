@@ -1,5 +1,6 @@
 // Depthwise convolution of one channel plane for one SIMD tier.
 #include "dense_kernels.hpp"
+#include "grimsim/dense.hpp"  // PoolGeometry (plain fields)
 #include "grimsim/simd.hpp"
 
 namespace grimsim {
@@ -55,54 +56,60 @@ void depthwise_plane(const DepthwiseJob& job, const float* in, const float* kern
 namespace {
 // max that propagates NaN from either side (as numpy's maximum and PyTorch's max pooling);
 // two selects the compiler turns into vector max + blend (no branch).
-inline float nan_max(float a, float b) {
-  const float m = a > b ? a : b;  // b when either is NaN
-  return a != a ? a : m;
-}
-}  // namespace
+struct NanMax {
+  float operator()(float a, float b) const {
+    const float m = a > b ? a : b;  // b when either is NaN
+    return a != a ? a : m;
+  }
+};
+struct Plus {
+  float operator()(float a, float b) const { return a + b; }
+};
 
 // Separable and branch-free: per output row, the window's input rows are reduced into one
-// row (rows outside the input skipped), laid out with kernel-sized -inf (max) or 0 (sum)
-// margins so every window reads kernel_w values; the windows' reductions are then computed
-// for every column start with kernel_w - 1 shifted passes and read out every stride_w. All
-// loops are contiguous, so the compiler vectorises them.
-void pool_plane(const PoolJob& job, const float* in, float* out, float* rowbuf) {
-  const std::int64_t W = job.width, kw = job.kernel_w, sw = job.stride_w, pl = job.pad_left;
-  const std::int64_t span = (job.out_w - 1) * sw + kw;  // padded columns the windows cover
+// row (rows outside the input skipped), laid out with kernel-sized `fill` margins (-inf for
+// max, 0 for a sum) so every window reads kernel_w values; the windows' reductions are then
+// computed for every column start with kernel_w - 1 shifted passes and read out every
+// stride_w, times `scale`. All loops are contiguous, so the compiler vectorises them.
+template <class Reduce>
+void pool_plane_with(const PoolGeometry& g, Reduce reduce, float fill, float scale,
+                     const float* in, float* out, float* rowbuf) {
+  const std::int64_t W = g.width, kw = g.kernel_w, sw = g.stride_w, pl = g.pad_left;
+  const std::int64_t span = (g.out_w - 1) * sw + kw;  // padded columns the windows cover
   const std::int64_t len = imax(span, pl + W);
-  float* GRIMSIM_RESTRICT row = rowbuf;              // len floats
-  float* GRIMSIM_RESTRICT win = rowbuf + len;        // span - kw + 1 floats
-  const float fill = job.is_max ? -__builtin_inff() : 0.0f;
-  const float scale = job.is_max ? 1.0f : 1.0f / static_cast<float>(job.kernel_h * kw);
+  float* GRIMSIM_RESTRICT row = rowbuf;         // len floats
+  float* GRIMSIM_RESTRICT win = rowbuf + len;   // span - kw + 1 floats
   for (std::int64_t x = 0; x < pl; ++x) row[x] = fill;
   for (std::int64_t x = pl + W; x < len; ++x) row[x] = fill;
   float* GRIMSIM_RESTRICT mid = row + pl;
   const std::int64_t starts = span - kw + 1;
-  for (std::int64_t oy = 0; oy < job.out_h; ++oy) {
-    const std::int64_t y0 = oy * job.stride_h - job.pad_top;
-    const std::int64_t r0 = imax(y0, 0), r1 = imin(y0 + job.kernel_h, job.height);
+  for (std::int64_t oy = 0; oy < g.out_h; ++oy) {
+    const std::int64_t y0 = oy * g.stride_h - g.pad_top;
+    const std::int64_t r0 = imax(y0, 0), r1 = imin(y0 + g.kernel_h, g.height);
     const float* first = in + r0 * W;
     for (std::int64_t x = 0; x < W; ++x) mid[x] = first[x];
     for (std::int64_t r = r0 + 1; r < r1; ++r) {
       const float* GRIMSIM_RESTRICT src = in + r * W;
-      if (job.is_max) {
-        for (std::int64_t x = 0; x < W; ++x) mid[x] = nan_max(mid[x], src[x]);
-      } else {
-        for (std::int64_t x = 0; x < W; ++x) mid[x] += src[x];
-      }
+      for (std::int64_t x = 0; x < W; ++x) mid[x] = reduce(mid[x], src[x]);
     }
     for (std::int64_t x = 0; x < starts; ++x) win[x] = row[x];
     for (std::int64_t j = 1; j < kw; ++j) {
       const float* GRIMSIM_RESTRICT shifted = row + j;
-      if (job.is_max) {
-        for (std::int64_t x = 0; x < starts; ++x) win[x] = nan_max(win[x], shifted[x]);
-      } else {
-        for (std::int64_t x = 0; x < starts; ++x) win[x] += shifted[x];
-      }
+      for (std::int64_t x = 0; x < starts; ++x) win[x] = reduce(win[x], shifted[x]);
     }
-    float* orow = out + oy * job.out_w;
-    for (std::int64_t ox = 0; ox < job.out_w; ++ox) orow[ox] = win[ox * sw] * scale;
+    float* orow = out + oy * g.out_w;
+    for (std::int64_t ox = 0; ox < g.out_w; ++ox) orow[ox] = win[ox * sw] * scale;
   }
+}
+}  // namespace
+
+void pool_plane(const PoolGeometry& g, bool is_max, const float* in, float* out,
+                float* rowbuf) {
+  if (is_max)
+    pool_plane_with(g, NanMax{}, -__builtin_inff(), 1.0f, in, out, rowbuf);
+  else
+    pool_plane_with(g, Plus{}, 0.0f, 1.0f / static_cast<float>(g.kernel_h * g.kernel_w), in,
+                    out, rowbuf);
 }
 
 }  // namespace GRIMSIM_ISA_NS

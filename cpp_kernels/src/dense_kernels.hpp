@@ -89,16 +89,11 @@ struct DepthwiseJob {
 GRIMSIM_MV_DECLARE(void depthwise_plane(const DepthwiseJob& job, const float* in,
                                         const float* kernel, float bias, float* out))
 
-// Pooling of one channel plane (geometry as PoolGeometry, one channel); rowbuf holds
+// Pooling of one channel plane (the geometry's channels are ignored); rowbuf holds
 // max(span, pad_left + width) + span floats, span = (out_w - 1) * stride_w + kernel_w.
-struct PoolJob {
-  std::int64_t height = 0, width = 0, out_h = 0, out_w = 0;
-  std::int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1;
-  std::int64_t pad_top = 0, pad_left = 0;
-  bool is_max = true;
-};
-GRIMSIM_MV_DECLARE(void pool_plane(const PoolJob& job, const float* in, float* out,
-                                   float* rowbuf))
+struct PoolGeometry;  // grimsim/dense.hpp: plain fields only
+GRIMSIM_MV_DECLARE(void pool_plane(const PoolGeometry& g, bool is_max, const float* in,
+                                   float* out, float* rowbuf))
 
 }  // namespace grimsim
 

@@ -146,25 +146,25 @@ def noise_floor(records: Sequence[Mapping[str, Any]], statistic: str = "min_s") 
     """The ``NoiseFloor`` of points timed in two passes or more (``pass_min_s`` /
     ``pass_median_s`` in their records); empty when none was."""
     key = "pass_min_s" if statistic == "min_s" else "pass_median_s"
-    gaps: list[float] = []
+    one_pass: list[float] = []
+    value: list[float] = []
     agree: list[bool] = []
     pressure: list[float] = []
     for r in records:
         passes = [float(v) for v in r.get(key) or () if v]
         if len(passes) < 2:
             continue
-        value = float(r[statistic])
-        gaps.extend(p / value - 1.0 for p in passes)
+        one_pass += passes
+        value += [float(r[statistic])] * len(passes)
         agree.append(max(passes) / min(passes) <= 1.10)
         if r.get("cpu_pressure") is not None:
             pressure.append(float(r["cpu_pressure"]))
     if not agree:
         return NoiseFloor.empty()
-    g = np.abs(np.asarray(gaps))
+    gap = metrics(np.asarray(one_pass), np.asarray(value))  # one pass as a "prediction"
     return NoiseFloor(
-        n=len(agree), one_pass_within_5=float(np.mean(g <= 0.05)),
-        one_pass_within_10=float(np.mean(g <= 0.10)),
-        one_pass_rms=float(np.sqrt(np.mean(g ** 2))), passes_within_10=float(np.mean(agree)),
+        n=len(agree), one_pass_within_5=gap.within_5, one_pass_within_10=gap.within_10,
+        one_pass_rms=gap.rmspe, passes_within_10=float(np.mean(agree)),
         contended=float(np.mean(np.asarray(pressure) > 0.1)) if pressure else float("nan"))
 
 

@@ -3,11 +3,12 @@
 ``KernelMeasurer`` builds one unit's operands (Gaussian weights and inputs, the scheme's mask
 from ``grimsim.pruning.make_mask``, the compact format from ``encode``) and times the kernel
 the analytical model says the engine runs for the row - packed GEMM/GEMV, im2col + GEMM,
-Winograd, direct depthwise, or the BCR/CSR/N:M/pattern kernel (on the im2col'd input for
-convolutions, the im2col pass timed too) - with the kernels' harness (warm-up, a minimum
+Winograd, direct depthwise, or the BCR/CSR/N:M/pattern kernel as ``grimsim.execute.prepare``
+sets it up for ``grimsim run`` (on the im2col'd input for convolutions, the im2col pass timed
+too) - with the kernels' harness (warm-up, a minimum
 timed duration, median and minimum of the runs). Caches stay warm between runs, so the model
 it is compared with runs with ``cache_state="warm"``. A unit's operands are kept between the
-passes the calibration loop times it in (``TimingOptions.passes``), and each timing records
+passes the calibration loop times it in (``calibrate(passes=...)``), and each timing records
 how long other tasks waited for a CPU meanwhile (``cpu_pressure``, Linux PSI) so that a
 contended machine shows in the data.
 
@@ -31,7 +32,7 @@ import os
 import platform
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,8 @@ from grimsim.cost.learned import CalibrationError
 from grimsim.cost.profile import DeviceProfile
 from grimsim.cost.rows import CostRows, gemm_rows
 from grimsim.errors import GrimsimError
+from grimsim.execute.kernels import PreparedGemm, prepare
 from grimsim.pruning import encode, format_block, make_mask, parse_spec, reached_sparsity
-from grimsim.pruning.formats import BCRFormat, CSRFormat, NMFormat, PatternFormat
 from grimsim.pruning.workload import format_stats
 
 __all__ = [
@@ -141,7 +142,7 @@ class _Operands:
     geo: dict[str, int]
     pointwise: bool
     stats: dict[str, float]
-    sparse_run: Callable[[int, Mapping[str, Any]], dict[str, Any]] | None
+    sparse: PreparedGemm | None  # the sparse kernel, prepared once (None: dense)
     nbytes: int
     setup_s: float
 
@@ -473,8 +474,8 @@ class KernelMeasurer:
         out = []
         for t, kernel in zip(threads, kernels_by_thread, strict=True):
             p0, w0 = cpu_pressure_us(), time.perf_counter()
-            if ops.sparse_run is not None:
-                timing = ops.sparse_run(t, opts)
+            if ops.sparse is not None:
+                timing = ops.sparse.bench(ops.x, t, **opts)
                 if shape.is_conv and not ops.pointwise:
                     inp = ops.inp
                     assert inp is not None
@@ -536,7 +537,7 @@ class KernelMeasurer:
             inp = None
             x = rng.standard_normal((shape.K, shape.N), dtype=np.float32)
         stats: dict[str, float]
-        sparse_run: Callable[[int, Mapping[str, Any]], dict[str, Any]] | None = None
+        sparse: PreparedGemm | None = None
         nbytes = w.nbytes + x.nbytes + (inp.nbytes if inp is not None else 0)
         if scheme.is_dense:
             stats = {"sparsity": 0.0, "nnz": float(shape.M * shape.K), "n_blocks": 1.0,
@@ -555,34 +556,11 @@ class KernelMeasurer:
                      "work_max": float(work.max), "format_bytes": float(fmt.nbytes),
                      "block_r": float(block[0]) if block else 0.0,
                      "block_c": float(block[1]) if block else 0.0}
-            sparse_run = self._sparse_runner(fmt, x)
+            sparse = prepare(fmt)  # as grimsim run and bench-kernels run it (BCR packed once)
             nbytes += 2 * int(fmt.nbytes)  # the format, and the kernels' packed copy
         return _Operands(w=w, x=x, inp=inp, geo=geo, pointwise=pointwise, stats=stats,
-                         sparse_run=sparse_run, nbytes=nbytes,
+                         sparse=sparse, nbytes=nbytes,
                          setup_s=time.perf_counter() - t_setup)
-
-    @staticmethod
-    def _sparse_runner(fmt: Any, x: np.ndarray
-                       ) -> Callable[[int, Mapping[str, Any]], dict[str, Any]]:
-        import grimsim._kernels as kern
-
-        if isinstance(fmt, BCRFormat):
-            packed = kern.bcr_pack(fmt.block_row_ptr, fmt.block_col, fmt.row_ptr, fmt.row_idx,
-                                fmt.col_ptr, fmt.col_idx, fmt.val_ptr, fmt.values,
-                                fmt.reorder, fmt.shape, fmt.block)
-            return lambda t, o: dict(kern.bench_bcr_packed(packed, x, threads=t, **o))
-        if isinstance(fmt, CSRFormat):
-            return lambda t, o: dict(kern.bench_csr(fmt.indptr, fmt.indices, fmt.data,
-                                                    fmt.shape, x, threads=t, **o))
-        if isinstance(fmt, NMFormat):
-            return lambda t, o: dict(kern.bench_nm(fmt.values, fmt.indices, fmt.n, fmt.m,
-                                                   fmt.shape, x, threads=t, **o))
-        if isinstance(fmt, PatternFormat):
-            return lambda t, o: dict(kern.bench_pattern(fmt.library, fmt.kernel_ptr,
-                                                        fmt.kernel_channel, fmt.kernel_pattern,
-                                                        fmt.values, fmt.filter_order,
-                                                        fmt.shape, x, threads=t, **o))
-        raise CalibrationError(f"no sparse kernel for format {type(fmt).__name__}")
 
     @staticmethod
     def _dense(shape: Shape, kernel: str, w: np.ndarray, x: np.ndarray,

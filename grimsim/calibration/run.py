@@ -327,23 +327,31 @@ class _Loop:
         self.probe_s = max(self.probe_s, self.clock() - started)
         return float(r.get("min_s", r["median_s"]))
 
+    def _log_reference(self, kind: str, value: float, ratio: float = 1.0, ok: bool = True,
+                       batch: int | None = None) -> None:
+        self.points.append({"type": "reference", "session": self.session,
+                            "batch": self.batch if batch is None else batch, "kind": kind,
+                            "min_s": value, "ratio": round(ratio, 5), "ok": ok,
+                            "t": round(self.elapsed(), 3)})
+
+    def _probe_baseline(self, kind: str) -> tuple[float, float, bool]:
+        """Probe and log it: (value, ratio to the baseline, within ``drift_tol``)."""
+        value = self._probe()
+        ratio = value / self.baseline
+        ok = abs(ratio - 1.0) <= self.drift_tol
+        self._log_reference(kind, value, ratio, ok)
+        return value, ratio, ok
+
     def start(self) -> None:
         self.baseline = _median(self._probe() for _ in range(3))
-        self.points.append({"type": "reference", "session": self.session, "batch": -1,
-                            "kind": "baseline", "min_s": self.baseline, "ratio": 1.0,
-                            "ok": True, "t": round(self.elapsed(), 3)})
+        self._log_reference("baseline", self.baseline, batch=-1)
         self.last_probe = self.clock()
 
     def check_drift(self, final: bool = False) -> None:
         """Re-time the reference; mark the batch drifted (and queue it again) when off."""
         if not self.batch_keys:
             return
-        value = self._probe()
-        ratio = value / self.baseline
-        ok = abs(ratio - 1.0) <= self.drift_tol
-        self.points.append({"type": "reference", "session": self.session,
-                            "batch": self.batch, "kind": "probe", "min_s": value,
-                            "ratio": round(ratio, 5), "ok": ok, "t": round(self.elapsed(), 3)})
+        value, ratio, ok = self._probe_baseline("probe")
         if ok:
             self.consecutive_drift = 0
         else:
@@ -363,10 +371,7 @@ class _Loop:
                 self.baseline = value
                 self.consecutive_drift = 0
                 self.rebaselines += 1
-                self.points.append({"type": "reference", "session": self.session,
-                                    "batch": self.batch, "kind": "rebaseline",
-                                    "min_s": value, "ratio": 1.0, "ok": True,
-                                    "t": round(self.elapsed(), 3)})
+                self._log_reference("rebaseline", value)
                 # what waited for the old speed to come back is measured at the new one
                 self.retries.clear()
                 queued = {u.key for u in self.queue}
@@ -391,14 +396,7 @@ class _Loop:
             self.sleep(self.wait_step_s)
             waited += self.wait_step_s
             self.waited_s += self.wait_step_s
-            value = self._probe()
-            ratio = value / self.baseline
-            ok = abs(ratio - 1.0) <= self.drift_tol
-            self.points.append({"type": "reference", "session": self.session,
-                                "batch": self.batch, "kind": "wait", "min_s": value,
-                                "ratio": round(ratio, 5), "ok": ok,
-                                "t": round(self.elapsed(), 3)})
-            if ok:
+            if self._probe_baseline("wait")[2]:
                 return True
         return False
 
@@ -431,7 +429,7 @@ class _Loop:
             n = self.retries.get(tag, 0)
             if n < 2 and unit_key in self.pass_runs:
                 self.retries[tag] = n + 1
-                self._schedule(unit, pass_no, self._pass_cost(unit_key))
+                self._schedule(unit, pass_no)
             else:  # keep the passes that were good
                 self._forget(unit_key)
         for unit in reversed(list(self.batch_units.values())):
@@ -449,15 +447,12 @@ class _Loop:
             release(unit_key)
 
     # -------------------------------------------------------------- passes
-    def _schedule(self, unit: PlanUnit, pass_no: int, cost_s: float) -> None:
-        """Queue pass ``pass_no`` of a unit; ``cost_s`` per pass: the entry holds the time of
-        every pass the unit still owes."""
+    def _schedule(self, unit: PlanUnit, pass_no: int) -> None:
+        """Queue pass ``pass_no`` of a unit; the entry holds the time of every pass the unit
+        still owes, each as long as its first pass less the set-up."""
         due = max(self.clock() + self.pass_gap_s, self.due[-1][0] if self.due else 0.0)
+        cost_s = self.pass_wall_s.get(unit.key, 0.0)
         self.due.append((due, unit, pass_no, cost_s * max(1, self.passes - pass_no + 1)))
-
-    def _pass_cost(self, unit_key: str) -> float:
-        """Seconds a later pass of the unit takes: its first pass's, less the set-up."""
-        return self.pass_wall_s.get(unit_key, 0.0)
 
     def run_pass(self, unit: PlanUnit, pass_no: int) -> None:
         """Time a later pass of a unit and rewrite its points with the passes so far."""
@@ -486,7 +481,7 @@ class _Loop:
             self.repeated += 1
         if pass_no < self.passes or (pass_no < self.passes + _EXTRA_PASSES
                                      and self._all_contended(runs)):
-            self._schedule(unit, pass_no + 1, self._pass_cost(unit.key))
+            self._schedule(unit, pass_no + 1)
         else:
             self._forget(unit.key)
         self.progress.update(self.elapsed(), self.measured, len(self.state.points),
@@ -558,7 +553,7 @@ class _Loop:
             self.pass_runs[unit.key] = {m.threads: [m] for m in results}
             self.pass_wall_s[unit.key] = max(wall_s, 0.0)
             self.max_pass_s = max(self.max_pass_s, wall_s)
-            self._schedule(unit, 2, self._pass_cost(unit.key))
+            self._schedule(unit, 2)
         else:
             self._release(unit.key)
         self.progress.update(self.elapsed(), self.measured, len(self.state.points),

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from grimsim.execute.kernels import prepare
+from grimsim.execute.kernels import TIMING_STATISTICS, prepare
 from grimsim.meta import cpu_model
 from grimsim.pruning import encode, make_mask, parse_spec, reached_sparsity
 
@@ -82,6 +82,10 @@ def _conv_geometry(M: int, K: int, N: int) -> tuple[int, int] | None:
 Timing = tuple[float, float]  # (median_s, min_s) of one harness run
 
 
+def _timing(res: Any) -> Timing:
+    return float(res["median_s"]), float(res["min_s"])
+
+
 def _rounds(timers: Sequence[Callable[[], Timing]], rounds: int) -> list[Timing]:
     """Run each timer once per round, interleaved; per timer, the median over rounds of the
     harness medians and the minimum over rounds of the harness minima."""
@@ -132,8 +136,7 @@ def bench_kernels(shapes: Iterable[tuple[int, int, int]] = SHAPES,
         def run() -> Timing:
             if t > 1:  # let OpenBLAS's spinning workers go idle before the next contender
                 time.sleep(0.2)
-            res = k.time_callable(fn, threads=t, **opts)
-            return float(res["median_s"]), float(res["min_s"])
+            return _timing(k.time_callable(fn, threads=t, **opts))
         return run
 
     for M, K, N in shapes:
@@ -208,8 +211,7 @@ def _bench_case(k: Any, sp: Any, kernel: str, spec: str, w: np.ndarray, x: np.nd
         def ours() -> Timing:
             if t > 1:
                 time.sleep(0.2)
-            res = gemm.bench(x, t, **opts)
-            return float(res["median_s"]), float(res["min_s"])
+            return _timing(gemm.bench(x, t, **opts))
 
         timers = [timed(numpy_fn, t), ours, timed(lambda: csr @ x, t)]
         if image is not None and kernel == "dense":
@@ -256,9 +258,6 @@ def bench_meta() -> dict[str, Any]:
     }
 
 
-STATISTICS = ("median_s", "min_s")
-
-
 def _times(r: BenchRow, statistic: str) -> tuple[float, float, float | None, float | None]:
     """(ours, numpy, scipy CSR, onnxruntime) times of a row under the statistic."""
     if statistic == "min_s":
@@ -266,7 +265,7 @@ def _times(r: BenchRow, statistic: str) -> tuple[float, float, float | None, flo
                 r.onnxruntime_conv_time_min_s)
     if statistic == "median_s":
         return r.time_s, r.numpy_dense_time_s, r.scipy_csr_time_s, r.onnxruntime_conv_time_s
-    raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
+    raise ValueError(f"statistic must be one of {TIMING_STATISTICS}, got {statistic!r}")
 
 
 def summarize(rows: Sequence[BenchRow], statistic: str = "median_s") -> dict[str, Any]:

@@ -20,7 +20,6 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -97,12 +96,6 @@ def _traffic(ins: Arrays, outs: Arrays) -> Callable[[], object]:
     return fn
 
 
-def _kernels() -> Any:
-    import grimsim._kernels as kernels  # deferred: import grimsim stays light
-
-    return kernels
-
-
 # --------------------------------------------------------------------------- builders
 
 
@@ -116,12 +109,13 @@ def _pool(layer: LayerWorkload, ins: Arrays, outs: Arrays,
     kh, kw = layer.attr("kernel")
     sh, sw = layer.attr("stride")
     pt, pl, _, _ = layer.attr("padding", (0, 0, 0, 0))
+    import grimsim._kernels as k  # deferred: import grimsim stays light
+
     kind = "max" if layer.attr("kind", "max") == "max" else "avg"
     # the C++ kernel (separable, windows clipped to the input: what an engine's loop does);
     # batch and channels are independent planes
     planes = x.reshape(1, n * c, h, w)
     out_planes = out.reshape(1, n * c, oh, ow)
-    k = _kernels()
 
     def fn() -> None:
         k.pool2d(planes, (kh, kw), (sh, sw), (pt, pl), (oh, ow), kind=kind, out=out_planes)

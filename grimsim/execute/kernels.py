@@ -16,6 +16,10 @@ import numpy as np
 
 from grimsim.pruning import BCRFormat, CSRFormat, DenseFormat, Format, NMFormat, PatternFormat
 
+#: What a harness timing reports per run that a caller may keep: the fastest call or the
+#: median call (``grimsim run``, ``bench-kernels``).
+TIMING_STATISTICS = ("min_s", "median_s")
+
 #: Keyword arguments of every ``bench_*`` binding (the C++ harness's options).
 BENCH_DEFAULTS: dict[str, Any] = {"min_time_s": 0.2, "warmup": 1, "max_reps": 1000,
                                   "flush_cache_bytes": 0}

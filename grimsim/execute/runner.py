@@ -56,7 +56,7 @@ import numpy as np
 
 from grimsim.errors import GrimsimError, KernelCheckError, MappingError, SchemeError, ShapeError
 from grimsim.execute.cheap_ops import cheap_op, softmax_fn
-from grimsim.execute.kernels import PreparedGemm, prepare
+from grimsim.execute.kernels import TIMING_STATISTICS, PreparedGemm, prepare
 from grimsim.network import GemmView, LayerWorkload, Network, Op
 from grimsim.pruning import DenseFormat, Format, PruningScheme, check_legal, encode, make_mask
 from grimsim.pruning import is_legal as scheme_is_legal
@@ -80,8 +80,6 @@ __all__ = [
 #: Values ``kernel_choice`` takes: "winograd" or "im2col+gemm" (alias "gemm") pick the dense
 #: 3x3 conv path, "auto" the default rule; the cost model's other kernel names are accepted
 #: and leave the choice to the scheme (they are not choices: the scheme decides them).
-#: What a timing keeps: the fastest call or the median call of the harness run.
-STATISTICS = ("min_s", "median_s")
 KERNEL_CHOICES = ("auto", "winograd", "im2col+gemm", "gemm", "gemv", "depthwise", "bcr", "csr",
                   "nm", "pattern")
 
@@ -704,8 +702,8 @@ def _deconv(ctx: _Ctx, layer: LayerWorkload) -> LayerRun:
 
 
 class _GateMath:
-    """The gate math of one recurrent step, in place on preallocated buffers:
-    ``step(gi, gh, h, c)`` updates the state ``h`` (and the LSTM cell ``c``), both hidden x
+    """The gate math of one recurrent step, in place on preallocated buffers: calling it
+    with ``(gi, gh, h, c)`` updates the state ``h`` (and the LSTM cell ``c``), both hidden x
     batch, from the step's input pre-activations ``gi`` (gates x hidden x batch) and the
     recurrent GEMMs' outputs ``gh`` (one hidden x batch array per gate), gates in the
     layer's order.
@@ -889,8 +887,9 @@ def run_network(network: Network,
     if not (isinstance(min_time_s, (int, float)) and math.isfinite(min_time_s)
             and min_time_s >= 0):
         raise GrimsimError(f"min_time_s must be a finite number >= 0, got {min_time_s!r}")
-    if statistic not in STATISTICS:
-        raise GrimsimError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
+    if statistic not in TIMING_STATISTICS:
+        raise GrimsimError(f"statistic must be one of {', '.join(TIMING_STATISTICS)}, got "
+                           f"{statistic!r}")
     schemes = resolve_assignment(network, assignment)
     ctx_weights = check_weights(network, weights)
     winograd = _resolve_choices(network, kernel_choice, schemes)

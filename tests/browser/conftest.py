@@ -10,17 +10,13 @@ instead of starting one. Screenshots go to ``test-artifacts/browser/``.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from grimsim.explorer.headless import CHROMIUM, CHROMIUM_ARGS
+from grimsim.explorer.headless import CHROMIUM, CHROMIUM_ARGS, serve_explorer
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
@@ -52,14 +48,6 @@ def chromium() -> Iterator[Any]:
         browser.close()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def explorer_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An explorer serving on a free loopback port (or ``GRIMSIM_EXPLORER_URL``)."""
@@ -67,35 +55,9 @@ def explorer_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if given:
         yield given.rstrip("/") + "/"
         return
-    port = _free_port()
-    results = REPO / "dashboards" / "results"
-    code = ("from grimsim.explorer import run_explorer; "
-            f"run_explorer(port={port}, results_dir={str(results)!r})")
     log = tmp_path_factory.mktemp("explorer") / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=out,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"explorer exited: {log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"explorer not up after 90 s: {log.read_text()[-2000:]}"
-                                       ) from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with serve_explorer(log, results_dir=REPO / "dashboards" / "results") as served:
+        yield served.url
 
 
 @pytest.fixture
