@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from grimsim.cost.features import (
     FeatureMachine,
     correction_features,
     feature_machine,
+    n_tile_layout,
 )
 from grimsim.cost.learned import (
     CalibratedModel,
@@ -237,6 +239,31 @@ def _layout(M: list[int], K: list[int], N: list[int], spec: str, threads: int = 
     return {name: X[:, j] for j, name in enumerate(CORRECTION_FEATURES)}
 
 
+def _driver_tiles(k: int, nv: int, lanes: int) -> list[int]:
+    """Tile widths in vectors as sparse_driver.hpp's run_panels cuts N (its loop, verbatim)."""
+    nt = min(max((256 * 1024) // (max(k, 1) * lanes * 4), 6), 24)
+    nt -= nt % 6
+    starts, rest = [0], nv
+    while rest > nt and rest - nt >= (nt + 1) // 2:
+        starts.append(starts[-1] + nt)
+        rest -= nt
+    starts.append(nv)
+    return [b - a for a, b in itertools.pairwise(starts)]
+
+
+def test_n_tile_layout_is_the_drivers_tiling() -> None:
+    source = (Path(__file__).parents[1] / "cpp_kernels/src/sparse_driver.hpp").read_text()
+    assert "kPanelBytes = 256 * 1024" in source  # the constant both sides use
+    for lanes in (4, 8, 16):
+        for k in (9, 64, 576, 1152, 2304, 4608, 30000):
+            nv = np.arange(1, 300, dtype=np.float64)
+            nt, n_tiles, last = n_tile_layout(np.full(nv.shape, float(k)), nv, lanes)
+            for i, v in enumerate(nv.astype(int)):
+                widths = _driver_tiles(k, int(v), lanes)
+                assert (n_tiles[i], last[i]) == (len(widths), widths[-1]), (lanes, k, v)
+                assert all(w == nt[i] for w in widths[:-1])
+
+
 def test_kernel_layout_features_follow_the_kernels_tiling() -> None:
     mc = feature_machine(load_profile("sd855"))
     assert mc.lanes == 4 and mc.l2_bytes == 512 * 1024 and mc.llc_bytes >= mc.l2_bytes
@@ -264,7 +291,9 @@ def test_kernel_layout_features_follow_the_kernels_tiling() -> None:
     # two threads cut a few N tiles into row chunks too (4 x threads tasks at least)
     one = _layout([64, 64], [512, 512], [256, 65536], "unstructured:0.5", threads=1)
     two = _layout([64, 64], [512, 512], [256, 65536], "unstructured:0.5", threads=2)
-    assert two["log2_tasks"][0] == pytest.approx(3.0) and one["log2_tasks"][0] == 1.0
+    # N = 256 at 4 lanes: 3 tiles (24, 24, 16 vectors); 2 threads cut each into 3 chunks
+    assert two["log2_tasks"][0] == pytest.approx(np.log2(9))
+    assert one["log2_tasks"][0] == pytest.approx(np.log2(3))
     assert two["log2_tasks"][1] == one["log2_tasks"][1]  # many tiles: no row chunks
     assert one["task_imbalance"].tolist() == [1.0, 1.0] and np.all(two["task_imbalance"] >= 1)
     # a machine with a larger L2 sees the same operands as smaller against it

@@ -181,6 +181,33 @@ class SplitCache {
   bool known_[kSize] = {};
 };
 
+// Prefetches the rows of the X tile a thread runs next (Panel::pf_*) in step with its work on
+// the current one, a few lines per tile record, so the next panel streams in from L3 or DRAM
+// while this one is computed. (X rows of a panel are short strided runs, which the hardware
+// prefetchers do not follow; without this a panel of X out of cache costs a DRAM latency per
+// line.)
+class NextPanel {
+ public:
+  explicit NextPanel(const Panel& p)
+      : x_(reinterpret_cast<const char*>(p.pf_x)), ld_bytes_(p.pf_ldx * 4), row0_(p.pf_row0),
+        rows_(p.pf_row1 - p.pf_row0), bytes_(p.pf_bytes), row_(p.pf_row0) {}
+  // Prefetches the share done / total of the rows (done <= total).
+  GRIMSIM_INLINE void advance(i64 done, i64 total) {
+    if (x_ == nullptr || total <= 0) return;
+    const i64 due = row0_ + rows_ * done / total;
+    for (; row_ < due; ++row_) {
+      const char* a = x_ + row_ * ld_bytes_;
+      const auto last = reinterpret_cast<std::uintptr_t>(a + bytes_ - 1);
+      for (auto q = reinterpret_cast<std::uintptr_t>(a) & ~std::uintptr_t{63}; q <= last; q += 64)
+        __builtin_prefetch(reinterpret_cast<const void*>(q), 0, 2);
+    }
+  }
+
+ private:
+  const char* x_;
+  i64 ld_bytes_, row0_, rows_, bytes_, row_;
+};
+
 // One tile over the whole panel: rows[i] + row_base is the absolute row of tile row i, element
 // (i, k) of the values is vals[k * r + i] (column-major) or vals[i * c + k]. The X row pointers
 // of the tile's columns are computed once (in chunks of kPtrChunk columns) and shared by all
@@ -489,6 +516,9 @@ void stream_narrow_typed(const BcrStream& w, i64 u0, i64 u1, const float* x, i64
 template <class Idx>
 void stream_panel_typed(const BcrStream& w, i64 u0, i64 u1, const Panel& p) {
   SplitCache splits(p.nv);
+  NextPanel next(p);
+  const unsigned char* begin = w.stream + w.unit_offset[u0];
+  const i64 total = w.unit_offset[u1] - w.unit_offset[u0];
   std::uint8_t rows[16];
   i64 row0 = 0;
   walk_stream<Idx>(
@@ -496,8 +526,11 @@ void stream_panel_typed(const BcrStream& w, i64 u0, i64 u1, const Panel& p) {
       [&](unsigned mask, i64 r, i64 c, const float* vals, const Idx* cols) {
         mask_rows(mask, rows);
         panel_tile<true>(r, c, vals, cols, rows, row0, p, splits);
+        // Progress by stream position: the record's values end where its work ends.
+        next.advance(reinterpret_cast<const unsigned char*>(vals + r * c) - begin, total);
       },
       [](i64, i64) {});
+  next.advance(total, total);
 }
 
 void stream_dispatch(const BcrStream& w, i64 u0, i64 u1, const Panel* p, const float* x, i64 n,
@@ -552,11 +585,17 @@ int sparse_lanes() { return L; }
 
 void bcr_raw_panel(const BcrRaw& w, i64 u0, i64 u1, const Panel& p) {
   SplitCache splits(p.nv);
+  NextPanel next(p);
+  i64 total = 0, done = 0;  // blocks visited (once per band), the progress measure
+  for (i64 u = u0; u < u1; ++u)
+    total += w.block_row_ptr[u / w.bands + 1] - w.block_row_ptr[u / w.bands];
   walk_raw(w, u0, u1,
            [&](i64 r, i64 c, const float* vals, const std::int32_t* cols,
                const std::int32_t* rows) {
              panel_tile<false>(r, c, vals, cols, rows, i64{0}, p, splits);
+             next.advance(++done, total);
            });
+  next.advance(total, total);
 }
 
 void bcr_raw_narrow(const BcrRaw& w, i64 u0, i64 u1, const float* x, i64 n, float* y) {

@@ -138,16 +138,31 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
       return;
     }
     const i64 width = (v1 - v0) * lanes;
+    Panel panel_view{x + c0, n, y + c0, n, 0, v1 - v0, row_map};
+    // This thread's likely next task is `team` tasks on (tasks are handed out in order); its
+    // chunk's share of that tile's X rows is prefetched during this task. The ragged tile
+    // reads its own small copy, so it is not prefetched.
+    const i64 next = task + team;
+    const i64 next_t = next / n_chunks, next_ch = next % n_chunks;
+    if (next < n_tiles * n_chunks && !(ragged && next_t == n_tiles - 1)) {
+      const i64 nv0 = tile_v0[static_cast<std::size_t>(next_t)];
+      const i64 nv1 = tile_v0[static_cast<std::size_t>(next_t + 1)];
+      panel_view.pf_x = x + nv0 * lanes;
+      panel_view.pf_ldx = n;
+      panel_view.pf_row0 = k * next_ch / n_chunks;
+      panel_view.pf_row1 = k * (next_ch + 1) / n_chunks;
+      panel_view.pf_bytes = (nv1 - nv0) * lanes * static_cast<i64>(sizeof(float));
+    }
     if (!overwrite)
       for (i64 r = r0; r < r1; ++r) std::fill(y + r * n + c0, y + r * n + c0 + width, 0.0f);
     if (copy_panels) {
       float* panel = panels.data() + static_cast<i64>(thread) * k * max_width;
       for (i64 r = 0; r < k; ++r)
         std::memcpy(panel + r * width, x + r * n + c0, sizeof(float) * width);
-      kernel(u0, u1, Panel{panel, width, y + c0, n, 0, v1 - v0, row_map});
-    } else {
-      kernel(u0, u1, Panel{x + c0, n, y + c0, n, 0, v1 - v0, row_map});
+      panel_view.x = panel;
+      panel_view.ldx = width;
     }
+    kernel(u0, u1, panel_view);
   });
 }
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from grimsim.cost.features import n_tile_layout
 from grimsim.cost.kernel_params import CPU_KERNELS, DEFAULT_PARAMS, KernelParams
 from grimsim.cost.profile import DeviceProfile
 from grimsim.cost.protocol import EstimateBatch
@@ -81,7 +82,6 @@ _MAX_RR = 8  # bcr.simd.cpp kMaxRR
 _BAND_ROWS = 64  # sparse_simd.hpp kBandRows: BCR thread-work units are bands of a block row
 _MAX_NV = 24  # sparse_driver.hpp tile_vectors upper clamp
 _TABLE_ROWS = 128  # kept rows per BCR tile tabulated exactly; linear beyond
-_PANEL_BYTES = 192 * 1024  # sparse_driver.hpp kPanelBytes
 _MAX_TASK_COLS = 256  # dense.cpp kMaxTaskCols
 _WINO_POINTS = 36
 
@@ -289,7 +289,7 @@ class AnalyticalCPUModel:
             raise GrimsimError(f"kernel parameters lack efficiency/call_cycles for "
                                f"{', '.join(missing)}")
         self.machine = cpu_machine(profile, params)
-        widths = np.arange(_MAX_NV + 2, dtype=np.float64)
+        widths = np.arange(_MAX_NV * 3 // 2 + 2, dtype=np.float64)  # the last tile: < 1.5 nt
         self._row_tables = {fmt: self._row_kernel_costs(widths, fmt)
                             for fmt in ("csr", "nm", "pattern")}
 
@@ -749,12 +749,9 @@ class AnalyticalCPUModel:
         nnz = rows.nnz[idx] / rows.groups[idx]
         n_blocks = rows.n_blocks[idx] / rows.groups[idx]
         nv_total = _cdiv(nn, mc.lanes)
-        # sparse_driver.hpp tile_vectors: 6..24 vectors, a multiple of 6
-        nt = np.clip(_PANEL_BYTES // (np.maximum(k, 1) * mc.lanes * 4), 6, _MAX_NV)
-        nt = nt - nt % 6
-        n_tiles = np.maximum(1, _cdiv(nv_total, nt))
-        w_lo = np.floor(nv_total / n_tiles)
-        n_hi = nv_total - w_lo * n_tiles  # tiles one vector wider
+        # n_tiles - 1 tiles of nt vectors, then the last one of `last` (nt / 2 .. 1.5 nt)
+        nt, n_tiles, last = n_tile_layout(k, nv_total, mc.lanes)
+        n_full = n_tiles - 1.0
         units, bands = self._units(ctx, idx, fmt)
         n_chunks = np.where(t > 1, np.minimum(units, np.maximum(1, _cdiv(4 * t, n_tiles))), 1)
         cost = _Cost(idx.size)
@@ -764,25 +761,24 @@ class AnalyticalCPUModel:
         if fmt == "bcr":
             r = rows.rows_mean[idx]
             c = rows.cols_mean[idx]
-            col = (n_tiles - n_hi) * self._bcr_table(mc.col_cost, r, w_lo) \
-                + n_hi * self._bcr_table(mc.col_cost, r, w_lo + 1)
-            blk = (n_tiles - n_hi) * self._bcr_table(mc.block_cost, r, w_lo) \
-                + n_hi * self._bcr_table(mc.block_cost, r, w_lo + 1)
+            col = n_full * self._bcr_table(mc.col_cost, r, nt) \
+                + self._bcr_table(mc.col_cost, r, last)
+            blk = n_full * self._bcr_table(mc.block_cost, r, nt) \
+                + self._bcr_table(mc.block_cost, r, last)
             cost.main = n_blocks * c * col
             cost.side = n_blocks * blk
             # a tile's X rows stay in L1 across its register tiles unless they overflow it
             width = nv_total / n_tiles * mc.lanes * _F4
             spills = c * width > mc.l1_bytes / 2
-            passes = np.where(spills, self._bcr_table(mc.x_passes, r, w_lo), 1.0)
+            passes = np.where(spills, self._bcr_table(mc.x_passes, r, np.floor(nv_total / n_tiles)),
+                              1.0)
             x_reads = n_blocks * c * self._gathered(nv_total, n_tiles) * np.maximum(passes, 1)
             y_passes = 2.0  # zero-filled first, accumulated block by block
         else:
             nnz_tab, row_tab = self._row_tables[fmt]
-            w = w_lo.astype(np.int64)
-            per_nnz, per_row = nnz_tab[w], row_tab[w]
-            per_nnz_hi, per_row_hi = nnz_tab[w + 1], row_tab[w + 1]
-            cost.main = nnz * ((n_tiles - n_hi) * per_nnz + n_hi * per_nnz_hi)
-            rows_side = m * ((n_tiles - n_hi) * per_row + n_hi * per_row_hi)
+            w, w_last = nt.astype(np.int64), last.astype(np.int64)
+            cost.main = nnz * (n_full * nnz_tab[w] + nnz_tab[w_last])
+            rows_side = m * (n_full * row_tab[w] + row_tab[w_last])
             if fmt == "nm":
                 groups_per_row = n_blocks / np.maximum(m, 1)
                 rows_side = rows_side + m * groups_per_row * p.nm_group_cycles * n_tiles
@@ -802,12 +798,11 @@ class AnalyticalCPUModel:
         cost.add(again, f_bytes * (n_tiles - 1))
         x_level = np.where(rows.im2col[idx], self._level(x_bytes * rows.groups[idx]), act_in)
         cost.add(x_level, x_bytes)
-        cost.add(self._level(k * nt * mc.lanes * _F4), x_reads)
+        cost.add(self._level(k * np.where(n_tiles > 1, nt, nv_total) * mc.lanes * _F4), x_reads)
         cost.add(out, y_bytes * y_passes)
         # the ragged last tile goes through zero-padded copies of X and Y
         ragged = (nn % mc.lanes) > 0
-        last_w = np.where(ragged, (nv_total - np.floor((n_tiles - 1) * nv_total / n_tiles))
-                          * mc.lanes, 0.0)
+        last_w = np.where(ragged, last * mc.lanes, 0.0)
         copy_b = np.zeros((3, idx.size))
         _add_to(copy_b, _L2, 2.0 * (k + m) * last_w * _F4)
         copy_s = self._mem_s(copy_b, np.ones(idx.size)) \

@@ -81,6 +81,18 @@ _PAGE_BYTES = 4096
 _BCR_BAND_ROWS = 16
 
 
+def n_tile_layout(k: np.ndarray, nv: np.ndarray,
+                  lanes: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(vectors per N tile, tiles, vectors of the last tile) of a panel kernel call with K
+    rows and nv SIMD vectors along N, as run_panels cuts it: tiles of nt vectors, the last
+    one taking the rest, a rest under nt / 2 joining the tile before it (so the last tile
+    holds between nt / 2 and 1.5 nt vectors once there are two or more)."""
+    nt = np.clip(np.floor(_PANEL_BYTES / (np.maximum(k, 1.0) * lanes * 4.0)), 6.0, 24.0)
+    nt -= np.mod(nt, 6.0)
+    n_tiles = np.maximum(1.0, np.floor(nv / nt + 0.5))
+    return nt, n_tiles, nv - (n_tiles - 1.0) * nt
+
+
 @dataclass(frozen=True)
 class FeatureMachine:
     """The device facts the kernel descriptors need (from the profile's fastest cluster):
@@ -152,9 +164,7 @@ def _kernel_layout(rows: CostRows, machine: FeatureMachine) -> dict[str, np.ndar
     y_bytes = m * n * 4.0
     lanes = float(machine.lanes)
     nv = _cdiv(n, lanes)
-    nt = np.clip(np.floor(_PANEL_BYTES / (np.maximum(k, 1.0) * lanes * 4.0)), 6.0, 24.0)
-    nt -= np.mod(nt, 6.0)
-    n_tiles = np.maximum(1.0, np.floor(nv / nt))
+    nt, n_tiles, _ = n_tile_layout(k, nv, lanes)
     narrow = n < lanes
     panel = k * np.minimum(nt, nv) * lanes * 4.0
     bcr = rows.fmt == FORMATS.index("bcr")
