@@ -202,6 +202,7 @@ def _device_summary(profile: Any) -> dict[str, Any]:
         "peak_fp32_gflops_1t": round(profile.peak_fp32_gflops(1), 1),
         "peak_fp32_gflops_all": round(profile.peak_fp32_gflops(), 1),
         "dram_gbs": round(profile.dram.effective_bandwidth_gbs, 2),
+        "l3_kib": profile.l3_kib,
         "gpu": None if profile.gpu is None else {"name": profile.gpu.name,
                                                  "fp32_gflops": profile.gpu.fp32_gflops},
         "calibrated": profile.calibration is not None,
@@ -216,6 +217,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
     if args.template:
         sys.stdout.write(profile_template())
         return 0
+    if args.measure_host:
+        if args.device not in (None, "host"):
+            raise GrimsimError(f"--measure-host measures this machine; drop {args.device!r}")
+        from grimsim.calibration.host import measured_host_profile
+
+        args.device = measured_host_profile(remeasure=True).id
     names = [args.device] if args.device else list_profiles()
     profiles = [load_device(n) for n in names]
     if args.json:
@@ -578,6 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("device", nargs="?", help="one profile: name, name@version or YAML path")
     p.add_argument("--template", action="store_true",
                    help="print a profile to fill in for your own phone or board")
+    p.add_argument("--measure-host", action="store_true",
+                   help="measure this machine again (clock, DRAM bandwidth, effective LLC; a "
+                        "few seconds) and save it as a new host profile version (calibrate "
+                        "that version again)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_devices)
 

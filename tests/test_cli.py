@@ -122,6 +122,28 @@ def test_devices_template_loads_as_a_profile(capsys: pytest.CaptureFixture[str],
     assert json.loads(out)["devices"][0]["peak_fp32_gflops_1t"] > 0
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="host detection reads /proc")
+def test_devices_measure_host_saves_a_new_measured_version(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import grimsim.calibration.host as host
+
+    monkeypatch.setenv("GRIMSIM_DATA_DIR", str(tmp_path))
+    measured = host.HostMeasurements(3.5, 20.0, (4096, "a sweep found ~4 MiB"))
+    monkeypatch.setattr(host, "measure_host", lambda **_: measured)
+    versions = []
+    for _ in range(2):
+        code, out, err = _run(capsys, "devices", "--measure-host", "--json")
+        assert code == 0, err
+        (dev,) = json.loads(out)["devices"]
+        versions.append(dev["id"])
+        assert dev["dram_gbs"] == 20.0 and dev["clusters"][0]["max_clock_ghz"] == 3.5
+        assert dev["l3_kib"] in (4096, None)  # None: the OS lists no L3 here
+    assert versions == ["host@1", "host@2"]  # measured again each time, never overwritten
+    code, _, err = _run(capsys, "devices", "sd855", "--measure-host")
+    assert code == 2 and "--measure-host measures this machine" in err
+
+
 def test_unknown_device_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "devices", "no_such_phone")
     assert code == 2 and "no_such_phone" in err and "--template" in err

@@ -8,11 +8,13 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from grimsim.calibration.host import effective_llc, llc_sweep_bytes
 from grimsim.cost import (
     DeviceProfile,
     build_host_profile,
@@ -423,6 +425,45 @@ def test_host_detection_of_a_big_little_phone(tmp_path: Path) -> None:
         ["measured", "measured", "os"]
     with pytest.raises(DeviceProfileError, match="4 values for 3 CPU clusters"):
         detect_host_facts([2.8, 2.4, 1.8, 1.0], root=tmp_path)
+
+
+def test_a_measured_llc_replaces_the_os_figure_with_its_source(tmp_path: Path) -> None:
+    _fake_sd855_tree(tmp_path)
+    how = "streaming reads ... at ~1.0 MiB"
+    facts = detect_host_facts([2.8], measured_llc=(1024, how), root=tmp_path)
+    p = build_host_profile(facts)
+    assert p.l3_kib == 1024 and p.provenance("cpu.l3_kib") == "measured"
+    says = dict(p.sources)["cpu.l3_kib"].says
+    assert how in says and "the OS reports 2048 KiB" in says
+    # a sweep that measured past the die's L3 cannot make it larger
+    bigger = build_host_profile(detect_host_facts(measured_llc=(8192, how), root=tmp_path))
+    assert bigger.l3_kib == 2048
+    assert build_host_profile(detect_host_facts(root=tmp_path)).provenance("cpu.l3_kib") == "os"
+    with pytest.raises(DeviceProfileError, match="measured_llc: 0 KiB is impossible"):
+        detect_host_facts(measured_llc=(0, how), root=tmp_path)
+
+
+def test_effective_llc_is_where_streaming_reads_fall_to_dram() -> None:
+    sizes = llc_sweep_bytes(32 * 1024)
+    assert sizes[0] == 1 << 20 and sizes[-1] == 64 << 20 and len(sizes) == 13
+    assert all(b % 1024 == 0 for b in sizes) and sizes == sorted(set(sizes))
+    mib = [b / 2**20 for b in sizes]
+    # 75 GB/s in cache, 12 from DRAM: the geometric mean 30 GB/s is crossed between 11.3
+    # and 16 MiB (38 -> 20 GB/s), log-interpolated
+    curve = [75, 74, 75, 74, 75, 74, 64, 38, 20, 15, 13, 12, 12]
+    kib, how = effective_llc(sizes, curve, 12.0) or (0, "")
+    assert mib[7] * 1024 < kib < mib[8] * 1024 and "75 GB/s" in how and "12 GB/s" in how
+    frac = np.log(38 / 30) / np.log(38 / 20)
+    assert kib == pytest.approx(mib[7] * (mib[8] / mib[7]) ** frac * 1024, rel=0.01)
+    # one disturbed timing inside the cache is not its edge
+    dip = list(curve)
+    dip[4] = 20
+    assert effective_llc(sizes, dip, 12.0) == (kib, how)
+    # never falling (the LLC holds every buffer) or no plateau above DRAM: no measurement
+    assert effective_llc(sizes, [75.0] * 13, 12.0) is None
+    assert effective_llc(sizes, [13.0] * 13, 12.0) is None
+    with pytest.raises(ValueError, match="matching"):
+        effective_llc(sizes, curve[:-1], 12.0)
 
 
 def test_unknown_cores_fall_back_to_assumed_generic_facts(tmp_path: Path) -> None:

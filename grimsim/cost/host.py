@@ -92,6 +92,9 @@ class HostFacts:
     l3_from: str
     measured_clock_ghz: tuple[float, ...] | None = None
     measured_bandwidth_gbs: float | None = None
+    #: (KiB, how it was found): the working set up to which streaming reads keep the last-
+    #: level cache's bandwidth; below the OS figure when the LLC is shared (a VM's neighbours)
+    measured_llc: tuple[int, str] | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -214,12 +217,15 @@ def _int(text: str | None) -> int | None:
 
 def detect_host_facts(measured_clock_ghz: float | Sequence[float] | None = None,
                       measured_bandwidth_gbs: float | None = None, *,
+                      measured_llc: tuple[int, str] | None = None,
                       root: Path | str = "/") -> HostFacts:
     """Describe this machine from OS files only (``root`` lets tests supply a fake tree).
 
     ``measured_clock_ghz``: the clock the FMA microbenchmark found - one number for the
     fastest cluster, or one per cluster (fastest first). ``measured_bandwidth_gbs``: the
-    streaming-read bandwidth. Both come from the calibration package.
+    streaming-read bandwidth. ``measured_llc``: (KiB, how) the last-level cache one core
+    effectively has, from streaming reads over growing buffers. All come from the
+    calibration package.
     """
     base = Path(root)
     table = core_types()
@@ -309,12 +315,15 @@ def detect_host_facts(measured_clock_ghz: float | Sequence[float] | None = None,
     if measured_bandwidth_gbs is not None and not 0 < measured_bandwidth_gbs <= 2000:
         raise DeviceProfileError(f"measured_bandwidth_gbs: {measured_bandwidth_gbs} GB/s is "
                                  "impossible; expected (0, 2000] GB/s")
+    if measured_llc is not None and not 0 < measured_llc[0] <= 1 << 20:
+        raise DeviceProfileError(f"measured_llc: {measured_llc[0]} KiB is impossible; expected "
+                                 "(0, 1 GiB]")
     return HostFacts(arch=arch, os=platform.system().lower() or "unknown", vendor=vendor,
                      model_name=model, logical_cpus=len(blocks),
                      threads_per_core=threads_per_core, clusters=tuple(clusters), flags=flags,
                      simd=simd, simd_width_bits=width, l3_kib=l3[0] if l3 else None,
                      l3_from=l3[2] if l3 else "", measured_clock_ghz=measured,
-                     measured_bandwidth_gbs=measured_bandwidth_gbs)
+                     measured_bandwidth_gbs=measured_bandwidth_gbs, measured_llc=measured_llc)
 
 
 def _nominal_clock(blk: Mapping[str, str], base: Path) -> tuple[float | None, str]:
@@ -452,7 +461,13 @@ def build_host_profile(facts: HostFacts, assumptions: HostAssumptions | None = N
             l2_kib=l2, l2_shared_by=l2_shared,
             vector_unit_shared_by=min(ct.vector_unit_shared_by, hc.count)))
 
-    if facts.l3_kib is not None:
+    l3_kib = facts.l3_kib
+    if facts.l3_kib is not None and facts.measured_llc is not None:
+        # the model's LLC is what a core can keep, not the die's total
+        l3_kib = min(facts.l3_kib, facts.measured_llc[0])
+        sources["cpu.l3_kib"] = Source(MEASURED_REF, f"{facts.measured_llc[1]}; the OS reports "
+                                       f"{facts.l3_kib} KiB ({facts.l3_from})", "measured")
+    elif facts.l3_kib is not None:
         sources["cpu.l3_kib"] = Source(facts.l3_from.split(" = ")[0], facts.l3_from, "os")
     sources["system.thread_barrier_us"] = a.sources["thread_barrier_us"]
     sources["dram.sustained_fraction"] = a.sources["dram_sustained_fraction"]
@@ -469,7 +484,7 @@ def build_host_profile(facts: HostFacts, assumptions: HostAssumptions | None = N
     profile = DeviceProfile(
         name=HOST, version=version, soc=f"{facts.model_name} ({facts.arch})", os=facts.os,
         clusters=tuple(clusters), dram=dram, thread_barrier_us=a.thread_barrier_us,
-        description=a.description, l3_kib=facts.l3_kib, gpu=None, calibration=None,
+        description=a.description, l3_kib=l3_kib, gpu=None, calibration=None,
         fingerprint=facts.fingerprint, sources=tuple(sorted(sources.items())))
     # Round-trip through the file layout: the same validation every profile gets.
     return parse_profile(profile_to_dict(profile), "detected host profile")
@@ -519,5 +534,6 @@ def facts_summary(facts: HostFacts) -> dict[str, Any]:
                       "l2_shared_by": c.l2_shared_by} for c in facts.clusters],
         "measured_clock_ghz": list(facts.measured_clock_ghz or ()),
         "measured_bandwidth_gbs": facts.measured_bandwidth_gbs,
+        "measured_llc_kib": facts.measured_llc[0] if facts.measured_llc else None,
         "fingerprint": facts.fingerprint,
     }
