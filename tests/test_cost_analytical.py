@@ -17,7 +17,7 @@ from grimsim.cost.analytical import (
     analytical_model,
     cpu_machine,
 )
-from grimsim.cost.profile import DeviceProfile, list_profiles, load_profile
+from grimsim.cost.profile import DeviceProfile, Source, list_profiles, load_profile
 from grimsim.cost.protocol import BOUNDS, CostModel
 from grimsim.cost.rows import CostRows, gemm_rows, rows_for
 from grimsim.errors import GrimsimError, SchemeError, ShapeError
@@ -372,6 +372,38 @@ def test_rnn_weights_stay_cached_between_steps_when_they_fit(sd855: DeviceProfil
     assert np.all(est.memory_s[dense] / 100 > 0.5 * per_step_dram[dense])
     # ... while the 75% BCR ones (3.9 MB) stay in the last-level cache
     assert np.all(est.memory_s[sparse] / 100 < 0.7 * per_step_dram[sparse])
+
+
+def test_a_measured_streaming_sweep_sets_the_rnn_steps_rate(sd855: DeviceProfile,
+                                                             networks: dict[str, object]) -> None:
+    rows = rows_for(networks["gru_timit"], ["dense", "bcr:16x32:0.75"])
+    hh = (rows.layer == "gru2") & (rows.repeats > 1)
+    dense, sparse = hh & (rows.spec == "dense"), hh & (rows.spec == "bcr:16x32:0.75")
+    step_mib = rows.step_bytes / 2**20
+    assert np.all((step_mib[dense] > 11) & (step_mib[dense] < 13))
+    assert np.all(step_mib[sparse] < 4)
+    # a shared LLC: 70 GB/s up to 8 MiB, falling to 12 GB/s past 32 MiB
+    curve = ((1024, 70.0), (8192, 70.0), (16384, 20.0), (32768, 12.0))
+    sources = (*sd855.sources, ("cpu.stream_gbs", Source("test", "a made-up sweep", "measured")))
+    swept = dataclasses.replace(sd855, stream_gbs=curve, sources=sources)
+    est = AnalyticalCPUModel(swept).estimate(rows)
+    # the later steps stream at the sweep's rate for the step's working set (log-log between
+    # its points: 12 MiB lies between 8 MiB at 70 and 16 MiB at 20 GB/s); the first step
+    # reads them from DRAM
+    rate = np.exp(np.interp(np.log(rows.step_bytes), np.log([k * 1024.0 for k, _ in curve]),
+                            np.log([g * 1e9 for _, g in curve])))
+    dram = swept.dram.effective_bandwidth_gbs * 1e9
+    expect = (rows.format_bytes / dram + 99 * rows.format_bytes / rate) / 100
+    np.testing.assert_allclose(est.memory_s[dense] / 100, expect[dense], rtol=0.05)
+    np.testing.assert_allclose(est.memory_s[sparse] / 100, expect[sparse], rtol=0.25)
+    # a sweep that falls later (a larger LLC share) makes the same steps faster
+    later = dataclasses.replace(swept, stream_gbs=((1024, 70.0), (16384, 70.0), (65536, 12.0)))
+    faster = AnalyticalCPUModel(later).estimate(rows)
+    assert np.all(faster.memory_s[dense] < 0.8 * est.memory_s[dense])
+    # single GEMMs (no recurrence) do not use the sweep
+    one = ~(rows.repeats > 1)
+    plain = AnalyticalCPUModel(sd855).estimate(rows)
+    np.testing.assert_allclose(est.latency_s[one], plain.latency_s[one])
 
 
 def test_kernel_names(sd855: DeviceProfile, networks: dict[str, object]) -> None:

@@ -32,6 +32,7 @@ from grimsim.cost.profile import (
     Calibration,
     builtin_dir,
     parse_profile,
+    profile_to_dict,
     sourced_paths,
     unsourced,
     user_profiles_dir,
@@ -201,6 +202,14 @@ def test_duplicate_key_is_rejected_with_both_lines(tmp_path: Path) -> None:
     ("      l2_kib: 512\n", "      l2_kib: 0\n", "cpu.clusters[0].l2_kib", "impossible"),
     ("      l2_kib: 512\n", "      l2_kib: -512\n", "cpu.clusters[0].l2_kib", "impossible"),
     ("  l3_kib: 2048\n", "  l3_kib: 0\n", "cpu.l3_kib", "impossible"),
+    ("  l3_kib: 2048\n", "  l3_kib: 2048\n  stream_gbs: [[1024, 70], [8192, 60]]\n",
+     "cpu.stream_gbs", "at least three"),
+    ("  l3_kib: 2048\n", "  l3_kib: 2048\n  stream_gbs: [[1024, 70], [512, 60], [4096, 9]]\n",
+     "cpu.stream_gbs", "sizes must increase"),
+    ("  l3_kib: 2048\n", "  l3_kib: 2048\n  stream_gbs: [[1024, 70], [2048, 0], [4096, 9]]\n",
+     "cpu.stream_gbs", "entry 1"),
+    ("  l3_kib: 2048\n", "  l3_kib: 2048\n  stream_gbs: [[1024.5, 7], [2048, 6], [4096, 9]]\n",
+     "cpu.stream_gbs", "a whole number"),
     ("  peak_bandwidth_gbs: 34.1\n", "  peak_bandwidth_gbs: 34100\n",
      "dram.peak_bandwidth_gbs", "impossible"),
     ("  peak_bandwidth_gbs: 34.1\n", "  peak_bandwidth_gbs: 50\n",
@@ -232,6 +241,22 @@ def test_malformed_profile_names_file_key_and_reason(tmp_path: Path, old: str, n
     assert str(tmp_path / "bad.yaml") in msg
     assert re.search(r", line \d+:", msg), msg
     assert f"'{key}" in msg and reason in msg, msg
+
+
+def test_a_streaming_sweep_loads_and_round_trips(tmp_path: Path) -> None:
+    text = _sd855_text().replace(
+        "  l3_kib: 2048\n",
+        "  l3_kib: 2048\n  stream_gbs: [[1024, 70], [2048, 60.5], [4096, 9]]\n")
+    p = _load_text(tmp_path, text)
+    assert p.stream_gbs == ((1024, 70.0), (2048, 60.5), (4096, 9.0))
+    assert p.provenance("cpu.stream_gbs") == "unsourced"  # given here without a source
+    sourced = text.replace("  cpu.l3_kib: *s10_review\n",
+                           "  cpu.l3_kib: *s10_review\n  cpu.stream_gbs: *s10_review\n")
+    p = _load_text(tmp_path, sourced)
+    assert p.provenance("cpu.stream_gbs") == p.provenance("cpu.l3_kib")
+    again = parse_profile(profile_to_dict(p), "round trip")
+    assert again.stream_gbs == p.stream_gbs
+    assert load_profile("sd855").stream_gbs == ()  # optional: phones have no sweep
 
 
 @pytest.mark.parametrize("text", [
@@ -430,9 +455,12 @@ def test_host_detection_of_a_big_little_phone(tmp_path: Path) -> None:
 def test_a_measured_llc_replaces_the_os_figure_with_its_source(tmp_path: Path) -> None:
     _fake_sd855_tree(tmp_path)
     how = "streaming reads ... at ~1.0 MiB"
-    facts = detect_host_facts([2.8], measured_llc=(1024, how), root=tmp_path)
+    sweep = ((1024, 60.0), (1448, 30.0), (2048, 12.0))
+    facts = detect_host_facts([2.8], measured_llc=(1024, how), measured_stream_gbs=sweep,
+                              root=tmp_path)
     p = build_host_profile(facts)
     assert p.l3_kib == 1024 and p.provenance("cpu.l3_kib") == "measured"
+    assert p.stream_gbs == sweep and p.provenance("cpu.stream_gbs") == "measured"
     says = dict(p.sources)["cpu.l3_kib"].says
     assert how in says and "the OS reports 2048 KiB" in says
     # a sweep that measured past the die's L3 cannot make it larger

@@ -36,11 +36,13 @@ LLC_SWEEP_FIRST_BYTES = 1 << 20
 @dataclass(frozen=True)
 class HostMeasurements:
     """What the microbenchmarks found: one core's clock, its streaming-read bandwidth from
-    DRAM, and (KiB, how it was found) the LLC it keeps, or None if no drop was seen."""
+    DRAM, (KiB, how it was found) the LLC it keeps (None if no drop was seen), and the
+    sweep's ((KiB, GB/s), ...)."""
 
     clock_ghz: float
     bandwidth_gbs: float
     llc: tuple[int, str] | None
+    stream_gbs: tuple[tuple[int, float], ...] = ()
 
 
 def llc_sweep_bytes(os_l3_kib: int | None) -> list[int]:
@@ -98,7 +100,8 @@ def measure_host(fma_seconds: float = 0.3, bandwidth_seconds: float = 0.5,
     log.info("host: %.2f GHz from the FMA loop (%s, %.1f GFLOP/s), %.1f GB/s streaming read, "
              "LLC %s", peak["clock_ghz"], peak["simd"], peak["gflops"], bw,
              f"~{llc[0] // 1024} MiB" if llc else "as the OS reports")
-    return HostMeasurements(float(peak["clock_ghz"]), bw, llc)
+    return HostMeasurements(float(peak["clock_ghz"]), bw, llc,
+                            tuple((b // 1024, g) for b, g in zip(sizes, curve, strict=True)))
 
 
 def measured_host_profile(*, remeasure: bool = False) -> DeviceProfile:
@@ -110,7 +113,8 @@ def measured_host_profile(*, remeasure: bool = False) -> DeviceProfile:
             return cached
     m = measure_host(os_l3_kib=detect_host_facts().l3_kib)
     facts = detect_host_facts(measured_clock_ghz=m.clock_ghz,
-                              measured_bandwidth_gbs=m.bandwidth_gbs, measured_llc=m.llc)
+                              measured_bandwidth_gbs=m.bandwidth_gbs, measured_llc=m.llc,
+                              measured_stream_gbs=m.stream_gbs)
     profile = build_host_profile(facts, version=next_version(HOST))
     try:
         save_profile(profile)

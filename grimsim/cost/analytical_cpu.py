@@ -115,6 +115,9 @@ class CpuMachine:
     col_cost: np.ndarray  # [r, nv] cycles per kept column of a BCR tile of r rows
     block_cost: np.ndarray  # [r, nv] fixed cycles per BCR tile
     x_passes: np.ndarray  # [r, nv] register-tile passes over a BCR tile's X rows
+    # the profile's measured streaming rates: log buffer bytes -> log B/s (empty: none)
+    stream_log_bytes: np.ndarray
+    stream_log_bps: np.ndarray
 
 
 def _rmax(vv: int, registers: int) -> int:
@@ -234,7 +237,9 @@ def cpu_machine(profile: DeviceProfile, params: KernelParams = DEFAULT_PARAMS) -
         dram_bw=profile.dram.effective_bandwidth_gbs * 1e9,
         barrier_s=profile.thread_barrier_us * 1e-6, total_cores=total,
         speed_sum=speed_sum, speed_min=speed_min, col_cost=col, block_cost=blk,
-        x_passes=passes)
+        x_passes=passes,
+        stream_log_bytes=np.log([kib * 1024.0 for kib, _ in profile.stream_gbs]),
+        stream_log_bps=np.log([gbs * 1e9 for _, gbs in profile.stream_gbs]))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -480,14 +485,17 @@ class AnalyticalCPUModel:
         repeated GEMM (RNN steps): the first step reads them from where they start, later
         steps from where the layer's step working set (all its repeated GEMMs) stays.
 
-        A step working set larger than the last-level cache is not all lost between steps:
-        thrash-resistant replacement (RRIP-like insertion, as in modern LLCs) keeps about
-        capacity / working set of a cyclic stream resident (Jaleel et al., "High Performance
-        Cache Replacement Using Re-Reference Interval Prediction", ISCA 2010), so that share
-        of the later steps' bytes comes from the LLC and the rest from DRAM - no cliff at
-        the capacity. The resident share's LLC hits and the misses interleave in one stream,
-        so their times add: the later steps' bytes count as DRAM bytes at the blended cost
-        (1 - r) + r x DRAM/LLC bandwidth for a resident share r."""
+        Where the profile has a measured streaming sweep (hosts), the later steps' bytes move
+        at the rate the sweep found for a buffer of the step's size instead.
+
+        Otherwise, a step working set larger than the last-level cache is not all lost
+        between steps: thrash-resistant replacement (RRIP-like insertion, as in modern
+        LLCs) keeps about capacity / working set of a cyclic stream resident (Jaleel et al.,
+        "High Performance Cache Replacement Using Re-Reference Interval Prediction", ISCA
+        2010), so that share of the later steps' bytes comes from the LLC and the rest from
+        DRAM - no cliff at the capacity. The resident share's LLC hits and the misses
+        interleave in one stream, so their times add: the later steps' bytes count as DRAM
+        bytes at the blended cost (1 - r) + r x DRAM/LLC bandwidth for a resident share r."""
         mc = self.machine
         rows = ctx.rows
         reps = rows.repeats[idx].astype(np.float64)
@@ -499,6 +507,15 @@ class AnalyticalCPUModel:
         resident = np.where(repeated & (later == _DRAM),
                             np.clip(mc.llc_bytes / np.maximum(step, 1.0), 0.0, 1.0), 0.0)
         blended = (1.0 - resident) + resident * mc.dram_bw / max(mc.llc_bw, 1.0)
+        if mc.stream_log_bps.size:
+            # a measured sweep says how fast a cyclic working set this size streams (a shared
+            # LLC falls off gradually, well before its nominal size): its rate, log-log
+            # interpolated, replaces the capacity rule for the steps after the first
+            rate = np.exp(np.interp(np.log(np.maximum(step, 1.0)), mc.stream_log_bytes,
+                                    mc.stream_log_bps))
+            on_curve = repeated & (later != _L2)
+            blended = np.where(on_curve, mc.dram_bw / rate, blended)
+            later = np.where(on_curve, _DRAM, later)
         b = np.zeros((3, idx.size))
         _add_to(b, first, per_call_w / reps)
         _add_to(b, later, per_call_w * (reps - 1) / reps * blended)

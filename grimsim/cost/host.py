@@ -95,6 +95,8 @@ class HostFacts:
     #: (KiB, how it was found): the working set up to which streaming reads keep the last-
     #: level cache's bandwidth; below the OS figure when the LLC is shared (a VM's neighbours)
     measured_llc: tuple[int, str] | None = None
+    #: ((buffer KiB, GB/s), ...) of that sweep
+    measured_stream_gbs: tuple[tuple[int, float], ...] = ()
 
     @property
     def fingerprint(self) -> str:
@@ -218,14 +220,15 @@ def _int(text: str | None) -> int | None:
 def detect_host_facts(measured_clock_ghz: float | Sequence[float] | None = None,
                       measured_bandwidth_gbs: float | None = None, *,
                       measured_llc: tuple[int, str] | None = None,
+                      measured_stream_gbs: Sequence[tuple[int, float]] = (),
                       root: Path | str = "/") -> HostFacts:
     """Describe this machine from OS files only (``root`` lets tests supply a fake tree).
 
     ``measured_clock_ghz``: the clock the FMA microbenchmark found - one number for the
     fastest cluster, or one per cluster (fastest first). ``measured_bandwidth_gbs``: the
     streaming-read bandwidth. ``measured_llc``: (KiB, how) the last-level cache one core
-    effectively has, from streaming reads over growing buffers. All come from the
-    calibration package.
+    effectively has, from ``measured_stream_gbs``, streaming reads over growing buffers
+    ((KiB, GB/s) pairs). All come from the calibration package.
     """
     base = Path(root)
     table = core_types()
@@ -323,7 +326,9 @@ def detect_host_facts(measured_clock_ghz: float | Sequence[float] | None = None,
                      threads_per_core=threads_per_core, clusters=tuple(clusters), flags=flags,
                      simd=simd, simd_width_bits=width, l3_kib=l3[0] if l3 else None,
                      l3_from=l3[2] if l3 else "", measured_clock_ghz=measured,
-                     measured_bandwidth_gbs=measured_bandwidth_gbs, measured_llc=measured_llc)
+                     measured_bandwidth_gbs=measured_bandwidth_gbs, measured_llc=measured_llc,
+                     measured_stream_gbs=tuple((int(k), float(g))
+                                               for k, g in measured_stream_gbs))
 
 
 def _nominal_clock(blk: Mapping[str, str], base: Path) -> tuple[float | None, str]:
@@ -469,6 +474,12 @@ def build_host_profile(facts: HostFacts, assumptions: HostAssumptions | None = N
                                        f"{facts.l3_kib} KiB ({facts.l3_from})", "measured")
     elif facts.l3_kib is not None:
         sources["cpu.l3_kib"] = Source(facts.l3_from.split(" = ")[0], facts.l3_from, "os")
+    stream = tuple((k, round(g, 2)) for k, g in facts.measured_stream_gbs)
+    if stream:
+        sources["cpu.stream_gbs"] = Source(
+            MEASURED_REF, f"one core's streaming-read rate over {len(stream)} buffers of "
+            f"{stream[0][0] // 1024}-{stream[-1][0] // 1024} MiB, the best of three runs each",
+            "measured")
     sources["system.thread_barrier_us"] = a.sources["thread_barrier_us"]
     sources["dram.sustained_fraction"] = a.sources["dram_sustained_fraction"]
     if facts.measured_bandwidth_gbs is not None:
@@ -484,7 +495,8 @@ def build_host_profile(facts: HostFacts, assumptions: HostAssumptions | None = N
     profile = DeviceProfile(
         name=HOST, version=version, soc=f"{facts.model_name} ({facts.arch})", os=facts.os,
         clusters=tuple(clusters), dram=dram, thread_barrier_us=a.thread_barrier_us,
-        description=a.description, l3_kib=l3_kib, gpu=None, calibration=None,
+        description=a.description, l3_kib=l3_kib, stream_gbs=stream, gpu=None,
+        calibration=None,
         fingerprint=facts.fingerprint, sources=tuple(sorted(sources.items())))
     # Round-trip through the file layout: the same validation every profile gets.
     return parse_profile(profile_to_dict(profile), "detected host profile")

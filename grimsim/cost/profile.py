@@ -169,6 +169,9 @@ class DeviceProfile:
     description: str = ""
     l3_kib: int | None = None
     slc_kib: int | None = None
+    #: ((buffer KiB, GB/s), ...): one core's streaming-read rate over buffers of growing size
+    #: (measured on hosts), how fast a cyclic working set of that size streams, cache to DRAM
+    stream_gbs: tuple[tuple[int, float], ...] = ()
     gpu: Gpu | None = None
     calibration: Calibration | None = None
     fingerprint: str | None = None
@@ -487,6 +490,28 @@ def _read_gpu(s: Section) -> Gpu:
                shares_memory_bandwidth=shares, shader_cores=cores, alus=alus)
 
 
+def _read_stream_curve(cpu: Section) -> tuple[tuple[int, float], ...]:
+    """cpu.stream_gbs: [[KiB, GB/s], ...], at least three points, sizes increasing."""
+    raw = cpu.raw("stream_gbs")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) < 3:
+        cpu.fail("stream_gbs", "expected a list of at least three [KiB, GB/s] pairs")
+    out: list[tuple[int, float]] = []
+    for i, pair in enumerate(raw):
+        ok = (isinstance(pair, list) and len(pair) == 2
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair))
+        if not ok or not (isinstance(pair[0], int) and 0 < pair[0] <= 1 << 24
+                          and 0 < pair[1] <= 2000):
+            cpu.fail("stream_gbs", f"entry {i}: expected [KiB (a whole number, 1..2^24), "
+                     f"GB/s (0..2000]], got {pair!r}")
+        if out and pair[0] <= out[-1][0]:
+            cpu.fail("stream_gbs", f"entry {i}: sizes must increase ({pair[0]} KiB after "
+                     f"{out[-1][0]} KiB)")
+        out.append((int(pair[0]), float(pair[1])))
+    return tuple(out)
+
+
 def _numeric_paths(p: DeviceProfile) -> list[str]:
     """Dotted paths of every number (and flag) in ``p`` that needs a source."""
     paths = ["system.thread_barrier_us"]
@@ -494,6 +519,7 @@ def _numeric_paths(p: DeviceProfile) -> list[str]:
         paths += [f"cpu.{c.name}.{k}" for k in ("count", "max_clock_ghz", *_INHERITED,
                                                  "l2_shared_by")]
     paths += [f"cpu.{k}" for k in ("l3_kib", "slc_kib") if getattr(p, k) is not None]
+    paths += ["cpu.stream_gbs"] if p.stream_gbs else []
     paths += [f"dram.{k}" for k in ("peak_bandwidth_gbs", "sustained_fraction",
                                     "measured_bandwidth_gbs", "channels", "channel_width_bits",
                                     "transfer_rate_mts") if getattr(p.dram, k) is not None]
@@ -551,6 +577,7 @@ def parse_profile(data: Any, source: str, *,
         cpu.fail("clusters", "more than 256 cores in total")
     l3 = cpu.number("l3_kib", low=0, high=1 << 20, integer=True, unit=" KiB", required=False)
     slc = cpu.number("slc_kib", low=0, high=1 << 20, integer=True, unit=" KiB", required=False)
+    stream = _read_stream_curve(cpu)
     cpu.done()
 
     dram_s = root.sub("dram")
@@ -573,8 +600,8 @@ def parse_profile(data: Any, source: str, *,
     profile = DeviceProfile(name=name, version=version, soc=soc, os=os_name,
                             clusters=tuple(clusters), dram=dram, thread_barrier_us=barrier,
                             description=" ".join(description.split()), l3_kib=l3, slc_kib=slc,
-                            gpu=gpu, calibration=calibration, fingerprint=fingerprint,
-                            origin=source)
+                            stream_gbs=stream, gpu=gpu, calibration=calibration,
+                            fingerprint=fingerprint, origin=source)
 
     given: dict[str, Source] = {}
     src_s = root.sub("sources", required=False)
@@ -633,7 +660,8 @@ def profile_to_dict(p: DeviceProfile) -> dict[str, Any]:
                  "fma_pipe_width_bits": c.fma_pipe_width_bits, "l1d_kib": c.l1d_kib,
                  "l2_kib": c.l2_kib, "l2_shared_by": c.l2_shared_by,
                  "vector_unit_shared_by": c.vector_unit_shared_by} for c in p.clusters]
-    out["cpu"] = _drop_none({"clusters": clusters, "l3_kib": p.l3_kib, "slc_kib": p.slc_kib})
+    out["cpu"] = _drop_none({"clusters": clusters, "l3_kib": p.l3_kib, "slc_kib": p.slc_kib,
+                             "stream_gbs": [[kib, gbs] for kib, gbs in p.stream_gbs] or None})
     d = p.dram
     out["dram"] = _drop_none({"type": d.type, "channels": d.channels,
                               "channel_width_bits": d.channel_width_bits,
