@@ -475,6 +475,8 @@ def test_effective_llc_is_where_streaming_reads_fall_to_dram() -> None:
     sizes = llc_sweep_bytes(32 * 1024)
     assert sizes[0] == 1 << 20 and sizes[-1] == 64 << 20 and len(sizes) == 13
     assert all(b % 1024 == 0 for b in sizes) and sizes == sorted(set(sizes))
+    # a small (or no) listed L3 still gets a curve from 1 to at least 16 MiB
+    assert llc_sweep_bytes(512)[-1] == 16 << 20 and llc_sweep_bytes(None)[-1] == 64 << 20
     mib = [b / 2**20 for b in sizes]
     # 75 GB/s in cache, 12 from DRAM: the geometric mean 30 GB/s is crossed between 11.3
     # and 16 MiB (38 -> 20 GB/s), log-interpolated

@@ -3,7 +3,7 @@
 The OS reports a nominal clock (2.6 GHz on the development VM while its cores run ~3.65 GHz),
 no memory bandwidth, and the whole die's L3 even where a core keeps far less of it (on the
 development VM, shared with other tenants, streaming reads keep L3 bandwidth only up to
-~10 MiB of the 32 MiB listed). So the ``host`` profile measures all three once with the C++
+~15 MiB of the 32 MiB listed). So the ``host`` profile measures all three once with the C++
 kernels: an FMA loop for the real clock, a streaming read for the bandwidth, and streaming
 reads over growing buffers for the last-level cache one core effectively has.
 """
@@ -29,8 +29,10 @@ log = logging.getLogger(__name__)
 
 #: The streamed buffer must dwarf the last-level cache (32 MiB L3 on the dev VM) to measure DRAM.
 BANDWIDTH_BUFFER_BYTES = 512 << 20
-#: The LLC sweep: buffers from 1 MiB in steps of sqrt(2) up to twice the OS's L3 (or 64 MiB).
+#: The LLC sweep: buffers from 1 MiB in steps of sqrt(2) up to twice the OS's L3, at least
+#: 16 MiB (a small or unlisted L3 still gets a plateau-to-DRAM curve; 64 MiB if none listed).
 LLC_SWEEP_FIRST_BYTES = 1 << 20
+LLC_SWEEP_MIN_TOP_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class HostMeasurements:
 
 def llc_sweep_bytes(os_l3_kib: int | None) -> list[int]:
     """Buffer sizes for the LLC sweep (bytes, whole KiB)."""
-    top = 2 * os_l3_kib * 1024 if os_l3_kib else 64 << 20
+    top = max(2 * os_l3_kib * 1024, LLC_SWEEP_MIN_TOP_BYTES) if os_l3_kib else 64 << 20
     sizes, s = [], float(LLC_SWEEP_FIRST_BYTES)
     while s <= top * 1.001:
         sizes.append(int(s) // 1024 * 1024)
@@ -85,7 +87,7 @@ def effective_llc(sizes_bytes: Sequence[int], gbs: Sequence[float],
 
 def measure_host(fma_seconds: float = 0.3, bandwidth_seconds: float = 0.5,
                  os_l3_kib: int | None = None) -> HostMeasurements:
-    """Clock, DRAM streaming-read bandwidth and the effective LLC of one core (~2 s)."""
+    """Clock, DRAM streaming-read bandwidth and the effective LLC of one core (~3 s)."""
     import grimsim._kernels as _kernels
 
     peak = _kernels.measure_fma_peak(threads=1, seconds=fma_seconds)
