@@ -108,12 +108,13 @@ def measure_host(fma_seconds: float = 0.3, bandwidth_seconds: float = 0.5,
 
 def measured_host_profile(*, remeasure: bool = False) -> DeviceProfile:
     """The host profile: the newest one of this machine on disk, else detected and measured
-    now (about a second) and saved to the user data folder for next time."""
+    now (a few seconds) and saved to the user data folder for next time."""
+    os_facts = detect_host_facts()
     if not remeasure and user_profile_files(HOST):
         cached = load_profile(HOST)
-        if cached.fingerprint == detect_host_facts().fingerprint:
+        if cached.fingerprint == os_facts.fingerprint:
             return cached
-    m = measure_host(os_l3_kib=detect_host_facts().l3_kib)
+    m = measure_host(os_l3_kib=os_facts.l3_kib)
     facts = detect_host_facts(measured_clock_ghz=m.clock_ghz,
                               measured_bandwidth_gbs=m.bandwidth_gbs, measured_llc=m.llc,
                               measured_stream_gbs=m.stream_gbs)

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from grimsim.cost.features import n_tile_layout
+from grimsim.cost.features import MAX_TILE_VECTORS, n_tile_layout
 from grimsim.cost.kernel_params import CPU_KERNELS, DEFAULT_PARAMS, KernelParams
 from grimsim.cost.profile import DeviceProfile
 from grimsim.cost.protocol import EstimateBatch
@@ -80,7 +80,7 @@ _SPLIT_FMA, _SPLIT_LOAD, _SPLIT_LAT, _SPLIT_COLS, _SPLIT_Y, _SPLIT_TILE = \
     0.5, 0.5, 5.0, 16.0, 2.0, 20.0
 _MAX_RR = 8  # bcr.simd.cpp kMaxRR
 _BAND_ROWS = 64  # sparse_simd.hpp kBandRows: BCR thread-work units are bands of a block row
-_MAX_NV = 24  # sparse_driver.hpp tile_vectors upper clamp
+_MAX_NV = MAX_TILE_VECTORS
 _TABLE_ROWS = 128  # kept rows per BCR tile tabulated exactly; linear beyond
 _MAX_TASK_COLS = 256  # dense.cpp kMaxTaskCols
 _WINO_POINTS = 36

@@ -76,6 +76,7 @@ BASELINE_FEATURES: tuple[str, ...] = (
 # block and 16-row band); packed BCR works in bands of 16 rows, CSR/N:M/pattern one row per
 # unit; 2+ threads split each tile's units into about 4 x threads / tiles chunks.
 _PANEL_BYTES = 256 * 1024
+MIN_TILE_VECTORS, MAX_TILE_VECTORS = 6, 24  # sparse_driver.hpp tile_vectors clamp
 _TLB_REACH_BYTES = 64 * 4096
 _PAGE_BYTES = 4096
 _BCR_BAND_ROWS = 16
@@ -87,8 +88,9 @@ def n_tile_layout(k: np.ndarray, nv: np.ndarray,
     rows and nv SIMD vectors along N, as run_panels cuts it: tiles of nt vectors, the last
     one taking the rest, a rest under nt / 2 joining the tile before it (so the last tile
     holds between nt / 2 and 1.5 nt vectors once there are two or more)."""
-    nt = np.clip(np.floor(_PANEL_BYTES / (np.maximum(k, 1.0) * lanes * 4.0)), 6.0, 24.0)
-    nt -= np.mod(nt, 6.0)
+    nt = np.clip(np.floor(_PANEL_BYTES / (np.maximum(k, 1.0) * lanes * 4.0)),
+                 MIN_TILE_VECTORS, MAX_TILE_VECTORS)
+    nt -= np.mod(nt, MIN_TILE_VECTORS)
     n_tiles = np.maximum(1.0, np.floor(nv / nt + 0.5))
     return nt, n_tiles, nv - (n_tiles - 1.0) * nt
 

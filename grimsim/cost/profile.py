@@ -499,16 +499,16 @@ def _read_stream_curve(cpu: Section) -> tuple[tuple[int, float], ...]:
         cpu.fail("stream_gbs", "expected a list of at least three [KiB, GB/s] pairs")
     out: list[tuple[int, float]] = []
     for i, pair in enumerate(raw):
-        ok = (isinstance(pair, list) and len(pair) == 2
-              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair))
-        if not ok or not (isinstance(pair[0], int) and 0 < pair[0] <= 1 << 24
-                          and 0 < pair[1] <= 2000):
+        kib, gbs = pair if isinstance(pair, list) and len(pair) == 2 else (None, None)
+        if not (isinstance(kib, int) and not isinstance(kib, bool) and 0 < kib <= 1 << 24
+                and isinstance(gbs, (int, float)) and not isinstance(gbs, bool)
+                and 0 < gbs <= 2000):
             cpu.fail("stream_gbs", f"entry {i}: expected [KiB (a whole number, 1..2^24), "
                      f"GB/s (0..2000]], got {pair!r}")
-        if out and pair[0] <= out[-1][0]:
-            cpu.fail("stream_gbs", f"entry {i}: sizes must increase ({pair[0]} KiB after "
+        if out and kib <= out[-1][0]:
+            cpu.fail("stream_gbs", f"entry {i}: sizes must increase ({kib} KiB after "
                      f"{out[-1][0]} KiB)")
-        out.append((int(pair[0]), float(pair[1])))
+        out.append((int(kib), float(gbs)))
     return tuple(out)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -125,11 +125,11 @@ class Section:
         lines = getattr(self.data, "key_lines", {})
         return int(lines.get(key, self.line))
 
-    def _raise(self, line: int, key_path: str, reason: str) -> None:
+    def _raise(self, line: int, key_path: str, reason: str) -> NoReturn:
         where = f", line {line}" if line else ""
         raise DeviceProfileError(f"{self.source}{where}: key '{key_path}': {reason}")
 
-    def fail(self, key: Any, reason: str) -> None:
+    def fail(self, key: Any, reason: str) -> NoReturn:
         """Raise a DeviceProfileError about ``key`` of this section."""
         self._raise(self.line_of(key), self.key_path(key), reason)
 
