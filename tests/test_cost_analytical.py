@@ -390,7 +390,8 @@ def test_a_measured_streaming_sweep_sets_the_rnn_steps_rate(sd855: DeviceProfile
     # the later steps stream at the sweep's rate for the step's working set (log-log between
     # its points: 12 MiB lies between 8 MiB at 70 and 16 MiB at 20 GB/s); the first step
     # reads them from DRAM
-    rate = np.exp(np.interp(np.log(rows.step_bytes), np.log([k * 1024.0 for k, _ in curve]),
+    rate = np.exp(np.interp(np.log(np.maximum(rows.step_bytes, 1)),
+                            np.log([k * 1024.0 for k, _ in curve]),
                             np.log([g * 1e9 for _, g in curve])))
     dram = swept.dram.effective_bandwidth_gbs * 1e9
     expect = (rows.format_bytes / dram + 99 * rows.format_bytes / rate) / 100
