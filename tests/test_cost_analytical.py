@@ -17,6 +17,7 @@ from grimsim.cost.analytical import (
     analytical_model,
     cpu_machine,
 )
+from grimsim.cost.kernel_params import DEFAULT_PARAMS
 from grimsim.cost.profile import DeviceProfile, Source, list_profiles, load_profile
 from grimsim.cost.protocol import BOUNDS, CostModel
 from grimsim.cost.rows import CostRows, gemm_rows, rows_for
@@ -407,6 +408,21 @@ def test_a_measured_streaming_sweep_sets_the_rnn_steps_rate(sd855: DeviceProfile
     np.testing.assert_allclose(est.latency_s[one], plain.latency_s[one])
 
 
+def test_stores_past_the_llc_pay_for_the_line_read(sd855: DeviceProfile) -> None:
+    # a GEMM whose output (64 x 200000 floats, 51 MB) and input (21 MB) spill every cache:
+    # memory is DRAM-bound and each stored byte moves dram_write_allocate bytes
+    rows = gemm_rows([64, 64], [27, 27], [200_000, 64], "dense")
+    plain = dataclasses.replace(DEFAULT_PARAMS, dram_write_allocate=1.0)
+    one = AnalyticalCPUModel(sd855, params=plain).estimate(rows)
+    two = AnalyticalCPUModel(sd855).estimate(rows)
+    assert DEFAULT_PARAMS.dram_write_allocate == 2.0
+    y_bytes = 64 * 200_000 * 4
+    dram = sd855.dram.effective_bandwidth_gbs * 1e9
+    assert two.memory_s[0] - one.memory_s[0] == pytest.approx(y_bytes / dram, rel=0.02)
+    # an output that stays in cache is stored at the cache's rate either way
+    assert two.memory_s[1] == pytest.approx(one.memory_s[1])
+
+
 def test_kernel_names(sd855: DeviceProfile, networks: dict[str, object]) -> None:
     rows = rows_for(networks["mobilenet_v2"], ["dense", "unstructured:0.75"])
     est = AnalyticalCPUModel(sd855).estimate(rows)
@@ -472,8 +488,6 @@ def _elementwise_overhead(profile: DeviceProfile, net: object,
 
 
 def test_recurrent_gate_math_charges_every_step(sd855: DeviceProfile) -> None:
-    from grimsim.cost.kernel_params import DEFAULT_PARAMS
-
     p = DEFAULT_PARAMS
     clock = cpu_machine(sd855).clock_hz
     per_step = (3 * p.python_kernel_call_cycles

@@ -92,6 +92,7 @@ class KernelParams:
     recurrent_numpy_calls: Mapping[str, int] = field(
         default_factory=lambda: MappingProxyType({"gru": 12, "lstm": 14}))
     overlap_penalty: float = 0.2
+    dram_write_allocate: float = 2.0
     band: tuple[float, float] = (0.5, 2.0)
     efficiency: Mapping[str, float] = field(default_factory=lambda: _EFFICIENCY)
     call_cycles: Mapping[str, float] = field(default_factory=lambda: _CALL_CYCLES)
@@ -172,6 +173,12 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "(0.73 us per call at 3.22 GHz)",
     "recurrent_numpy_calls": "counted: numpy calls per step of grimsim.execute.runner._GateMath "
     "(GRU 12, LSTM 14; a test keeps the two in step)",
+    "dram_write_allocate": "DRAM bytes moved per byte stored with ordinary stores to lines "
+    "not in cache: a write-allocate cache first reads the line, then writes it back, so 2 "
+    "(J. McCalpin, STREAM reference, 'Counting Bytes and FLOPS', "
+    "http://www.cs.virginia.edu/stream/ref.html; G. Hager, 'The McCalpin STREAM benchmark: "
+    "how to do it right', https://blogs.fau.de/hager/archives/8263); grimsim's kernels store "
+    "with ordinary (not non-temporal) stores",
     "overlap_penalty": "share of min(compute, memory) not hidden behind the larger one "
     "(assumed; 0 = perfect roofline overlap)",
     "band": "uncalibrated analytical band x0.5..x2 (stated; the learned correction narrows it)",
