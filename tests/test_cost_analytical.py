@@ -546,7 +546,8 @@ def test_rnn_step_working_set_has_no_cliff_at_the_llc(sd855: DeviceProfile) -> N
 
 
 def test_depthwise_pays_per_row_and_tap(sd855: DeviceProfile) -> None:
-    """Narrow depthwise planes cost more per output (the row/tap set-up dominates)."""
+    """Narrow depthwise planes cost more per output (per-plane set-up, padding, part-filled
+    vectors)."""
     from grimsim.network import NetworkBuilder
     from grimsim.network import workload as wl
 

@@ -119,12 +119,33 @@ void depthwise_conv2d(const float* input, const ConvGeometry& g, const float* we
   job.pad_w = g.pad_w;
   job.dilation_h = g.dilation_h;
   job.dilation_w = g.dilation_w;
-  const std::int64_t plane = g.height * g.width, oplane = job.out_h * job.out_w;
+  // Phase planes (see DepthwiseJob): rows cover every padded row a tap reads and the
+  // input's own; columns cover the output width rounded up to 16 lanes (the widest SIMD
+  // tier, so whole vectors never read past the plane) plus the taps' reach.
+  constexpr std::int64_t kMaxLanes = 16;
+  const std::int64_t reach_h = (job.out_h - 1) * job.stride_h + (g.kernel_h - 1) * g.dilation_h;
+  job.phase_rows = std::max(reach_h + 1, g.pad_h + g.height);
+  const std::int64_t out_w_padded = (job.out_w + kMaxLanes - 1) / kMaxLanes * kMaxLanes;
+  job.phase_cols = out_w_padded + (g.kernel_w - 1) * g.dilation_w / g.stride_w + 1;
   const std::int64_t taps = g.kernel_h * g.kernel_w;
+  std::vector<std::int64_t> tap_offset(static_cast<std::size_t>(taps));
+  for (std::int64_t ky = 0; ky < g.kernel_h; ++ky)
+    for (std::int64_t kx = 0; kx < g.kernel_w; ++kx) {
+      const std::int64_t col = kx * g.dilation_w;
+      tap_offset[static_cast<std::size_t>(ky * g.kernel_w + kx)] =
+          ((col % g.stride_w) * job.phase_rows + ky * g.dilation_h) * job.phase_cols +
+          col / g.stride_w;
+    }
+  job.tap_offset = tap_offset.data();
+  const std::int64_t scratch = g.stride_w * job.phase_rows * job.phase_cols;
+  const int team = static_cast<int>(std::min<std::int64_t>(threads, g.channels));
+  AlignedArray<float> buf(static_cast<std::size_t>(team * scratch));
+  const std::int64_t plane = g.height * g.width, oplane = job.out_h * job.out_w;
   const SimdLevel level = simd_runtime_level();
-  parallel_for(g.channels, threads, [&](std::int64_t c) {
+  parallel_for(g.channels, team, [&](std::int64_t c, int thread) {
     GRIMSIM_DISPATCH_AT(level, depthwise_plane, job, input + c * plane, weight + c * taps,
-                        bias != nullptr ? bias[c] : 0.0f, output + c * oplane);
+                        bias != nullptr ? bias[c] : 0.0f, output + c * oplane,
+                        buf.data() + static_cast<std::int64_t>(thread) * scratch);
   });
 }
 

@@ -10,47 +10,132 @@ using simd::imax;
 using simd::imin;
 
 namespace {
-// Smallest x >= 0 with x * s + o >= 0 (o may be negative), s >= 1.
-inline std::int64_t first_valid(std::int64_t o, std::int64_t s) {
-  return o >= 0 ? 0 : (-o + s - 1) / s;
+using simd::kLanes;
+using simd::vf;
+
+GRIMSIM_INLINE void zero_fill(float* p, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) simd::store(p + i, simd::zero());
+  for (; i < n; ++i) p[i] = 0.0f;
+}
+
+// Copies the plane into the job's zero-padded phase planes: phase q, row r, column x holds
+// padded column stride_w * x + q of padded row r (input row r - pad_h, column
+// stride_w * x + q - pad_w; zero outside the input).
+void fill_phases(const DepthwiseJob& job, const float* in, float* scratch) {
+  const std::int64_t W = job.width, sw = job.stride_w, cols = job.phase_cols;
+  for (std::int64_t q = 0; q < sw; ++q) {
+    // the columns x of this phase that read inside the input: 0 <= sw * x + q - pad_w < W
+    const std::int64_t first = q >= job.pad_w ? 0 : (job.pad_w - q + sw - 1) / sw;
+    const std::int64_t last = W - 1 + job.pad_w - q;  // largest sw * x with a valid column
+    const std::int64_t end = last < 0 ? first : imax(first, imin(cols, last / sw + 1));
+    for (std::int64_t r = 0; r < job.phase_rows; ++r) {
+      float* dst = scratch + (q * job.phase_rows + r) * cols;
+      const std::int64_t iy = r - job.pad_h;
+      if (iy < 0 || iy >= job.height || first >= end) {
+        zero_fill(dst, cols);
+        continue;
+      }
+      const float* src = in + iy * W + (sw * first + q - job.pad_w);
+      zero_fill(dst, first);
+      if (sw == 1) {
+        // vector copies: these rows are short (7-112 floats), where a memcpy call costs
+        // more than the copy
+        std::int64_t x = first;
+        for (; x + kLanes <= end; x += kLanes) simd::store(dst + x, simd::load(src + x - first));
+        for (; x < end; ++x) dst[x] = src[x - first];
+      } else {
+        for (std::int64_t x = first; x < end; ++x) dst[x] = src[(x - first) * sw];
+      }
+      zero_fill(dst + end, cols - end);
+    }
+  }
+}
+
+// RB output rows x VB vectors: every tap is one broadcast weight and RB * VB contiguous
+// loads into RB * VB independent accumulators (enough chains to cover the FMA latency),
+// stored once; lanes past the output width are computed on the zero padding and dropped.
+template <int RB, int VB>
+void dw_block(const DepthwiseJob& job, const float* scratch, const float* kernel, float bias,
+              float* out, std::int64_t oy, std::int64_t ox) {
+  const std::int64_t taps = job.kernel_h * job.kernel_w;
+  const std::int64_t row_step = job.stride_h * job.phase_cols;
+  const float* base = scratch + oy * row_step + ox;
+  vf acc[RB][VB];
+#pragma GCC unroll 8
+  for (int i = 0; i < RB; ++i)
+#pragma GCC unroll 8
+    for (int v = 0; v < VB; ++v) acc[i][v] = simd::set1(bias);
+  for (std::int64_t t = 0; t < taps; ++t) {
+    const vf w = simd::set1(kernel[t]);
+    const float* src = base + job.tap_offset[t];
+#pragma GCC unroll 8
+    for (int i = 0; i < RB; ++i)
+#pragma GCC unroll 8
+      for (int v = 0; v < VB; ++v)
+        acc[i][v] = simd::fma(w, simd::load(src + i * row_step + v * kLanes), acc[i][v]);
+  }
+  // A vector past the row's end is stored whole when it stays inside the plane: its extra
+  // lanes land on the start of the next rows, which are stored later (blocks run right to
+  // left, rows top to bottom) and overwrite them; only the plane's last vectors are cut.
+  const std::int64_t Wo = job.out_w, plane_end = job.out_h * Wo;
+#pragma GCC unroll 8
+  for (int i = 0; i < RB; ++i) {
+    const std::int64_t row = (oy + i) * Wo;
+#pragma GCC unroll 8
+    for (int v = 0; v < VB; ++v) {
+      const std::int64_t x0 = ox + v * kLanes;
+      if (x0 >= Wo) continue;
+      if (row + x0 + kLanes <= plane_end)
+        simd::store(out + row + x0, acc[i][v]);
+      else
+        simd::store_partial(out + row + x0, acc[i][v], static_cast<int>(Wo - x0));
+    }
+  }
+}
+
+// One group of RB output rows, its vectors in blocks of at most 8 / RB, run right to left
+// (see dw_block's stores).
+template <int RB>
+void dw_rows(const DepthwiseJob& job, const float* scratch, const float* kernel, float bias,
+             float* out, std::int64_t oy) {
+  const std::int64_t nvec = (job.out_w + kLanes - 1) / kLanes;
+  const std::int64_t n8 = RB == 1 ? nvec / 8 : 0;
+  const std::int64_t n4 = RB <= 2 ? (nvec - 8 * n8) / 4 : 0;
+  const std::int64_t n2 = RB <= 4 ? (nvec - 8 * n8 - 4 * n4) / 2 : 0;
+  const std::int64_t end8 = 8 * n8, end4 = end8 + 4 * n4, end2 = end4 + 2 * n2;
+  for (std::int64_t v = nvec - 1; v >= end2; --v)
+    dw_block<RB, 1>(job, scratch, kernel, bias, out, oy, v * kLanes);
+  if constexpr (RB <= 4) {
+    for (std::int64_t v = end2 - 2; v >= end4; v -= 2)
+      dw_block<RB, 2>(job, scratch, kernel, bias, out, oy, v * kLanes);
+  }
+  if constexpr (RB <= 2) {
+    for (std::int64_t v = end4 - 4; v >= end8; v -= 4)
+      dw_block<RB, 4>(job, scratch, kernel, bias, out, oy, v * kLanes);
+  }
+  if constexpr (RB == 1) {
+    for (std::int64_t v = end8 - 8; v >= 0; v -= 8)
+      dw_block<1, 8>(job, scratch, kernel, bias, out, oy, v * kLanes);
+  }
 }
 }  // namespace
 
-// Each output row accumulates kernel taps one at a time over the output x range where the
-// tap reads inside the input (the padding contributes zeros, so it is simply skipped);
-// with stride 1 that inner loop is a contiguous, vectorised axpy.
-void depthwise_plane(const DepthwiseJob& job, const float* in, const float* kernel,
-                     float bias, float* out) {
-  using namespace simd;
-  const std::int64_t W = job.width, Wo = job.out_w;
-  for (std::int64_t oy = 0; oy < job.out_h; ++oy) {
-    float* orow = out + oy * Wo;
-    for (std::int64_t ox = 0; ox < Wo; ++ox) orow[ox] = bias;
-    for (std::int64_t ky = 0; ky < job.kernel_h; ++ky) {
-      const std::int64_t iy = oy * job.stride_h - job.pad_h + ky * job.dilation_h;
-      if (iy < 0 || iy >= job.height) continue;
-      const float* irow = in + iy * W;
-      for (std::int64_t kx = 0; kx < job.kernel_w; ++kx) {
-        const float wv = kernel[ky * job.kernel_w + kx];
-        const std::int64_t off = kx * job.dilation_w - job.pad_w;  // ix = ox * sw + off
-        const std::int64_t lo = first_valid(off, job.stride_w);
-        // Largest ox with ox * sw + off <= W - 1.
-        const std::int64_t hi = W - 1 - off < 0 ? 0 : imin(Wo, (W - 1 - off) / job.stride_w + 1);
-        if (lo >= hi) continue;
-        if (job.stride_w == 1) {
-          const float* src = irow + off;
-          const vf wvec = set1(wv);
-          std::int64_t ox = lo;
-          for (; ox + kLanes <= hi; ox += kLanes)
-            store(orow + ox, fma(wvec, load(src + ox), load(orow + ox)));
-          for (; ox < hi; ++ox) orow[ox] += wv * src[ox];
-        } else {
-          for (std::int64_t ox = imax(lo, 0); ox < hi; ++ox)
-            orow[ox] += wv * irow[ox * job.stride_w + off];
-        }
-      }
-    }
-  }
+// The plane's padded phases first (one pass over it), then blocks of at most 8 accumulators:
+// a narrow plane (7 to 28 columns in mobile networks) takes several output rows per block,
+// so its taps' FMA chains stay independent too.
+void depthwise_plane(const DepthwiseJob& job, const float* in, const float* kernel, float bias,
+                     float* out, float* scratch) {
+  fill_phases(job, in, scratch);
+  const std::int64_t nvec = (job.out_w + kLanes - 1) / kLanes;
+  std::int64_t oy = 0;
+  if (nvec < 2)
+    for (; oy + 8 <= job.out_h; oy += 8) dw_rows<8>(job, scratch, kernel, bias, out, oy);
+  if (nvec < 4)
+    for (; oy + 4 <= job.out_h; oy += 4) dw_rows<4>(job, scratch, kernel, bias, out, oy);
+  if (nvec < 8)
+    for (; oy + 2 <= job.out_h; oy += 2) dw_rows<2>(job, scratch, kernel, bias, out, oy);
+  for (; oy < job.out_h; ++oy) dw_rows<1>(job, scratch, kernel, bias, out, oy);
 }
 
 namespace {

@@ -81,13 +81,20 @@ GRIMSIM_MV_DECLARE(void winograd_panel(const WinogradJob& job, std::int64_t pane
 namespace grimsim {
 
 // Depthwise convolution of one channel plane (geometry as ConvGeometry, one channel).
+// The plane is first copied, zero-padded, into stride_w "phase" planes (phase q holds the
+// padded columns q, q + stride_w, ...: phase_rows x phase_cols each), so every tap of every
+// output vector is one contiguous load; tap_offset[t] (kernel_h * kernel_w entries) is where
+// tap t of output (0, 0) reads in that scratch. scratch: depthwise_scratch_floats(job).
 struct DepthwiseJob {
   std::int64_t height = 0, width = 0, out_h = 0, out_w = 0;
   std::int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1;
   std::int64_t pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
+  std::int64_t phase_rows = 0, phase_cols = 0;
+  const std::int64_t* tap_offset = nullptr;
 };
 GRIMSIM_MV_DECLARE(void depthwise_plane(const DepthwiseJob& job, const float* in,
-                                        const float* kernel, float bias, float* out))
+                                        const float* kernel, float bias, float* out,
+                                        float* scratch))
 
 // Pooling of one channel plane (the geometry's channels are ignored); rowbuf holds
 // max(span, pad_left + width) + span floats, span = (out_w - 1) * stride_w + kernel_w.

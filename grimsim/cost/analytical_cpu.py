@@ -702,22 +702,34 @@ class AnalyticalCPUModel:
 
     def _depthwise(self, ctx: _Ctx, idx: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """conv.simd.cpp depthwise_plane: per output row and tap, a vector axpy (stride 1) or
-        a scalar loop (other strides); one task per channel."""
+        """conv.simd.cpp depthwise_plane: the plane copied into stride_w zero-padded phase
+        planes, then blocks of up to 8 output vectors, each tap one broadcast weight and a
+        contiguous load + FMA per vector; one task per channel."""
         mc = self.machine
         p = self.params
         rows = ctx.rows
         channels = rows.groups[idx].astype(np.float64)
         oh = np.maximum(rows.out_h[idx], 1).astype(np.float64)
         ow = np.maximum(rows.out_w[idx], 1).astype(np.float64)
-        taps = (rows.kh[idx] * rows.kw[idx]).astype(np.float64)
-        unit = rows.stride_w[idx] == 1
-        vec = np.floor(ow / mc.lanes) * p.depthwise_vector_cycles \
-            + (ow % mc.lanes) * p.depthwise_scalar_cycles
-        per_tap = np.where(unit, vec, ow * p.depthwise_scalar_cycles)
+        kh = rows.kh[idx].astype(np.float64)
+        kw = rows.kw[idx].astype(np.float64)
+        taps = kh * kw
+        sh = np.maximum(rows.stride_h[idx], 1).astype(np.float64)
+        sw = np.maximum(rows.stride_w[idx], 1).astype(np.float64)
+        nvec = _cdiv(ow, mc.lanes)  # lanes past the width are computed and dropped
+        # the phase planes (conv.cpp): rows the taps reach, columns rounded up to 16 lanes
+        phase_rows = (oh - 1) * sh + (kh - 1) * np.maximum(rows.dilation_h[idx], 1) + 1
+        phase_cols = _cdiv(ow, 16) * 16 \
+            + np.floor((kw - 1) * np.maximum(rows.dilation_w[idx], 1) / sw) + 1
+        fill = sw * phase_rows * phase_cols
+        # stride 1 copies rows with vector stores; other strides gather one float at a time
+        fill_cycles = np.where(sw == 1, fill / mc.lanes, fill) * p.scalar_copy_cycles
         cost = _Cost(idx.size)
-        cost.main = channels * oh * taps * per_tap
-        cost.side = channels * oh * (ow * p.scalar_copy_cycles + taps * p.depthwise_tap_cycles)
+        cost.main = channels * oh * nvec * taps * p.depthwise_vector_cycles
+        cost.side = channels * (fill_cycles + _cdiv(oh * nvec, 8) * p.depthwise_block_cycles)
+        # per plane: the task, the SIMD-tier dispatch and the phase planes' set-up
+        par = self._par(channels, ctx.threads[idx], np.ones(idx.size))
+        cost.passes_s = channels * p.depthwise_plane_cycles / mc.clock_hz * par
         cost.tasks = channels
         cost.regions = np.ones(idx.size)
         batch = ctx.batch(idx)

@@ -31,7 +31,7 @@ _EFFICIENCY = MappingProxyType({
     "gemv": 0.85,
     "im2col+gemm": 0.85,
     "winograd": 0.80,
-    "depthwise": 0.60,
+    "depthwise": 0.40,
     "bcr": 0.75,
     "csr": 0.75,
     "nm": 0.35,
@@ -76,9 +76,9 @@ class KernelParams:
     im2col_copy_cycles: float = 1.1
     winograd_input_cycles: float = 96.0
     winograd_output_cycles: float = 64.0
-    depthwise_vector_cycles: float = 1.0
-    depthwise_scalar_cycles: float = 0.8
-    depthwise_tap_cycles: float = 8.0
+    depthwise_vector_cycles: float = 0.5625
+    depthwise_block_cycles: float = 24.0
+    depthwise_plane_cycles: float = 375.0
     row_overhead_cycles: float = 6.0
     block_overhead_cycles: float = 20.0
     y_vector_cycles: float = 2.0
@@ -138,17 +138,17 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "ops/cycle and one store per cycle",
     "winograd_output_cycles": "counted: output_transform per row and vector: 10 A^T passes "
     "(~10 ops each), 36 loads, 16 stores: ~64 cycles",
-    "depthwise_vector_cycles": "counted: depthwise_plane's stride-1 axpy: 2 loads + 1 store + "
-    "1 FMA per vector -> one store per cycle",
-    "depthwise_scalar_cycles": "the strided loop (load, FMA, store per output; the compiler "
-    "partly vectorises it): measured ~0.8 cycles/output on the dev VM (144x56x56 stride 2)",
-    "depthwise_tap_cycles": "counted: depthwise_plane per output row and tap: the row "
-    "bounds check, the weight broadcast, the valid x range with a 64-bit integer division "
-    "(~10 cycles latency: Agner Fog's tables, Zen 3 DIV r64; Cortex-A76 SWOG SDIV 12; partly "
-    "hidden behind the previous tap's loop) and the loop set-up: ~8 cycles. Checked on the "
-    "dev VM against bench_depthwise on 3x3 planes from 7x7 to 112x112, stride 1 and 2: within "
-    "+-15% (the former 4 cycles under-predicted 7x7/14x14 planes by 30-40%). Drops to ~2 if "
-    "the bounds are hoisted out of the row loop (they depend on the tap only)",
+    "depthwise_vector_cycles": "counted: depthwise_plane per tap and output vector: one load "
+    "and one FMA, plus the tap's broadcast weight shared by a block of up to 8 vectors: "
+    "1.125 loads at 2 loads/cycle (loads_per_cycle_ooo) = 0.5625 cycles",
+    "depthwise_block_cycles": "counted: depthwise_plane per block of up to 8 output vectors: "
+    "the call, the accumulators' set-up and their stores, the tap loop's own steps: ~24 "
+    "cycles",
+    "depthwise_plane_cycles": "measured on the dev VM (2026-11-26, bench_depthwise on 15 "
+    "MobileNet/EfficientNet planes, 7x7 to 112x112, 3x3 and 5x5, stride 1 and 2): a fixed "
+    "~375 cycles per channel plane (its task, the SIMD-tier dispatch, the phase planes' "
+    "set-up), fitted jointly with the depthwise efficiency (0.40); within -25/+18 % of every "
+    "plane",
     "row_overhead_cycles": "counted: per row and register chunk of the CSR/N:M/pattern panel "
     "kernels (accumulator init, 1-4 stores, loop) ",
     "block_overhead_cycles": "the BCR kernel's own estimate (bcr.simd.cpp row_cost): 20 "
