@@ -229,7 +229,10 @@ def test_bcr_sparser_not_slower(m: int, k: int, n: int, s: list[float],
     spec = f"bcr:{block[0]}x{block[1]}:"
     t_lo = model.estimate(gemm_rows(m, k, n, f"{spec}{lo!r}:rows=0.5")).latency_s[0]
     t_hi = model.estimate(gemm_rows(m, k, n, f"{spec}{hi!r}:rows=0.5")).latency_s[0]
-    assert t_hi <= t_lo * (1 + 1e-9), (spec, lo, hi)
+    # 0.1 %: near 97 % a block keeps 1-2 columns, and the expected-mask statistics then drop
+    # whole blocks, which moves the per-block row mean of the survivors (94x97 in 32x32
+    # blocks: 0.96875 -> 0.97 costs 0.02 % more); a real rise in the model is far larger
+    assert t_hi <= t_lo * (1 + 1e-3), (spec, lo, hi)
 
 
 def _homogeneous_cores(profile: DeviceProfile) -> int:
