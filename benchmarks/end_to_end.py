@@ -36,7 +36,7 @@ from typing import Any
 
 import grimsim.api as g
 from grimsim.errors import CalibrationError
-from grimsim.execute.runner import legal_assignment
+from grimsim.execute.runner import legal_assignment, resolve_assignment
 
 HERE = Path(__file__).resolve().parent
 
@@ -70,7 +70,7 @@ def run_vs_predict(device: Any, min_time_s: float, repeats: int = 1) -> list[dic
         totals = [d["measured_ms"] for d in docs]
         doc = docs[0]
         layers = _layers(docs)
-        best = sum(lay["measured_ms"] for lay in layers)
+        best = _total_ms(layers)
         ana_ms = g.estimate(net, analytical, assignment, threads=1).latency_s * 1e3
         rows.append({"network": name, "scheme": spec, "measured_ms": best,
                      "measured_runs_ms": totals,
@@ -100,15 +100,9 @@ def _layers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _specs(mapping: dict[str, Any]) -> dict[str, str]:
-    """A mapping as spec strings (schemes or specs), dense layers left out."""
-    out = {name: getattr(v, "spec", v) for name, v in mapping.items()}
-    return {name: str(v) for name, v in out.items() if v != "dense"}
-
-
-def _best_total(docs: list[dict[str, Any]]) -> float:
-    """Sum over layers of each layer's fastest run (ms)."""
-    return float(sum(lay["measured_ms"] for lay in _layers(docs)))
+def _total_ms(layers: list[dict[str, Any]]) -> float:
+    """Sum over layers of each layer's fastest run (``_layers``), in ms."""
+    return float(sum(lay["measured_ms"] for lay in layers))
 
 
 def searched_vs_uniform(device: Any, min_time_s: float, repeats: int = 1
@@ -128,7 +122,7 @@ def searched_vs_uniform(device: Any, min_time_s: float, repeats: int = 1
             for _ in range(repeats):
                 docs_u.append(_run(net, uniform, device, min_time_s))
                 docs_s.append(_run(net, searched, device, min_time_s))
-            meas_u, meas_s = _best_total(docs_u), _best_total(docs_s)
+            meas_u, meas_s = _total_ms(_layers(docs_u)), _total_ms(_layers(docs_s))
             dense = est.layers and g.estimate(net, device, {}, threads=1).latency_s * 1e3
             row = {"network": name, "uniform": spec, "loss": est.loss,
                    "skipped": [s.name for s in skipped],
@@ -140,7 +134,8 @@ def searched_vs_uniform(device: Any, min_time_s: float, repeats: int = 1
                    "searched_loss": result.loss,
                    "searched_measured_ms": meas_s,
                    "searched_measured_runs_ms": [d["measured_ms"] for d in docs_s],
-                   "same_mapping": _specs(searched) == _specs(uniform),
+                   "same_mapping": (resolve_assignment(net, searched)
+                                    == resolve_assignment(net, uniform)),
                    "searched_schemes": sorted({s.split(":")[0] for s in searched.values()})}
             rows.append(row)
             print(f"{name:14s} uniform {spec:18s} loss {est.loss:.4f}: predicted "

@@ -119,12 +119,11 @@ void depthwise_conv2d(const float* input, const ConvGeometry& g, const float* we
   job.pad_w = g.pad_w;
   job.dilation_h = g.dilation_h;
   job.dilation_w = g.dilation_w;
-  // Phase planes (see DepthwiseJob): rows cover every padded row a tap reads and the
-  // input's own; columns cover the output width rounded up to 16 lanes (the widest SIMD
-  // tier, so whole vectors never read past the plane) plus the taps' reach.
+  // Phase planes (see DepthwiseJob): rows cover every padded row a tap reads; columns
+  // cover the output width rounded up to 16 lanes (the widest SIMD tier, so whole vectors
+  // never read past the plane) plus the taps' reach.
   constexpr std::int64_t kMaxLanes = 16;
-  const std::int64_t reach_h = (job.out_h - 1) * job.stride_h + (g.kernel_h - 1) * g.dilation_h;
-  job.phase_rows = std::max(reach_h + 1, g.pad_h + g.height);
+  job.phase_rows = (job.out_h - 1) * job.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
   const std::int64_t out_w_padded = (job.out_w + kMaxLanes - 1) / kMaxLanes * kMaxLanes;
   job.phase_cols = out_w_padded + (g.kernel_w - 1) * g.dilation_w / g.stride_w + 1;
   const std::int64_t taps = g.kernel_h * g.kernel_w;

@@ -84,7 +84,7 @@ namespace grimsim {
 // The plane is first copied, zero-padded, into stride_w "phase" planes (phase q holds the
 // padded columns q, q + stride_w, ...: phase_rows x phase_cols each), so every tap of every
 // output vector is one contiguous load; tap_offset[t] (kernel_h * kernel_w entries) is where
-// tap t of output (0, 0) reads in that scratch. scratch: depthwise_scratch_floats(job).
+// tap t of output (0, 0) reads in that scratch (stride_w * phase_rows * phase_cols floats).
 struct DepthwiseJob {
   std::int64_t height = 0, width = 0, out_h = 0, out_w = 0;
   std::int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1;

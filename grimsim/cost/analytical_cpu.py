@@ -328,6 +328,13 @@ class AnalyticalCPUModel:
         return np.where(nbytes <= mc.l2_bytes, _L2,
                         np.where(nbytes <= mc.llc_bytes, _LLC, _DRAM))
 
+    def _store(self, b: np.ndarray, level: np.ndarray | int, nbytes: Any) -> None:
+        """Add ``nbytes`` stored at ``level`` to ``b``: a store that misses the last-level
+        cache first reads its line (write-allocate), so DRAM-level stores move
+        ``dram_write_allocate`` x their bytes."""
+        scale = np.where(np.asarray(level) == _DRAM, self.params.dram_write_allocate, 1.0)
+        _add_to(b, level, np.asarray(nbytes, dtype=np.float64) * scale)
+
     def _mem_s(self, b: np.ndarray, par: np.ndarray) -> np.ndarray:
         mc = self.machine
         return np.maximum(np.maximum(b[_L2] * par / mc.l2_bw, b[_LLC] * par / mc.llc_bw),
@@ -574,7 +581,7 @@ class AnalyticalCPUModel:
         cost.add(_L2, x_bytes * _cdiv(m, mc.mc))  # packed B re-reads
         y_chunk = self._level(m * np.minimum(nn, chunk_panels * mc.nr) * _F4)
         cost.add(y_chunk, y_bytes * np.maximum(0, 2 * kb - 2))
-        _write_to(cost.bytes, out, y_bytes, self.params.dram_write_allocate)
+        self._store(cost.bytes, out, y_bytes)
         # passes: pack A (every call), pack B (per task), im2col
         pack_par = self._par(_cdiv(mpanels, np.maximum(1, np.floor(65536 / (k * mc.mr)))), t,
                              np.ones(idx.size))
@@ -604,8 +611,7 @@ class AnalyticalCPUModel:
         par = self._par(tasks.astype(np.float64), t, np.ones(idx.size))
         b = np.zeros((3, idx.size))
         _add_to(b, act_in, rows.act_bytes_in[idx] / ctx.calls[idx])
-        _write_to(b, self._level(elems * rows.groups[idx] * _F4), elems * _F4,
-                  self.params.dram_write_allocate)
+        self._store(b, self._level(elems * rows.groups[idx] * _F4), elems * _F4)
         # stride 1 copies whole output rows (memcpy); other strides gather one float at a time
         per_elem = np.where(rows.stride_w[idx] == 1, self.params.im2col_copy_cycles,
                             self.params.im2col_cycles)
@@ -634,7 +640,7 @@ class AnalyticalCPUModel:
         # weights: the first step from where they start, later steps from where they stay
         cost.bytes += self._weight_bytes(ctx, idx, first, w_bytes)
         cost.add(act_in, k * _F4)
-        _write_to(cost.bytes, out, m * _F4, self.params.dram_write_allocate)
+        self._store(cost.bytes, out, m * _F4)
         if rows.im2col[idx].any():
             cost.passes_s = self._im2col_s(ctx, idx, act_in)
         return self._finish(ctx, idx, cost, "gemv", ctx.calls[idx] * reps)
@@ -689,7 +695,7 @@ class AnalyticalCPUModel:
         cost.add(self._level(vbuf), panels * cchunks * vbuf * (1 + mpanels / cchunks))
         pad_bytes = cin * hp * wp * _F4
         cost.add(self._level(pad_bytes), panels * cchunks * cin * points * mc.nr * _F4)
-        _write_to(cost.bytes, out, y_bytes, self.params.dram_write_allocate)
+        self._store(cost.bytes, out, y_bytes)
         # padding pass: zero-fill and copy the input into the padded planes
         b = np.zeros((3, idx.size))
         _add_to(b, act_in, x_bytes)
@@ -739,7 +745,7 @@ class AnalyticalCPUModel:
         first, _, act_in, out = self._levels(ctx, idx, w_bytes, x_bytes, y_bytes)
         cost.add(first, w_bytes)
         cost.add(act_in, x_bytes)
-        _write_to(cost.bytes, out, y_bytes, self.params.dram_write_allocate)
+        self._store(cost.bytes, out, y_bytes)
         # depthwise runs all channels in one call per image
         return self._finish(ctx, idx, cost, "depthwise", batch * rows.repeats[idx])
 
@@ -829,7 +835,7 @@ class AnalyticalCPUModel:
         x_level = np.where(rows.im2col[idx], self._level(x_bytes * rows.groups[idx]), act_in)
         cost.add(x_level, x_bytes)
         cost.add(self._level(k * np.where(n_tiles > 1, nt, nv_total) * mc.lanes * _F4), x_reads)
-        _write_to(cost.bytes, out, y_bytes * y_passes, self.params.dram_write_allocate)
+        self._store(cost.bytes, out, y_bytes * y_passes)
         # the ragged last tile goes through zero-padded copies of X and Y
         ragged = (nn % mc.lanes) > 0
         last_w = np.where(ragged, last * mc.lanes, 0.0)
@@ -956,7 +962,7 @@ class AnalyticalCPUModel:
         y_bytes = rows.act_bytes_out[idx].astype(np.float64)
         _, _, act_in, out = self._levels(ctx, idx, np.zeros(idx.size), x_bytes, y_bytes)
         cost.add(act_in, x_bytes)
-        _write_to(cost.bytes, out, y_bytes, self.params.dram_write_allocate)
+        self._store(cost.bytes, out, y_bytes)
         one = np.ones(idx.size)
         return self._finish(ctx, idx, cost, "eltwise", one, threads=one)
 
@@ -989,13 +995,6 @@ def _recurrent_steps(rows: CostRows, idx: np.ndarray) -> np.ndarray:
                              for r in rep}.items():
         total[layer] = total.get(layer, 0) + reps
     return np.asarray([total.get(int(layer), 0) for layer in layers], dtype=np.float64)
-
-
-def _write_to(b: np.ndarray, level: np.ndarray | int, nbytes: Any, allocate: float) -> None:
-    """Add ``nbytes`` stored at ``level``: a store that misses the last-level cache first
-    reads its line (write-allocate), so DRAM-level stores move ``allocate`` x their bytes."""
-    scale = np.where(np.asarray(level) == _DRAM, allocate, 1.0)
-    _add_to(b, level, np.asarray(nbytes, dtype=np.float64) * scale)
 
 
 def _add_to(b: np.ndarray, level: np.ndarray | int, nbytes: Any) -> None:
