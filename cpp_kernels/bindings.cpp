@@ -2,11 +2,12 @@
 #include "bind_common.hpp"
 
 PYBIND11_MODULE(_kernels, m) {
-  m.doc() = "grimsim C++ kernels (fp32): dense, Winograd, CSR, BCR, pattern and N:M GEMM";
+  m.doc() = "grimsim C++ kernels (fp32): dense, Winograd, CSR, BCR, pattern and N:M GEMM, and the cheap ops";
   pybind11::register_exception<grimsim::InvalidArgument>(m, "KernelArgumentError",
                                                          PyExc_ValueError);
   grimsim_bind::register_dense(m);
   grimsim_bind::register_sparse(m);
+  grimsim_bind::register_cheap(m);
 #ifdef GRIMSIM_VERSION
   m.attr("__version__") = GRIMSIM_VERSION;
 #endif

@@ -10,7 +10,20 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_device", "load_network"]
+__all__ = ["__version__", "cost_table", "estimate", "load_device", "load_network", "run",
+           "search"]
+
+#: The cost-query API, importable from the package (``grimsim.estimate(...)``); it lives in
+#: grimsim.api and loads on first use.
+_API = frozenset({"estimate", "cost_table", "search", "run"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from grimsim import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'grimsim' has no attribute {name!r}")
 
 
 def load_network(model: str, **kwargs: Any) -> Any:

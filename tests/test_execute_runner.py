@@ -68,9 +68,9 @@ def _seq() -> Network:
 
 
 CNN_KERNELS = {"stem": "im2col+gemm", "c3": "winograd", "dw": "depthwise", "pw": "gemm",
-               "add": "numpy:eltwise", "grouped": "im2col+gemm", "pool": "numpy:pool",
+               "add": "numpy:eltwise", "grouped": "im2col+gemm", "pool": "cpp:pool",
                "up": "gemm", "gap": "numpy:global_pool", "flat": "none", "fc": "gemv",
-               "prob": "numpy:softmax", "x": "none"}
+               "prob": "cpp:softmax", "x": "none"}
 SEQ_KERNELS = {"gru": "gemm+gemv", "attn": "gemm", "res": "numpy:eltwise",
                "ln": "numpy:layernorm", "lstm": "gemm+gemv", "head": "gemm", "x": "none"}
 
@@ -325,14 +325,25 @@ def test_cheap_op_stand_ins_run(layer: wl.LayerWorkload) -> None:
     op = cheap_op(layer, np.random.default_rng(0))
     assert op is not None
     op.fn()
-    expected = "numpy:copy" if layer.name in ("other", "odd_slice") else f"numpy:{layer.op}"
+    if layer.name in ("other", "odd_slice"):
+        expected = "numpy:copy"
+    elif layer.name in _CPP_OPS:
+        expected = f"cpp:{layer.op}"
+    else:
+        expected = f"numpy:{layer.op}"
     assert op.kernel == expected
     assert layer.op in supported_ops() or op.kernel == "numpy:copy"
 
 
+#: The layers of _ops() that a C++ kernel runs (the rest are numpy stand-ins).
+_CPP_OPS = {"maxpool_ceil", "avgpool", "bn", "softmax", "permute", "resize",
+            *(f"act_{k}" for k in ("relu", "relu6", "leakyrelu", "sigmoid", "tanh", "swish",
+                                   "hardswish", "gelu", "elu"))}
+
+
 def _run_op(layer: wl.LayerWorkload) -> tuple[list[np.ndarray], list[np.ndarray]]:
     op = cheap_op(layer, np.random.default_rng(1))
-    assert op is not None and op.kernel == f"numpy:{layer.op}"
+    assert op is not None and op.kernel.endswith(f":{layer.op}")
     op.fn()
     return list(op.inputs), list(op.outputs)
 
@@ -354,6 +365,46 @@ def test_cheap_stand_ins_compute_the_op() -> None:
     assert y.shape == x.shape and np.all(np.isfinite(y))
     (ids,), (y,) = _run_op(wl.embedding("emb", (1, 4), 7, 3))
     assert ids.max() < 7 and y.shape == (1, 4, 3)
+    (x,), (y,) = _run_op(wl.softmax("s1", (1, 5, 3, 2), axis=1))
+    np.testing.assert_allclose(y, np.exp(x) / np.exp(x).sum(axis=1, keepdims=True), rtol=1e-5)
+    (x,), (y,) = _run_op(wl.activation_op("sig", (2, 3, 5), "sigmoid"))
+    np.testing.assert_allclose(y, 1 / (1 + np.exp(-x)), rtol=1e-5)
+
+
+def test_permutes_move_the_data_the_layer_names() -> None:
+    x = (1, 6, 2, 3)
+    shuffle = wl.elementwise_op("shuffle", Op.PERMUTE, [x], [x], ops_per_output=0,
+                                attrs={"kind": "shuffle_channel", "group": 2})
+    (a,), (y,) = _run_op(shuffle)
+    # channel c of the output is channel (c % 2) * 3 + c // 2 of the input
+    np.testing.assert_array_equal(y, a[:, [0, 3, 1, 4, 2, 5]])
+    transpose = wl.elementwise_op("t", Op.PERMUTE, [x], [(1, 3, 6, 2)],
+                                  attrs={"perm": (0, 3, 1, 2)})
+    (a,), (y,) = _run_op(transpose)
+    np.testing.assert_array_equal(y, a.transpose(0, 3, 1, 2))
+    d2s = wl.elementwise_op("d2s", Op.PERMUTE, [(1, 8, 2, 3)], [(1, 2, 4, 6)],
+                            attrs={"blocksize": 2})
+    (a,), (y,) = _run_op(d2s)
+    # ONNX DepthToSpace, DCR mode
+    want = a.reshape(1, 2, 2, 2, 2, 3).transpose(0, 3, 4, 1, 5, 2).reshape(1, 2, 4, 6)
+    np.testing.assert_array_equal(y, want)
+    # a layout change without an order (ncnn Reshape with permute): channels last
+    (a,), (y,) = _run_op(wl.elementwise_op("cl", Op.PERMUTE, [x], [(1, 6, 6)]))
+    np.testing.assert_array_equal(y.reshape(-1), a.reshape(1, 6, 6).transpose(0, 2, 1).ravel())
+
+
+def test_resize_stand_ins_follow_the_mode() -> None:
+    (x,), (y,) = _run_op(wl.elementwise_op("up", Op.RESIZE, [(1, 2, 3, 4)], [(1, 2, 6, 8)],
+                                           attrs={"mode": "nearest"}))
+    np.testing.assert_array_equal(y, x.repeat(2, axis=2).repeat(2, axis=3))
+    (x,), (y,) = _run_op(wl.elementwise_op("bl", Op.RESIZE, [(1, 1, 2, 2)], [(1, 1, 4, 4)],
+                                           attrs={"mode": "bilinear"}))
+    # half-pixel centres: output row 1 sits at input row 0.25
+    np.testing.assert_allclose(y[0, 0, 1, 0], 0.75 * x[0, 0, 0, 0] + 0.25 * x[0, 0, 1, 0],
+                               rtol=1e-6)
+    (x,), (y,) = _run_op(wl.elementwise_op("bc", Op.RESIZE, [(1, 1, 3, 3)], [(1, 1, 6, 6)],
+                                           attrs={"mode": "bicubic"}))
+    assert y.shape == (1, 1, 6, 6) and np.all(np.isfinite(y))
 
 
 def test_views_and_inputs_cost_nothing() -> None:

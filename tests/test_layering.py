@@ -86,3 +86,15 @@ def test_layering_checker_catches_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from grimsim.cost.analytical import x\nimport grimsim.search\n")
     assert _grimsim_imports(bad) == [("grimsim.cost.analytical", 1), ("grimsim.search", 2)]
+
+
+def test_the_cost_query_api_is_reachable_from_the_package() -> None:
+    import grimsim
+    from grimsim import api
+
+    for name in ("estimate", "cost_table", "search", "run"):
+        assert getattr(grimsim, name) is getattr(api, name)
+    with pytest.raises(AttributeError, match="no attribute 'estimat'"):
+        grimsim.estimat  # noqa: B018
+    est = grimsim.estimate("resnet18", "sd855", threads=4)
+    assert est.latency_s > 0

@@ -156,6 +156,19 @@ struct Plus {
 // max, 0 for a sum) so every window reads kernel_w values; the windows' reductions are then
 // computed for every column start with kernel_w - 1 shifted passes and read out every
 // stride_w, times `scale`. All loops are contiguous, so the compiler vectorises them.
+// orow[ox] = reduce of row[ox * SW .. ox * SW + KW) times scale.
+template <int KW, int SW, class Reduce>
+GRIMSIM_INLINE void windows(const float* GRIMSIM_RESTRICT row, float* GRIMSIM_RESTRICT orow,
+                            std::int64_t out_w, Reduce reduce, float scale) {
+  for (std::int64_t ox = 0; ox < out_w; ++ox) {
+    const float* w = row + ox * SW;
+    float m = w[0];
+#pragma GCC unroll 4
+    for (int j = 1; j < KW; ++j) m = reduce(m, w[j]);
+    orow[ox] = m * scale;
+  }
+}
+
 template <class Reduce>
 void pool_plane_with(const PoolGeometry& g, Reduce reduce, float fill, float scale,
                      const float* in, float* out, float* rowbuf) {
@@ -177,13 +190,23 @@ void pool_plane_with(const PoolGeometry& g, Reduce reduce, float fill, float sca
       const float* GRIMSIM_RESTRICT src = in + r * W;
       for (std::int64_t x = 0; x < W; ++x) mid[x] = reduce(mid[x], src[x]);
     }
-    for (std::int64_t x = 0; x < starts; ++x) win[x] = row[x];
-    for (std::int64_t j = 1; j < kw; ++j) {
-      const float* GRIMSIM_RESTRICT shifted = row + j;
-      for (std::int64_t x = 0; x < starts; ++x) win[x] = reduce(win[x], shifted[x]);
-    }
     float* orow = out + oy * g.out_w;
-    for (std::int64_t ox = 0; ox < g.out_w; ++ox) orow[ox] = win[ox * sw] * scale;
+    // The usual windows (3x3 and 2x2, stride 2; 3x3 stride 1) straight from the row with
+    // compile-time strides the compiler vectorises; others through all window starts.
+    if (kw == 3 && sw == 2) {
+      windows<3, 2>(row, orow, g.out_w, reduce, scale);
+    } else if (kw == 2 && sw == 2) {
+      windows<2, 2>(row, orow, g.out_w, reduce, scale);
+    } else if (kw == 3 && sw == 1) {
+      windows<3, 1>(row, orow, g.out_w, reduce, scale);
+    } else {
+      for (std::int64_t x = 0; x < starts; ++x) win[x] = row[x];
+      for (std::int64_t j = 1; j < kw; ++j) {
+        const float* GRIMSIM_RESTRICT shifted = row + j;
+        for (std::int64_t x = 0; x < starts; ++x) win[x] = reduce(win[x], shifted[x]);
+      }
+      for (std::int64_t ox = 0; ox < g.out_w; ++ox) orow[ox] = win[ox * sw] * scale;
+    }
   }
 }
 }  // namespace

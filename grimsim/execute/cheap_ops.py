@@ -1,17 +1,22 @@
-"""Stand-ins for the cheap (non-GEMM) ops of a network, for ``run_network`` to time.
+"""The cheap (non-GEMM) ops of a network, for ``run_network`` to time.
 
-An inference engine runs pooling, element-wise ops, concat, softmax, norms and friends with
-small fused kernels of its own; grimsim's C++ kernels cover the GEMM-bearing layers and
-windowed pooling (numpy's strided passes ran a 3x3/2 max pool 3-6x slower than an engine's
-loop). Every other cheap op is timed as a single-threaded numpy implementation of the op on
-random data of the layer's real shapes. These are stand-ins: they read and write the right
-tensors and do roughly the right arithmetic, but numpy allocates temporaries and makes one
-pass per operation, so they are usually slower than an engine's fused loop.
+An inference engine runs pooling, activations, softmax, permutes, resizes and friends with
+small one-pass loops of its own. grimsim's C++ kernels (``grimsim._kernels``) run the ones
+that dominate detection and mobile networks the same way: windowed pooling, permutes and
+channel shuffles, nearest and bilinear resize, softmax, the common activations and the
+per-channel affine of batch norm and scale (kernel ``cpp:<op>``). numpy's strided passes ran
+them 3-30x slower than their traffic (a channel softmax 15-28x, a 2x resize 27-36x, a channel
+shuffle 8x, measured on the dev VM), which no cost model of an engine should be fitted to.
+
+The remaining cheap ops are timed as a single-threaded numpy implementation on random data
+of the layer's real shapes (kernel ``numpy:<op>``): they read and write the right tensors and
+do roughly the right arithmetic, but numpy allocates temporaries and makes one pass per
+operation, so they are usually slower than an engine's fused loop.
 
 Ops an engine does without moving data (reshape, flatten, inference dropout: no traffic and
 no ops in the workload) and inputs cost nothing and get no stand-in. Ops without a dedicated
 stand-in, or whose attributes the stand-in cannot follow, fall back to a traffic stand-in
-that reads every input and writes every output once.
+that reads every input and writes every output once (``numpy:copy``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -33,9 +39,10 @@ Builder = Callable[[LayerWorkload, Arrays, Arrays, np.random.Generator], Callabl
 
 @dataclass(frozen=True, eq=False)
 class CheapOp:
-    """A cheap op ready to time: ``kernel`` names the stand-in (``numpy:<op>``, or
-    ``numpy:copy`` for the traffic fallback); calling ``fn`` runs it once, reading
-    ``inputs`` and writing ``outputs`` (random inputs of the layer's shapes)."""
+    """A cheap op ready to time: ``kernel`` names what runs it (``cpp:<op>`` for a C++
+    kernel, ``numpy:<op>`` for a numpy stand-in, ``numpy:copy`` for the traffic fallback);
+    calling ``fn`` runs it once, reading ``inputs`` and writing ``outputs`` (random inputs of
+    the layer's shapes)."""
 
     kernel: str
     fn: Callable[[], object]
@@ -66,11 +73,30 @@ def cheap_op(layer: LayerWorkload, rng: np.random.Generator) -> CheapOp | None:
             fn = builder(layer, ins, outs, rng)
             fn()  # a stand-in that cannot follow the layer's shapes fails here, not when timed
         except (ValueError, IndexError, TypeError) as exc:
-            log.info("layer %r (%s): no numpy stand-in for these shapes/attributes (%s); "
+            log.info("layer %r (%s): no stand-in for these shapes/attributes (%s); "
                      "timing its traffic instead", layer.name, layer.op, exc)
         else:
-            return CheapOp(f"numpy:{layer.op}", fn, tuple(ins), tuple(outs))
+            runner = "cpp" if isinstance(fn, _Kernel) else "numpy"
+            return CheapOp(f"{runner}:{layer.op}", fn, tuple(ins), tuple(outs))
     return CheapOp("numpy:copy", _traffic(ins, outs), tuple(ins), tuple(outs))
+
+
+class _Kernel:
+    """A call of a C++ cheap-op kernel (what marks a stand-in ``cpp:<op>``)."""
+
+    __slots__ = ("call",)
+
+    def __init__(self, call: Callable[[], object]) -> None:
+        self.call = call
+
+    def __call__(self) -> object:
+        return self.call()
+
+
+def _kernels() -> Any:
+    import grimsim._kernels as k  # deferred: import grimsim stays light
+
+    return k
 
 
 # --------------------------------------------------------------------------- fallback
@@ -109,7 +135,7 @@ def _pool(layer: LayerWorkload, ins: Arrays, outs: Arrays,
     kh, kw = layer.attr("kernel")
     sh, sw = layer.attr("stride")
     pt, pl, _, _ = layer.attr("padding", (0, 0, 0, 0))
-    import grimsim._kernels as k  # deferred: import grimsim stays light
+    k = _kernels()
 
     kind = "max" if layer.attr("kind", "max") == "max" else "avg"
     # the C++ kernel (separable, windows clipped to the input: what an engine's loop does);
@@ -117,10 +143,8 @@ def _pool(layer: LayerWorkload, ins: Arrays, outs: Arrays,
     planes = x.reshape(1, n * c, h, w)
     out_planes = out.reshape(1, n * c, oh, ow)
 
-    def fn() -> None:
-        k.pool2d(planes, (kh, kw), (sh, sw), (pt, pl), (oh, ow), kind=kind, out=out_planes)
-
-    return fn
+    return _Kernel(lambda: k.pool2d(planes, (kh, kw), (sh, sw), (pt, pl), (oh, ow), kind=kind,
+                                    out=out_planes))
 
 
 def _adaptive_pool(x: np.ndarray, out: np.ndarray, kind: str) -> Callable[[], object]:
@@ -264,9 +288,23 @@ def _activation_fn(kind: str, x: np.ndarray, out: np.ndarray) -> Callable[[], ob
     return lambda: np.tanh(x, out=out)
 
 
+#: Activations the C++ kernel runs (grimsim._kernels.unary), with the names they go by.
+_UNARY_KERNEL = {"relu": "relu", "relu6": "relu6", "clip": "relu6", "leakyrelu": "leakyrelu",
+                 "prelu": "leakyrelu", "sigmoid": "sigmoid", "tanh": "tanh", "swish": "swish",
+                 "silu": "swish", "hardswish": "hardswish", "hardsigmoid": "hardsigmoid",
+                 "gelu": "gelu", "elu": "elu", "mish": "mish", "exp": "exp"}
+
+
 def _activation(layer: LayerWorkload, ins: Arrays, outs: Arrays,
                 rng: np.random.Generator) -> Callable[[], object]:
-    return _activation_fn(str(layer.attr("kind", "relu")).lower(), ins[0], outs[0])
+    kind = str(layer.attr("kind", "relu")).lower()
+    x, out = ins[0], outs[0]
+    name = _UNARY_KERNEL.get(kind)
+    if name is None or x.shape != out.shape:
+        return _activation_fn(kind, x, out)
+    k = _kernels()
+    alpha = 1.0 if name == "elu" else 0.01
+    return _Kernel(lambda: k.unary(x, name, alpha=alpha, out=out))
 
 
 def _channel_affine(layer: LayerWorkload, ins: Arrays, outs: Arrays,
@@ -278,6 +316,10 @@ def _channel_affine(layer: LayerWorkload, ins: Arrays, outs: Arrays,
         shape[1] = x.shape[1]
     scale = rng.standard_normal(shape, dtype=np.float32)
     shift = rng.standard_normal(shape, dtype=np.float32)
+    if x.ndim >= 2 and x.shape == out.shape:
+        k = _kernels()
+        flat_scale, flat_shift = scale.reshape(-1), shift.reshape(-1)
+        return _Kernel(lambda: k.channel_affine(x, flat_scale, flat_shift, out=out))
 
     def fn() -> None:
         np.multiply(x, scale, out=out)
@@ -328,7 +370,12 @@ def _copy_slices(layer: LayerWorkload, ins: Arrays, outs: Arrays,
 
 def _softmax(layer: LayerWorkload, ins: Arrays, outs: Arrays,
              rng: np.random.Generator) -> Callable[[], object]:
-    return softmax_fn(ins[0], outs[0], int(layer.attr("axis", -1)))
+    x, out = ins[0], outs[0]
+    axis = int(layer.attr("axis", -1))
+    if x.shape != out.shape or not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"softmax over axis {axis} of {x.shape} into {out.shape}")
+    k = _kernels()
+    return _Kernel(lambda: k.softmax(x, axis, out=out))
 
 
 def softmax_fn(x: np.ndarray, out: np.ndarray, axis: int = -1) -> Callable[[], object]:
@@ -363,13 +410,38 @@ def _permute(layer: LayerWorkload, ins: Arrays, outs: Arrays,
     x, out = ins[0], outs[0]
     if x.size != out.size:
         raise ValueError(f"permute of {x.shape} to {out.shape} changes the size")
-    order = layer.attr("order")
-    if order is not None and len(order) == x.ndim and \
-            tuple(x.shape[i] for i in order) == out.shape:
-        view = x.transpose(order)
-    else:  # a transposing copy of the same size: the traffic pattern of a permute
-        view = x.reshape(out.shape[::-1]).transpose()
-    return lambda: np.copyto(out, view)
+    view, perm = permute_plan(layer, x)
+    target = out.reshape(tuple(view.shape[p] for p in perm))
+    k = _kernels()
+    return _Kernel(lambda: k.permute(view, perm, out=target))
+
+
+def permute_plan(layer: LayerWorkload, x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """How a permute-like layer moves data: a view of its input and the axis order the
+    output takes from it. A transpose's ``perm``, a channel shuffle's ``group``, depth/space
+    rearrangements by ``blocksize`` (DCR order); any other layout change (ncnn's Reshape with
+    permute) as the channel-last move (N, C, rest) -> (N, rest, C)."""
+    perm = layer.attr("perm")
+    if perm is not None and len(perm) == x.ndim and sorted(perm) == list(range(x.ndim)):
+        return x, tuple(int(p) for p in perm)
+    n = x.shape[0]
+    if layer.attr("kind") == "shuffle_channel" and x.ndim >= 2:
+        group = int(layer.attr("group", 1))
+        c = x.shape[1]
+        if group < 1 or c % group:
+            raise ValueError(f"group {group} does not divide {c} channels")
+        return x.reshape(n, group, c // group, -1), (0, 2, 1, 3)
+    bs = layer.attr("blocksize")
+    out_shape = layer.output_shapes[0]
+    if bs is not None and x.ndim == 4 and len(out_shape) == 4:
+        bs = int(bs)
+        _, c, h, w = x.shape
+        if out_shape[2] == h * bs:  # DepthToSpace
+            return x.reshape(n, bs, bs, c // (bs * bs), h, w), (0, 3, 4, 1, 5, 2)
+        return x.reshape(n, c, h // bs, bs, w // bs, bs), (0, 3, 5, 1, 2, 4)
+    if x.ndim < 3:
+        return x.reshape(n, -1), (0, 1)
+    return x.reshape(n, x.shape[1], -1), (0, 2, 1)
 
 
 def _pad(layer: LayerWorkload, ins: Arrays, outs: Arrays,
@@ -389,26 +461,29 @@ def _pad(layer: LayerWorkload, ins: Arrays, outs: Arrays,
 
 def _resize(layer: LayerWorkload, ins: Arrays, outs: Arrays,
             rng: np.random.Generator) -> Callable[[], object]:
-    """Nearest resize gathers once; (bi)linear blends two gathers per axis pass."""
+    """Nearest and (bi)linear resizes of NCHW tensors by the C++ kernel; bicubic by numpy,
+    blending four gathers per axis pass."""
     x, out = ins[0], outs[0]
     if x.ndim != 4 or out.ndim != 4 or x.shape[:2] != out.shape[:2]:
         raise ValueError(f"resize stand-in handles NCHW spatial resizes, got {x.shape} -> "
                          f"{out.shape}")
-    h, w = x.shape[2:]
+    mode = str(layer.attr("mode", "nearest")).lower()
     oh, ow = out.shape[2:]
+    if mode in ("nearest", "linear", "bilinear"):
+        k = _kernels()
+        kind = "nearest" if mode == "nearest" else "bilinear"
+        return _Kernel(lambda: k.resize2d(x, (oh, ow), kind, out=out))
+    h, w = x.shape[2:]
     iy = np.minimum((np.arange(oh) * h) // oh, h - 1)
     ix = np.minimum((np.arange(ow) * w) // ow, w - 1)
-    linear = str(layer.attr("mode", "nearest")).lower() not in ("nearest", "0", "1")
-    iy1, ix1 = np.minimum(iy + 1, h - 1), np.minimum(ix + 1, w - 1)
-    half = np.float32(0.5)
+    taps = [(np.minimum(iy + d, h - 1), np.minimum(ix + d, w - 1)) for d in range(4)]
+    quarter = np.float32(0.25)
 
     def fn() -> None:
-        rows = x[:, :, iy, :]
-        np.copyto(out, rows[:, :, :, ix])
-        if linear:
-            np.add(out, rows[:, :, :, ix1], out=out)
-            np.add(out, x[:, :, iy1, :][:, :, :, ix], out=out)
-            np.multiply(out, half, out=out)
+        np.copyto(out, x[:, :, iy, :][:, :, :, ix])
+        for ry, rx in taps[1:]:
+            np.add(out, x[:, :, ry, :][:, :, :, rx], out=out)
+        np.multiply(out, quarter, out=out)
 
     return fn
 

@@ -869,11 +869,14 @@ def _permute(ctx: _Ctx) -> LayerWorkload:
     table = {1: ("w",), 2: _PERMUTE_2D, 3: _PERMUTE_3D, 4: _PERMUTE_4D}.get(len(s), ())
     if not 0 <= order_type < len(table):
         raise ShapeError(f"Permute order_type {order_type} is not defined for {x}")
-    size = dict(zip({1: "w", 2: "hw", 3: "chw", 4: "cdhw"}[len(s)], s, strict=True))
+    axes = {1: "w", 2: "hw", 3: "chw", 4: "cdhw"}[len(s)]
+    size = dict(zip(axes, s, strict=True))
     # the order names the output's axes innermost first; grimsim lists them outermost first
-    out = tuple(size[a] for a in reversed(table[order_type]))
+    order = tuple(reversed(table[order_type]))
+    out = tuple(size[a] for a in order)
+    perm = (0, *(1 + axes.index(a) for a in order))  # numpy's transpose order, batch first
     return elementwise_op(ctx.name, Op.PERMUTE, [x], [(x[0], *out)], ops_per_output=0,
-                          attrs={"order_type": order_type})
+                          attrs={"order_type": order_type, "perm": perm})
 
 
 def _shuffle_channel(ctx: _Ctx) -> LayerWorkload:

@@ -1,0 +1,215 @@
+// Bindings of the cheap ops (grimsim/cheap.hpp): permute, resize, softmax, activations and
+// per-channel affine, each writing into `out` when given (the runner times them on
+// preallocated arrays, as an engine runs them on its own buffers).
+#include <pybind11/stl.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bind_common.hpp"
+#include "grimsim/cheap.hpp"
+
+namespace grimsim_bind {
+
+namespace {
+
+std::vector<std::int64_t> shape_of(const py::array& a) {
+  std::vector<std::int64_t> s(static_cast<std::size_t>(a.ndim()));
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s[static_cast<std::size_t>(i)] = a.shape(i);
+  return s;
+}
+
+std::string shape_text(const std::vector<std::int64_t>& s) {
+  std::string t = "(";
+  for (std::size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
+  return t + (s.size() == 1 ? ",)" : ")");
+}
+
+// A float32 C-contiguous input of any rank >= 1 with at least one element.
+py::array_t<float> input_f32(const py::array& a, const char* name) {
+  grimsim::check(a.ndim() >= 1, std::string(name) + " must have at least one dimension");
+  auto x = require_f32(a, name, static_cast<int>(a.ndim()));
+  grimsim::check(x.size() >= 1, std::string(name) + " must not be empty");
+  return x;
+}
+
+// `out` validated against the expected shape (float32, C-contiguous, writeable, not
+// overlapping the input), or a new array of that shape.
+py::array_t<float> output_f32(const py::object& out_arr, const std::vector<std::int64_t>& shape,
+                              const py::array& input) {
+  if (out_arr.is_none()) return py::array_t<float>(shape);
+  if (!py::isinstance<py::array>(out_arr))
+    throw grimsim::InvalidArgument("out must be None or a float32 numpy array");
+  auto out = require_f32(out_arr.cast<py::array>(), "out", static_cast<int>(shape.size()));
+  grimsim::check(shape_of(out) == shape, "out has shape " + shape_str(out) + ", expected " +
+                                             shape_text(shape));
+  grimsim::check(out.writeable(), "out must be writeable");
+  const auto* o0 = reinterpret_cast<const char*>(out.data());
+  const auto* i0 = static_cast<const char*>(input.data());
+  const bool apart = o0 + out.nbytes() <= i0 || i0 + input.nbytes() <= o0;
+  grimsim::check(apart || o0 == i0,
+                 "out must not partly overlap the input (the same array is fine only for "
+                 "element-wise ops)");
+  return out;
+}
+
+py::array_t<float> permute(const py::array& in, const std::vector<std::int64_t>& perm,
+                           const py::object& out_arr, int threads) {
+  grimsim::check_threads(threads);
+  auto x = input_f32(in, "input");
+  const auto shape = shape_of(x);
+  const int rank = static_cast<int>(shape.size());
+  grimsim::check(rank <= grimsim::kMaxPermuteRank,
+                 "permute supports up to " + std::to_string(grimsim::kMaxPermuteRank) +
+                     " dimensions, got " + std::to_string(rank));
+  grimsim::check(static_cast<int>(perm.size()) == rank,
+                 "perm must have one entry per input axis (" + std::to_string(rank) +
+                     "), got " + std::to_string(perm.size()));
+  std::vector<bool> seen(static_cast<std::size_t>(rank), false);
+  std::vector<std::int64_t> out_shape(shape.size());
+  for (int i = 0; i < rank; ++i) {
+    const std::int64_t a = perm[static_cast<std::size_t>(i)];
+    grimsim::check(a >= 0 && a < rank && !seen[static_cast<std::size_t>(a)],
+                   "perm must be a permutation of 0.." + std::to_string(rank - 1) + ", got " +
+                       shape_text(perm));
+    seen[static_cast<std::size_t>(a)] = true;
+    out_shape[static_cast<std::size_t>(i)] = shape[static_cast<std::size_t>(a)];
+  }
+  auto out = output_f32(out_arr, out_shape, x);
+  grimsim::check(out.data() != x.data() || rank == 1,
+                 "permute cannot write into its input (pass another array as out)");
+  float* op = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    grimsim::permute(x.data(), shape.data(), perm.data(), rank, op, threads);
+  }
+  return out;
+}
+
+py::array_t<float> resize2d(const py::array& in, std::pair<std::int64_t, std::int64_t> out_hw,
+                            const std::string& mode, const py::object& out_arr, int threads) {
+  grimsim::check_threads(threads);
+  grimsim::check(mode == "nearest" || mode == "bilinear",
+                 "resize mode must be 'nearest' or 'bilinear', got '" + mode + "'");
+  grimsim::check(in.ndim() == 4, "input must be (N, C, H, W), got " + shape_str(in));
+  auto x = input_f32(in, "input");
+  grimsim::check(out_hw.first >= 1 && out_hw.second >= 1,
+                 "out_hw must be >= (1, 1), got (" + std::to_string(out_hw.first) + ", " +
+                     std::to_string(out_hw.second) + ")");
+  const std::vector<std::int64_t> out_shape = {x.shape(0), x.shape(1), out_hw.first,
+                                               out_hw.second};
+  auto out = output_f32(out_arr, out_shape, x);
+  grimsim::check(out.data() != x.data(), "resize cannot write into its input");
+  float* op = out.mutable_data();
+  const auto m = mode == "nearest" ? grimsim::ResizeMode::nearest : grimsim::ResizeMode::bilinear;
+  {
+    py::gil_scoped_release release;
+    grimsim::resize2d(x.data(), x.shape(0) * x.shape(1), x.shape(2), x.shape(3), out_hw.first,
+                      out_hw.second, m, op, threads);
+  }
+  return out;
+}
+
+py::array_t<float> softmax(const py::array& in, int axis, const py::object& out_arr,
+                           int threads) {
+  grimsim::check_threads(threads);
+  auto x = input_f32(in, "input");
+  const auto shape = shape_of(x);
+  const int rank = static_cast<int>(shape.size());
+  grimsim::check(axis >= -rank && axis < rank, "axis " + std::to_string(axis) +
+                                                   " is out of range for " + shape_text(shape));
+  const int ax = axis < 0 ? axis + rank : axis;
+  std::int64_t outer = 1, inner = 1;
+  for (int i = 0; i < ax; ++i) outer *= shape[static_cast<std::size_t>(i)];
+  for (int i = ax + 1; i < rank; ++i) inner *= shape[static_cast<std::size_t>(i)];
+  auto out = output_f32(out_arr, shape, x);
+  grimsim::check(out.data() != x.data() || inner == 1,
+                 "a strided softmax cannot write into its input");
+  float* op = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    grimsim::softmax(x.data(), outer, shape[static_cast<std::size_t>(ax)], inner, op, threads);
+  }
+  return out;
+}
+
+grimsim::Unary unary_kind(const std::string& kind) {
+  static const std::pair<const char*, grimsim::Unary> kinds[] = {
+      {"relu", grimsim::Unary::relu},          {"relu6", grimsim::Unary::relu6},
+      {"leakyrelu", grimsim::Unary::leakyrelu}, {"sigmoid", grimsim::Unary::sigmoid},
+      {"tanh", grimsim::Unary::tanh},          {"swish", grimsim::Unary::swish},
+      {"hardswish", grimsim::Unary::hardswish}, {"hardsigmoid", grimsim::Unary::hardsigmoid},
+      {"gelu", grimsim::Unary::gelu},          {"elu", grimsim::Unary::elu},
+      {"mish", grimsim::Unary::mish},          {"exp", grimsim::Unary::exp}};
+  std::string names;
+  for (const auto& [name, k] : kinds) {
+    if (kind == name) return k;
+    names += (names.empty() ? "" : ", ") + std::string(name);
+  }
+  throw grimsim::InvalidArgument("unknown activation '" + kind + "' (known: " + names + ")");
+}
+
+py::array_t<float> unary(const py::array& in, const std::string& kind, float alpha,
+                         const py::object& out_arr, int threads) {
+  grimsim::check_threads(threads);
+  const grimsim::Unary k = unary_kind(kind);
+  auto x = input_f32(in, "input");
+  auto out = output_f32(out_arr, shape_of(x), x);
+  float* op = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    grimsim::unary(x.data(), x.size(), k, alpha, op, threads);
+  }
+  return out;
+}
+
+py::array_t<float> channel_affine(const py::array& in, const py::array& scale_in,
+                                  const py::array& shift_in, const py::object& out_arr,
+                                  int threads) {
+  grimsim::check_threads(threads);
+  grimsim::check(in.ndim() >= 2, "input must have a channel axis (N, C, ...), got " +
+                                     shape_str(in));
+  auto x = input_f32(in, "input");
+  auto scale = require_f32(scale_in, "scale", 1);
+  auto shift = require_f32(shift_in, "shift", 1);
+  const std::int64_t channels = x.shape(1);
+  grimsim::check(scale.shape(0) == channels && shift.shape(0) == channels,
+                 "scale and shift must hold one value per channel (" +
+                     std::to_string(channels) + "), got " + shape_str(scale) + " and " +
+                     shape_str(shift));
+  auto out = output_f32(out_arr, shape_of(x), x);
+  float* op = out.mutable_data();
+  const std::int64_t inner = x.size() / (x.shape(0) * channels);
+  {
+    py::gil_scoped_release release;
+    grimsim::channel_affine(x.data(), x.shape(0), channels, inner, scale.data(), shift.data(),
+                            op, threads);
+  }
+  return out;
+}
+
+}  // namespace
+
+void register_cheap(py::module_& m) {
+  m.def("permute", &permute, py::arg("input"), py::arg("perm"), py::arg("out") = py::none(),
+        py::arg("threads") = 1,
+        "input.transpose(perm) copied into a C-contiguous array (`out` when given): "
+        "contiguous runs copied whole, a moved innermost axis in 16x16 tiles.");
+  m.def("resize2d", &resize2d, py::arg("input"), py::arg("out_hw"),
+        py::arg("mode") = "nearest", py::arg("out") = py::none(), py::arg("threads") = 1,
+        "Resize (N, C, H, W) to (N, C, out_h, out_w): 'nearest' takes floor(i * H / out_h); "
+        "'bilinear' uses half-pixel centres with clamped edges (align_corners=False).");
+  m.def("softmax", &softmax, py::arg("input"), py::arg("axis") = -1,
+        py::arg("out") = py::none(), py::arg("threads") = 1,
+        "Softmax along `axis` (max-subtracted), one pass per plane with a vectorised exp.");
+  m.def("unary", &unary, py::arg("input"), py::arg("kind"), py::arg("alpha") = 0.01f,
+        py::arg("out") = py::none(), py::arg("threads") = 1,
+        "Element-wise activation: relu, relu6, leakyrelu (slope alpha), sigmoid, tanh, "
+        "swish, hardswish, hardsigmoid, gelu (tanh form), elu (alpha), mish, exp.");
+  m.def("channel_affine", &channel_affine, py::arg("input"), py::arg("scale"),
+        py::arg("shift"), py::arg("out") = py::none(), py::arg("threads") = 1,
+        "Batch norm / scale at inference: input (N, C, ...) * scale[c] + shift[c].");
+}
+
+}  // namespace grimsim_bind
