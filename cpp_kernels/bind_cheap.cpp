@@ -189,9 +189,66 @@ py::array_t<float> channel_affine(const py::array& in, const py::array& scale_in
   return out;
 }
 
+// An optional 1-D float32 parameter of `n` values (None -> null).
+const float* optional_vector(const py::object& v, std::int64_t n, const char* name,
+                             py::array_t<float>& keep) {
+  if (v.is_none()) return nullptr;
+  if (!py::isinstance<py::array>(v))
+    throw grimsim::InvalidArgument(std::string(name) + " must be None or a float32 array");
+  keep = require_f32(v.cast<py::array>(), name, 1);
+  grimsim::check(keep.shape(0) == n, std::string(name) + " must hold " + std::to_string(n) +
+                                         " values (the last axis), got " + shape_str(keep));
+  return keep.data();
+}
+
+py::array_t<float> layernorm(const py::array& in, const py::object& gamma_in,
+                             const py::object& beta_in, float eps, const py::object& out_arr,
+                             int threads) {
+  grimsim::check_threads(threads);
+  auto x = input_f32(in, "input");
+  const std::int64_t dim = x.shape(x.ndim() - 1);
+  py::array_t<float> gamma_keep, beta_keep;
+  const float* gamma = optional_vector(gamma_in, dim, "gamma", gamma_keep);
+  const float* beta = optional_vector(beta_in, dim, "beta", beta_keep);
+  auto out = output_f32(out_arr, shape_of(x), x);
+  float* op = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    grimsim::layernorm(x.data(), x.size() / dim, dim, gamma, beta, eps, op, threads);
+  }
+  return out;
+}
+
+py::array_t<float> lrn(const py::array& in, std::int64_t size, float alpha, float beta, float k,
+                       const py::object& out_arr, int threads) {
+  grimsim::check_threads(threads);
+  grimsim::check(in.ndim() >= 2, "input must have a channel axis (N, C, ...), got " +
+                                     shape_str(in));
+  auto x = input_f32(in, "input");
+  auto out = output_f32(out_arr, shape_of(x), x);
+  grimsim::check(out.data() != x.data(), "lrn cannot write into its input");
+  float* op = out.mutable_data();
+  const std::int64_t channels = x.shape(1), plane = x.size() / (x.shape(0) * channels);
+  {
+    py::gil_scoped_release release;
+    grimsim::lrn_across_channels(x.data(), x.shape(0), channels, plane, size, alpha, beta, k,
+                                 op, threads);
+  }
+  return out;
+}
+
 }  // namespace
 
 void register_cheap(py::module_& m) {
+  m.def("layernorm", &layernorm, py::arg("input"), py::arg("gamma") = py::none(),
+        py::arg("beta") = py::none(), py::arg("eps") = 1e-5f, py::arg("out") = py::none(),
+        py::arg("threads") = 1,
+        "Layer norm over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta.");
+  m.def("lrn", &lrn, py::arg("input"), py::arg("size") = 5, py::arg("alpha") = 1e-4f,
+        py::arg("beta") = 0.75f, py::arg("k") = 1.0f, py::arg("out") = py::none(),
+        py::arg("threads") = 1,
+        "Local response norm across channels of (N, C, ...): x / (k + alpha / size * window "
+        "sum of x^2)^beta, windows clipped at the first and last channel.");
   m.def("permute", &permute, py::arg("input"), py::arg("perm"), py::arg("out") = py::none(),
         py::arg("threads") = 1,
         "input.transpose(perm) copied into a C-contiguous array (`out` when given): "

@@ -72,7 +72,7 @@ CNN_KERNELS = {"stem": "im2col+gemm", "c3": "winograd", "dw": "depthwise", "pw":
                "up": "gemm", "gap": "numpy:global_pool", "flat": "none", "fc": "gemv",
                "prob": "cpp:softmax", "x": "none"}
 SEQ_KERNELS = {"gru": "gemm+gemv", "attn": "gemm", "res": "numpy:eltwise",
-               "ln": "numpy:layernorm", "lstm": "gemm+gemv", "head": "gemm", "x": "none"}
+               "ln": "cpp:layernorm", "lstm": "gemm+gemv", "head": "gemm", "x": "none"}
 
 
 @pytest.fixture(scope="module")
@@ -336,8 +336,8 @@ def test_cheap_op_stand_ins_run(layer: wl.LayerWorkload) -> None:
 
 
 #: The layers of _ops() that a C++ kernel runs (the rest are numpy stand-ins).
-_CPP_OPS = {"maxpool_ceil", "avgpool", "bn", "softmax", "permute", "resize",
-            *(f"act_{k}" for k in ("relu", "relu6", "leakyrelu", "sigmoid", "tanh", "swish",
+_CPP_OPS = {"maxpool_ceil", "avgpool", "bn", "softmax", "permute", "resize", "layernorm",
+            "lrn", *(f"act_{k}" for k in ("relu", "relu6", "leakyrelu", "sigmoid", "tanh", "swish",
                                    "hardswish", "gelu", "elu"))}
 
 

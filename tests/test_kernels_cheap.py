@@ -192,3 +192,50 @@ def test_outputs_that_partly_overlap_the_input_are_rejected() -> None:
         k.unary(buf[:10], "relu", out=buf[5:15])
     with pytest.raises(ValueError, match="into its input"):
         k.softmax(buf[:12].reshape(3, 4), 0, out=buf[:12].reshape(3, 4))
+
+
+@pytest.mark.parametrize(("shape", "affine"), [((3, 7), True), ((2, 5, 768), True),
+                                               ((4, 33), False)])
+def test_layernorm_matches_numpy(shape: tuple[int, ...], affine: bool) -> None:
+    x = _random(shape, 7) + 5.0  # a large mean: the variance must not cancel
+    gamma = _random((shape[-1],), 8) if affine else None
+    beta = _random((shape[-1],), 9) if affine else None
+    xd = x.astype(np.float64)
+    want = (xd - xd.mean(-1, keepdims=True)) / np.sqrt(xd.var(-1, keepdims=True) + 1e-5)
+    if affine:
+        want = want * gamma + beta
+    np.testing.assert_allclose(k.layernorm(x, gamma, beta, threads=2), want, atol=2e-5)
+
+
+def _lrn_reference(x: np.ndarray, size: int, alpha: float, beta: float, bias: float
+                   ) -> np.ndarray:
+    xd = x.astype(np.float64)
+    c = x.shape[1]
+    s = np.zeros_like(xd)
+    for i in range(c):
+        lo, hi = max(0, i - (size - 1) // 2), min(c, i + size // 2 + 1)
+        s[:, i] = (xd[:, lo:hi] ** 2).sum(axis=1)
+    return xd / (bias + alpha / size * s) ** beta
+
+
+@pytest.mark.parametrize(("shape", "size", "alpha", "beta", "bias"),
+                         [((1, 96, 13, 13), 5, 1e-4, 0.75, 1.0), ((2, 7, 3, 5), 4, 0.5, 0.6, 2.0),
+                          ((1, 3, 33), 5, 1.0, 1.0, 1.0), ((1, 300, 2, 2), 3, 1e-2, 0.75, 1.0)])
+def test_lrn_matches_numpy(shape: tuple[int, ...], size: int, alpha: float, beta: float,
+                           bias: float) -> None:
+    x = _random(shape, 10, scale=20.0)
+    want = _lrn_reference(x, size, alpha, beta, bias)
+    got = k.lrn(x, size, alpha, beta, bias, threads=2)
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
+
+
+def test_layernorm_and_lrn_reject_bad_arguments() -> None:
+    x = np.zeros((2, 4), np.float32)
+    with pytest.raises(ValueError, match="gamma must hold 4 values"):
+        k.layernorm(x, np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="eps"):
+        k.layernorm(x, eps=-1.0)
+    with pytest.raises(ValueError, match="k > 0"):
+        k.lrn(np.zeros((1, 3, 2), np.float32), 5, 1e-4, 0.75, 0.0)
+    with pytest.raises(ValueError, match="local size"):
+        k.lrn(np.zeros((1, 3, 2), np.float32), 0)

@@ -339,4 +339,45 @@ void channel_affine(const float* x, std::int64_t outer, std::int64_t channels,
   });
 }
 
+void layernorm(const float* x, std::int64_t rows, std::int64_t dim, const float* gamma,
+               const float* beta, float eps, float* y, int threads) {
+  check_threads(threads);
+  const i64 sizes[2] = {rows, dim};
+  checked_product(sizes, 2, "layernorm");
+  check(std::isfinite(eps) && eps >= 0.0f, "layernorm: eps must be finite and >= 0");
+  check(x != nullptr && y != nullptr, "layernorm: null input or output");
+  const SimdLevel level = simd_runtime_level();
+  const i64 per_task = std::max<i64>(1, kChunk / dim);
+  parallel_for((rows + per_task - 1) / per_task, threads, [&](i64 t) {
+    const i64 r1 = std::min(rows, (t + 1) * per_task);
+    for (i64 r = t * per_task; r < r1; ++r)
+      GRIMSIM_DISPATCH_AT(level, layernorm_row, x + r * dim, y + r * dim, dim, gamma, beta, eps);
+  });
+}
+
+void lrn_across_channels(const float* x, std::int64_t outer, std::int64_t channels,
+                         std::int64_t plane, std::int64_t size, float alpha, float beta,
+                         float k, float* y, int threads) {
+  check_threads(threads);
+  const i64 sizes[3] = {outer, channels, plane};
+  checked_product(sizes, 3, "lrn");
+  check(size >= 1 && size <= kMaxElements,
+        "lrn: local size must be >= 1, got " + std::to_string(size));
+  check(std::isfinite(alpha) && std::isfinite(beta) && std::isfinite(k) && k > 0.0f &&
+            alpha >= 0.0f,
+        "lrn: alpha, beta and k must be finite, k > 0 and alpha >= 0");
+  check(x != nullptr && y != nullptr, "lrn: null input or output");
+  // Tasks: one image's channels over a span of plane positions (the window's planes of the
+  // span stay in L1).
+  constexpr i64 kSpan = 512;
+  const i64 spans = (plane + kSpan - 1) / kSpan;
+  const SimdLevel level = simd_runtime_level();
+  parallel_for(outer * spans, threads, [&](i64 t) {
+    const i64 img = t / spans, p0 = (t % spans) * kSpan, p1 = std::min(plane, p0 + kSpan);
+    const i64 off = img * channels * plane;
+    GRIMSIM_DISPATCH_AT(level, lrn_span, x + off, y + off, channels, plane, p0, p1, size, alpha,
+                        beta, k);
+  });
+}
+
 }  // namespace grimsim

@@ -44,6 +44,26 @@ GRIMSIM_INLINE vf vexp(vf x) {
   return p * (vf)e;  // a vector cast reinterprets the bits
 }
 
+// log(x) for positive normal x: x = m 2^e with m in [sqrt(1/2), sqrt(2)), and
+// log(m) = 2 atanh(z), z = (m - 1) / (m + 1), |z| < 0.172, by its odd series to z^9
+// (relative error < 1e-7).
+GRIMSIM_INLINE vf vlog(vf x) {
+  const vi bits = (vi)x;
+  vi e = ((bits >> 23) & 0xff) - 127;
+  vf m = (vf)((bits & 0x007fffff) | 0x3f800000);
+  const vi big = m > set1(1.41421356f);  // lanes all ones where true
+  m = big ? m * set1(0.5f) : m;
+  e = e - big;
+  const vf z = (m - set1(1.0f)) / (m + set1(1.0f));
+  const vf z2 = z * z;
+  vf p = set1(2.0f / 9.0f);
+  p = p * z2 + set1(2.0f / 7.0f);
+  p = p * z2 + set1(2.0f / 5.0f);
+  p = p * z2 + set1(2.0f / 3.0f);
+  p = p * z2 + set1(2.0f);
+  return p * z + __builtin_convertvector(e, vf) * set1(0.693147181f);
+}
+
 GRIMSIM_INLINE vf vsigmoid(vf x) { return set1(1.0f) / (set1(1.0f) + vexp(-x)); }
 
 GRIMSIM_INLINE vf vclamp(vf x, float a, float b) {
@@ -271,6 +291,71 @@ void blend_span(const float* GRIMSIM_RESTRICT a, const float* GRIMSIM_RESTRICT b
   i64 i = 0;
   for (; i + L <= n; i += L) store(y + i, fma(load(a + i), vs, load(b + i) * vt));
   for (; i < n; ++i) y[i] = a[i] * (1.0f - t) + b[i] * t;
+}
+
+void layernorm_row(const float* GRIMSIM_RESTRICT x, float* GRIMSIM_RESTRICT y, i64 dim,
+                   const float* gamma, const float* beta, float eps) {
+  // Two passes for the moments (the mean first: the one-pass sum of squares cancels badly
+  // when the mean is large), one for the output; the row stays in L1.
+  const i64 vec_end = dim - dim % L;
+  vf s = zero();
+  i64 i = 0;
+  for (; i < vec_end; i += L) s = s + load(x + i);
+  float sum = hsum(s);
+  for (; i < dim; ++i) sum += x[i];
+  const float mean = sum / static_cast<float>(dim);
+  const vf vm = set1(mean);
+  vf q = zero();
+  for (i = 0; i < vec_end; i += L) {
+    const vf d = load(x + i) - vm;
+    q = fma(d, d, q);
+  }
+  float var = hsum(q);
+  for (; i < dim; ++i) var += (x[i] - mean) * (x[i] - mean);
+  const float rstd = 1.0f / std::sqrt(var / static_cast<float>(dim) + eps);
+  const vf vr = set1(rstd);
+  for (i = 0; i < vec_end; i += L) {
+    vf v = (load(x + i) - vm) * vr;
+    if (gamma != nullptr) v = v * load(gamma + i);
+    if (beta != nullptr) v = v + load(beta + i);
+    store(y + i, v);
+  }
+  for (; i < dim; ++i) {
+    float v = (x[i] - mean) * rstd;
+    if (gamma != nullptr) v *= gamma[i];
+    if (beta != nullptr) v += beta[i];
+    y[i] = v;
+  }
+}
+
+void lrn_span(const float* x, float* y, i64 channels, i64 plane, i64 p0, i64 p1, i64 size,
+              float alpha, float beta, float k) {
+  // Each output sums its window's squares afresh: a running sum (add the channel entering,
+  // subtract the one leaving) drifts by float rounding over hundreds of channels.
+  const i64 before = (size - 1) / 2, after = size / 2;
+  const float scale = alpha / static_cast<float>(size);
+  for (i64 c = 0; c < channels; ++c) {
+    const i64 lo = imax(c - before, 0), hi = imin(c + after + 1, channels);
+    const float* xc = x + c * plane;
+    float* yc = y + c * plane;
+    i64 i = p0;
+#if defined(__GNUC__) || defined(__clang__)
+    const vf vk = set1(k), vscale = set1(scale), vnb = set1(-beta);
+    for (; i + L <= p1; i += L) {
+      vf t = zero();
+      for (i64 w = lo; w < hi; ++w) {
+        const vf v = load(x + w * plane + i);
+        t = fma(v, v, t);
+      }
+      store(yc + i, load(xc + i) * vexp(vnb * vlog(fma(t, vscale, vk))));
+    }
+#endif
+    for (; i < p1; ++i) {
+      float t = 0.0f;
+      for (i64 w = lo; w < hi; ++w) t += x[w * plane + i] * x[w * plane + i];
+      yc[i] = xc[i] * std::pow(k + scale * t, -beta);
+    }
+  }
 }
 
 }  // namespace GRIMSIM_ISA_NS

@@ -26,4 +26,14 @@ GRIMSIM_MV_DECLARE(void affine_span(const float* x, float* y, std::int64_t n, fl
 GRIMSIM_MV_DECLARE(void blend_span(const float* a, const float* b, float t, float* y,
                                    std::int64_t n))
 
+// One row of a layer norm (gamma, beta may be null).
+GRIMSIM_MV_DECLARE(void layernorm_row(const float* x, float* y, std::int64_t dim,
+                                      const float* gamma, const float* beta, float eps))
+
+// LRN across channels of one image (x, y at its first channel) over plane positions
+// [p0, p1).
+GRIMSIM_MV_DECLARE(void lrn_span(const float* x, float* y, std::int64_t channels,
+                                 std::int64_t plane, std::int64_t p0, std::int64_t p1,
+                                 std::int64_t size, float alpha, float beta, float k))
+
 }  // namespace grimsim

@@ -1,6 +1,7 @@
 // Standalone tests of the cheap-op kernels (no Python): permute, resize, softmax,
 // activations and channel affine against plain loops on every SIMD tier this CPU runs, and
 // their argument checks (under ASan/UBSan a bad call must be refused before any access).
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -163,6 +164,46 @@ void test_affine() {
          "null scale");
 }
 
+void test_norms(const std::string& tier) {
+  // layer norm of rows with a large mean, and LRN across 7 channels, against double loops
+  std::vector<float> x = random_vector(3 * 37, 7);
+  for (auto& v : x) v += 100.0f;
+  std::vector<float> y(x.size());
+  grimsim::layernorm(x.data(), 3, 37, nullptr, nullptr, 1e-5f, y.data(), 2);
+  double err = 0.0;
+  for (int r = 0; r < 3; ++r) {
+    double m = 0.0, v = 0.0;
+    for (int i = 0; i < 37; ++i) m += x[r * 37 + i] / 37.0;
+    for (int i = 0; i < 37; ++i) v += (x[r * 37 + i] - m) * (x[r * 37 + i] - m) / 37.0;
+    for (int i = 0; i < 37; ++i)
+      err = std::max(err, std::fabs(y[r * 37 + i] - (x[r * 37 + i] - m) / std::sqrt(v + 1e-5)));
+  }
+  EXPECT(err < 1e-4, "%s layernorm err %g", tier.c_str(), err);
+  const auto z = random_vector(2 * 7 * 11, 8);
+  std::vector<float> w(z.size());
+  grimsim::lrn_across_channels(z.data(), 2, 7, 11, 5, 1.0f, 0.75f, 1.0f, w.data(), 2);
+  err = 0.0;
+  for (int n = 0; n < 2; ++n)
+    for (int c = 0; c < 7; ++c)
+      for (int i = 0; i < 11; ++i) {
+        double s = 0.0;
+        for (int d = std::max(0, c - 2); d <= std::min(6, c + 2); ++d) {
+          const double v = z[(n * 7 + d) * 11 + i];
+          s += v * v;
+        }
+        const int at = (n * 7 + c) * 11 + i;
+        err = std::max(err, std::fabs(w[at] - z[at] / std::pow(1.0 + s / 5.0, 0.75)));
+      }
+  EXPECT(err < 1e-6, "%s lrn err %g", tier.c_str(), err);
+  float a[2] = {}, b[2] = {};
+  EXPECT(throws_invalid([&] { grimsim::layernorm(a, 1, 2, nullptr, nullptr, -1.0f, b, 1); }),
+         "negative eps");
+  EXPECT(throws_invalid([&] { grimsim::lrn_across_channels(a, 1, 2, 1, 0, 1, 1, 1, b, 1); }),
+         "lrn size 0");
+  EXPECT(throws_invalid([&] { grimsim::lrn_across_channels(a, 1, 2, 1, 3, 1, 1, 0, b, 1); }),
+         "lrn k 0");
+}
+
 }  // namespace
 
 int main() {
@@ -178,6 +219,7 @@ int main() {
     test_resize(tier);
     test_softmax(tier);
     test_unary(tier);
+    test_norms(tier);
   }
   test_permute();
   test_affine();

@@ -2,11 +2,12 @@
 
 An inference engine runs pooling, activations, softmax, permutes, resizes and friends with
 small one-pass loops of its own. grimsim's C++ kernels (``grimsim._kernels``) run the ones
-that dominate detection and mobile networks the same way: windowed pooling, permutes and
-channel shuffles, nearest and bilinear resize, softmax, the common activations and the
-per-channel affine of batch norm and scale (kernel ``cpp:<op>``). numpy's strided passes ran
-them 3-30x slower than their traffic (a channel softmax 15-28x, a 2x resize 27-36x, a channel
-shuffle 8x, measured on the dev VM), which no cost model of an engine should be fitted to.
+that dominate detection, mobile and transformer networks the same way: windowed pooling,
+permutes and channel shuffles, nearest and bilinear resize, softmax, the common activations,
+the per-channel affine of batch norm and scale, layer norm and LRN (kernel ``cpp:<op>``).
+numpy's strided passes ran them 3-45x slower than their traffic (a channel softmax 15-28x, a
+2x resize 27-36x, a channel shuffle 8x, LRN 45x, measured on the dev VM), which no cost model
+of an engine should be fitted to.
 
 The remaining cheap ops are timed as a single-threaded numpy implementation on random data
 of the layer's real shapes (kernel ``numpy:<op>``): they read and write the right tensors and
@@ -394,15 +395,8 @@ def _layernorm(layer: LayerWorkload, ins: Arrays, outs: Arrays,
     x, out = ins[0], outs[0]
     gamma = rng.standard_normal(x.shape[-1], dtype=np.float32)
     beta = rng.standard_normal(x.shape[-1], dtype=np.float32)
-
-    def fn() -> None:
-        np.subtract(x, x.mean(axis=-1, keepdims=True), out=out)
-        var = np.mean(out * out, axis=-1, keepdims=True)
-        np.divide(out, np.sqrt(var + np.float32(1e-5)), out=out)
-        np.multiply(out, gamma, out=out)
-        np.add(out, beta, out=out)
-
-    return fn
+    k = _kernels()
+    return _Kernel(lambda: k.layernorm(x, gamma, beta, out=out))
 
 
 def _permute(layer: LayerWorkload, ins: Arrays, outs: Arrays,
@@ -516,25 +510,14 @@ def _embedding(layer: LayerWorkload, ins: Arrays, outs: Arrays,
 
 def _lrn(layer: LayerWorkload, ins: Arrays, outs: Arrays,
          rng: np.random.Generator) -> Callable[[], object]:
-    """Local response norm across channels: x / (1 + a * window sum of x^2)^b."""
+    """Local response norm across channels: x / (1 + a * window sum of x^2)^b; the rare
+    within-channel variant as its traffic."""
     x, out = ins[0], outs[0]
-    if x.ndim < 2:
-        raise ValueError("LRN needs a channel axis")
-    size = 5
-    half = size // 2
-
-    def fn() -> None:
-        sq = np.square(x)
-        csum = np.cumsum(sq, axis=1)
-        hi = np.concatenate([csum[:, half:], np.repeat(csum[:, -1:], half, axis=1)], axis=1)
-        lo = np.concatenate([np.zeros_like(csum[:, :half + 1]), csum[:, :-half - 1]], axis=1)
-        np.subtract(hi, lo[:, :hi.shape[1]], out=out)
-        np.multiply(out, np.float32(1e-4 / size), out=out)
-        np.add(out, np.float32(1.0), out=out)
-        np.power(out, np.float32(0.75), out=out)
-        np.divide(x, out, out=out)
-
-    return fn
+    if x.ndim < 2 or layer.attr("region", "across_channels") != "across_channels":
+        raise ValueError("LRN stand-in runs across channels of an (N, C, ...) tensor")
+    size = int(layer.attr("local_size", layer.attr("size", 5)))
+    k = _kernels()
+    return _Kernel(lambda: k.lrn(x, size, out=out))
 
 
 def _l2norm(layer: LayerWorkload, ins: Arrays, outs: Arrays,

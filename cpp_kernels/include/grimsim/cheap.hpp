@@ -62,4 +62,16 @@ void channel_affine(const float* x, std::int64_t outer, std::int64_t channels,
                     std::int64_t inner, const float* scale, const float* shift, float* y,
                     int threads);
 
+// Layer norm over the last axis: x viewed as (rows, dim), y = (x - mean) / sqrt(var + eps)
+// * gamma + beta per row (gamma, beta: dim values each, or null for 1 and 0).
+void layernorm(const float* x, std::int64_t rows, std::int64_t dim, const float* gamma,
+               const float* beta, float eps, float* y, int threads);
+
+// Local response norm across channels (AlexNet, GoogLeNet): x viewed as (outer, channels,
+// plane), y = x / (k + alpha / size * sum of x^2 over the `size` channels centred on c)^beta,
+// the window clipped at the first and last channel (Caffe, ncnn, ONNX).
+void lrn_across_channels(const float* x, std::int64_t outer, std::int64_t channels,
+                         std::int64_t plane, std::int64_t size, float alpha, float beta,
+                         float k, float* y, int threads);
+
 }  // namespace grimsim

@@ -1,0 +1,132 @@
+"""Cheap ops (pooling, permutes, resizes, softmax, activations, concat, ...): measured here
+as ``grimsim run`` runs them, against the analytical model.
+
+Every non-GEMM layer of ncnn's 27 benchmark networks (``shared/reference/ncnn/models``) is
+run with the runner's kernel or stand-in (``grimsim.execute.cheap_ops``) on one thread, warm
+(the fastest call of a 10 ms timing), and predicted by the host profile's analytical model.
+Per op kind the table gives the totals, the spread of measured / predicted, and the cycles
+per output value the model leaves unexplained (median over the layers): the figure
+``KernelParams.cheap_cycles_per_value`` records for the kinds whose kernel does more than
+one vector op per value (gathers, transposes, short rows, window reductions).
+
+    .venv/bin/python benchmarks/cheap_ops.py [--out benchmarks/cheap_ops.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import json
+import platform
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import grimsim._kernels as K  # noqa: N812
+import numpy as np
+from threadpoolctl import threadpool_info
+
+from grimsim.api import estimate, load_device, load_network
+from grimsim.execute.cheap_ops import cheap_op
+
+MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "ncnn" / "models"
+
+
+def collect(models: Path, min_time_s: float) -> list[dict[str, Any]]:
+    rows = []
+    for path in sorted(models.glob("*.param")):
+        net = load_network(str(path))
+        predicted = {le.name: le for le in estimate(net, "host", threads=1).layers}
+        rng = np.random.default_rng(0)
+        for layer in net.layers():
+            if layer.gemms:
+                continue
+            op = cheap_op(layer, rng)
+            if op is None or layer.name not in predicted:
+                continue
+            timing = K.time_callable(op.fn, threads=1, min_time_s=min_time_s, warmup=1)
+            values_out = sum(int(np.prod(s)) for s in layer.output_shapes)
+            rows.append({"model": path.stem, "layer": layer.name, "op": layer.op,
+                         "kernel": op.kernel, "values_out": values_out,
+                         "measured_s": timing["min_s"],
+                         "predicted_s": predicted[layer.name].latency_s})
+    return rows
+
+
+def summarize(rows: list[dict[str, Any]], clock_hz: float) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = collections.defaultdict(list)
+    for r in rows:
+        groups[(r["op"], r["kernel"])].append(r)
+    out = []
+    for (op, kernel), rs in groups.items():
+        ratio = [r["measured_s"] / r["predicted_s"] for r in rs]
+        residual = [max(0.0, r["measured_s"] - r["predicted_s"]) * clock_hz / r["values_out"]
+                    for r in rs]
+        out.append({"op": op, "kernel": kernel, "layers": len(rs),
+                    "measured_ms": 1e3 * sum(r["measured_s"] for r in rs),
+                    "predicted_ms": 1e3 * sum(r["predicted_s"] for r in rs),
+                    "ratio_median": statistics.median(ratio),
+                    "ratio_p10": float(np.percentile(ratio, 10)),
+                    "ratio_p90": float(np.percentile(ratio, 90)),
+                    "within_25pct": sum(0.8 <= x <= 1.25 for x in ratio) / len(ratio),
+                    "residual_cycles_per_value": statistics.median(residual)})
+    return sorted(out, key=lambda s: -s["measured_ms"])
+
+
+def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = ["# Cheap ops: measured vs the analytical model", "",
+             f"Recorded {meta['date']} on {meta['machine']} ({meta['simd']}); "
+             f"host profile {meta['profile']}, clock {meta['clock_ghz']:.2f} GHz.", "",
+             "Command: `.venv/bin/python benchmarks/cheap_ops.py`. Every non-GEMM layer of "
+             "ncnn's 27 benchmark networks, one thread, warm, fastest call of a "
+             f"{meta['min_time_s'] * 1e3:.0f} ms timing.", "",
+             "| op | runs as | layers | measured ms | predicted ms | measured / predicted "
+             "(median, p10-p90) | within +-25 % | unexplained cycles per value |",
+             "|---|---|---:|---:|---:|---|---:|---:|"]
+    for s in summary:
+        lines.append(f"| {s['op']} | `{s['kernel']}` | {s['layers']} | {s['measured_ms']:.3f} "
+                     f"| {s['predicted_ms']:.3f} | {s['ratio_median']:.2f} "
+                     f"({s['ratio_p10']:.2f}-{s['ratio_p90']:.2f}) | "
+                     f"{100 * s['within_25pct']:.0f} % | "
+                     f"{s['residual_cycles_per_value']:.2f} |")
+    total_m = sum(s["measured_ms"] for s in summary)
+    total_p = sum(s["predicted_ms"] for s in summary)
+    lines += ["", f"All layers: measured {total_m:.2f} ms, predicted {total_p:.2f} ms.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", type=Path, default=MODELS)
+    ap.add_argument("--min-time-s", type=float, default=0.01)
+    ap.add_argument("--out", default=str(Path(__file__).with_name("cheap_ops.md")),
+                    help="markdown file to write ('-' prints only)")
+    args = ap.parse_args(argv)
+    if not args.models.is_dir():
+        print(f"no models at {args.models}: pass --models DIR (ncnn .param files)",
+              file=sys.stderr)
+        return 2
+    profile = load_device("host")
+    clock = profile.clusters_big_first()[0].max_clock_ghz
+    rows = collect(args.models, args.min_time_s)
+    summary = summarize(rows, clock * 1e9)
+    blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": f"{platform.node()} / {platform.processor() or platform.machine()}",
+            "simd": f"{K.simd_level()}, {K.parallel_backend()}",
+            "profile": profile.id, "clock_ghz": clock, "min_time_s": args.min_time_s,
+            "blas": blas}
+    text = markdown(summary, meta)
+    print(text)
+    if args.out != "-":
+        Path(args.out).write_text(text)
+        Path(args.out).with_suffix(".json").write_text(
+            json.dumps({"summary": summary, "rows": rows, "_meta": meta}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
