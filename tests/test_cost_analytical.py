@@ -564,3 +564,34 @@ def test_depthwise_pays_per_row_and_tap(sd855: DeviceProfile) -> None:
         per_output.append(float(est.latency_s[0]) / (c * h * h))
     assert all(a < b for a, b in itertools.pairwise(per_output))
     assert per_output[-1] > 1.5 * per_output[0]
+
+
+def test_cheap_ops_pay_their_kernels_cycles_per_value(sd855: DeviceProfile) -> None:
+    """A softmax (an exp per value) and a 3x3 max pool (a window per value) cost more compute
+    than a ReLU over as many values; each kind's extra cycles come from the parameter, and a
+    misspelt op kind is refused."""
+    from grimsim.network import NetworkBuilder
+    from grimsim.network import workload as wl
+
+    shape = (1, 64, 56, 56)
+    b = NetworkBuilder("cheap")
+    b.input("x", shape)
+    b.add(wl.activation_op("relu", shape, "relu"), ["x"], ["r"])
+    b.add(wl.softmax("soft", shape, axis=1), ["r"], ["s"])
+    b.add(wl.pool2d("pool", shape, 3, 1, 1), ["s"], ["p"])
+    rows = rows_for(b.build(), ["dense"])
+    est = AnalyticalCPUModel(sd855).estimate(rows)
+    relu, soft, pool = (int(np.flatnonzero(rows.layer == n)[0]) for n in ("relu", "soft", "pool"))
+    assert est.compute_s[soft] > 3 * est.compute_s[relu]
+    assert est.compute_s[pool] > 3 * est.compute_s[relu]
+    none = dataclasses.replace(DEFAULT_PARAMS, cheap_cycles_per_value={})
+    bare = AnalyticalCPUModel(sd855, params=none).estimate(rows)
+    values = float(rows.act_bytes_out[soft]) / 4
+    extra_s = (est.compute_s[soft] - bare.compute_s[soft])
+    clock_hz = AnalyticalCPUModel(sd855).machine.clock_hz
+    eff = DEFAULT_PARAMS.efficiency["eltwise"]
+    assert extra_s == pytest.approx(
+        values * DEFAULT_PARAMS.cheap_cycles_per_value["softmax"] / (clock_hz * eff), rel=1e-6)
+    with pytest.raises(GrimsimError, match="unknown op kind 'softmx'"):
+        AnalyticalCPUModel(sd855, params=dataclasses.replace(
+            DEFAULT_PARAMS, cheap_cycles_per_value={"softmx": 1.0}))

@@ -40,7 +40,7 @@ from grimsim.cost.features import MAX_TILE_VECTORS, n_tile_layout
 from grimsim.cost.kernel_params import CPU_KERNELS, DEFAULT_PARAMS, KernelParams
 from grimsim.cost.profile import DeviceProfile
 from grimsim.cost.protocol import EstimateBatch
-from grimsim.cost.rows import FORMATS, CostRows, op_code
+from grimsim.cost.rows import FORMATS, OPS, CostRows, op_code
 from grimsim.errors import GrimsimError
 from grimsim.network.workload import Op
 
@@ -294,6 +294,12 @@ class AnalyticalCPUModel:
             raise GrimsimError(f"kernel parameters lack efficiency/call_cycles for "
                                f"{', '.join(missing)}")
         self.machine = cpu_machine(profile, params)
+        # cycles per output value of each cheap op kind, indexed by the rows' op code
+        self._cheap_cycles = np.zeros(len(OPS))
+        for op, cycles in params.cheap_cycles_per_value.items():
+            if op not in OPS:
+                raise GrimsimError(f"cheap_cycles_per_value: unknown op kind {op!r}")
+            self._cheap_cycles[op_code(op)] = cycles
         widths = np.arange(_MAX_NV * 3 // 2 + 2, dtype=np.float64)  # the last tile: < 1.5 nt
         self._row_tables = {fmt: self._row_kernel_costs(widths, fmt)
                             for fmt in ("csr", "nm", "pattern")}
@@ -953,7 +959,8 @@ class AnalyticalCPUModel:
         p = self.params
         rows = ctx.rows
         cost = _Cost(idx.size)
-        cost.main = rows.elementwise_ops[idx] / (mc.lanes * p.cheap_ops_per_lane_cycle)
+        cost.main = rows.elementwise_ops[idx] / (mc.lanes * p.cheap_ops_per_lane_cycle) \
+            + rows.act_bytes_out[idx] / _F4 * self._cheap_cycles[rows.op[idx]]
         for code, (kind, gates, nonlinear) in _RECURRENT.items():
             rec = np.flatnonzero(rows.op[idx] == code)
             if rec.size:

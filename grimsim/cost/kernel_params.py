@@ -60,6 +60,20 @@ _CALL_CYCLES = MappingProxyType({
 _LLC_BPC = MappingProxyType({"default": 16.0, "zen3": 24.0})
 
 
+# Per op kind, the cycles per output value a cheap-op kernel spends beyond its traffic and
+# its vectorised element-wise ops (model cycles, before the eltwise efficiency): gathers
+# (resize, transposing permutes), exp/log per value (softmax, LRN, activations), window
+# reductions over short rows (pooling), several passes (layer norm). Fitted on the dev VM
+# with benchmarks/cheap_ops.py: every non-GEMM layer of ncnn's 27 benchmark networks, each
+# value chosen so the op's median measured / predicted is 1 (recorded in
+# benchmarks/cheap_ops.md).
+_CHEAP_CYCLES_PER_VALUE = MappingProxyType({
+    "pool": 3.3, "global_pool": 2.6, "softmax": 3.6, "lrn": 4.3, "resize": 1.0,
+    "layernorm": 0.57, "permute": 0.52, "pad": 0.46, "concat": 0.25, "slice": 0.24,
+    "split": 0.24, "eltwise": 0.22, "activation": 0.14,
+})
+
+
 @dataclass(frozen=True)
 class KernelParams:
     """Every constant of the analytical CPU and GPU models (see ``SOURCES`` per field)."""
@@ -86,6 +100,8 @@ class KernelParams:
     nm_group_cycles: float = 1.0
     pattern_kernel_cycles: float = 2.0
     cheap_ops_per_lane_cycle: float = 1.0
+    cheap_cycles_per_value: Mapping[str, float] = field(
+        default_factory=lambda: _CHEAP_CYCLES_PER_VALUE)
     transcendental_cycles: float = 8.0
     python_kernel_call_cycles: float = 3500.0
     numpy_call_cycles: float = 2300.0
@@ -160,6 +176,9 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "library lookup",
     "cheap_ops_per_lane_cycle": "element-wise ops are vectorised, about one op per lane per "
     "cycle (assumed; numpy/engine loops)",
+    "cheap_cycles_per_value": "fitted on the dev VM (benchmarks/cheap_ops.py, recorded in "
+    "benchmarks/cheap_ops.md): per op kind, the median measured / predicted of ncnn's 27 "
+    "benchmark networks' layers made 1",
     "transcendental_cycles": "one float32 tanh (a sigmoid is one tanh) as the numpy "
     "stand-ins run it: np.tanh over 200K float32 measured 9.5 cycles/value on the dev VM "
     "(numpy 2.4, AVX2, 3.22 GHz); stored as model cycles before the eltwise efficiency "
