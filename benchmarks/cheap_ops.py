@@ -3,7 +3,8 @@ as ``grimsim run`` runs them, against the analytical model.
 
 Every non-GEMM layer of ncnn's 27 benchmark networks (``shared/reference/ncnn/models``) is
 run with the runner's kernel or stand-in (``grimsim.execute.cheap_ops``) on one thread, warm
-(the fastest call of three 10 ms timings a pass over all networks apart), and predicted by the host profile's analytical model.
+(the fastest call of three 10 ms timings a pass over all networks apart), and predicted by
+the host profile's analytical model.
 Per op kind the table gives the totals, the spread of measured / predicted, and the cycles
 per output value the model leaves unexplained (median over the layers): the figure
 ``KernelParams.cheap_cycles_per_value`` records for the kinds whose kernel does more than
