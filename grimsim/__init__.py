@@ -10,12 +10,12 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "cost_table", "estimate", "load_device", "load_network", "run",
-           "search"]
+__all__ = ["__version__", "cost_table", "estimate", "load_device", "load_network"]
 
 #: The cost-query API, importable from the package (``grimsim.estimate(...)``); it lives in
-#: grimsim.api and loads on first use.
-_API = frozenset({"estimate", "cost_table", "search", "run"})
+#: grimsim.api and loads on first use. (grimsim.api.search and .run stay there: the name
+#: ``search`` is the grimsim.search subpackage.)
+_API = frozenset({"estimate", "cost_table"})
 
 
 def __getattr__(name: str) -> Any:

@@ -212,7 +212,7 @@ def test_depthwise_matches_direct_conv(case, C, H, W, threads, bias, seed):
 
 @st.composite
 def pool_cases(draw):
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    kh, kw = draw(st.integers(1, 6)), draw(st.integers(1, 6))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     pt, pl = draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1))
     h, w = draw(st.integers(1, 12)), draw(st.integers(1, 12))

@@ -92,7 +92,7 @@ def test_the_cost_query_api_is_reachable_from_the_package() -> None:
     import grimsim
     from grimsim import api
 
-    for name in ("estimate", "cost_table", "search", "run"):
+    for name in ("estimate", "cost_table"):
         assert getattr(grimsim, name) is getattr(api, name)
     with pytest.raises(AttributeError, match="no attribute 'estimat'"):
         grimsim.estimat  # noqa: B018

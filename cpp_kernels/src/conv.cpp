@@ -181,9 +181,7 @@ void pool2d(const float* input, const PoolGeometry& g, bool is_max, float* outpu
   check_threads(threads);
   check(input != nullptr && output != nullptr, "pool2d: null input or output");
   const std::int64_t plane = g.height * g.width, oplane = g.out_h * g.out_w;
-  // Per thread: the padded row (max(span, pad_left + W) floats) and the window row (span).
-  const std::int64_t span = (g.out_w - 1) * g.stride_w + g.kernel_w;
-  const std::int64_t per_thread = std::max(span, g.pad_left + g.width) + span;
+  const std::int64_t per_thread = pool_scratch_floats(g);
   std::vector<float> rows(static_cast<std::size_t>(threads * per_thread));
   const SimdLevel level = simd_runtime_level();
   parallel_for(g.channels, threads, [&](std::int64_t c, int thread) {

@@ -146,9 +146,18 @@ struct NanMax {
     const float m = a > b ? a : b;  // b when either is NaN
     return a != a ? a : m;
   }
+#if defined(__GNUC__) || defined(__clang__)
+  vf operator()(vf a, vf b) const {
+    const vf m = a > b ? a : b;
+    return a != a ? a : m;
+  }
+#endif
 };
 struct Plus {
   float operator()(float a, float b) const { return a + b; }
+#if defined(__GNUC__) || defined(__clang__)
+  vf operator()(vf a, vf b) const { return a + b; }
+#endif
 };
 
 // Separable and branch-free: per output row, the window's input rows are reduced into one
@@ -169,9 +178,88 @@ GRIMSIM_INLINE void windows(const float* GRIMSIM_RESTRICT row, float* GRIMSIM_RE
   }
 }
 
+// p[i] = reduce of p[i + j * step], j < taps, for i < n, in place (the usual tap counts
+// unrolled so the loop vectorises).
+template <int T, class Reduce>
+GRIMSIM_INLINE void reduce_taps_fixed(float* p, std::int64_t n, std::int64_t step,
+                                      Reduce reduce) {
+  std::int64_t i = 0;
+#if defined(__GNUC__) || defined(__clang__)
+  // Explicit vectors: the compiler cannot prove the in-place update safe for a run-time
+  // step. A vector's taps are all loaded before it is stored, and later vectors read only
+  // positions not yet stored.
+  for (; i + kLanes <= n; i += kLanes) {
+    vf m = simd::load(p + i);
+#pragma GCC unroll 8
+    for (int j = 1; j < T; ++j) m = reduce(m, simd::load(p + i + j * step));
+    simd::store(p + i, m);
+  }
+#endif
+  for (; i < n; ++i) {
+    float m = p[i];
+#pragma GCC unroll 8
+    for (int j = 1; j < T; ++j) m = reduce(m, p[i + j * step]);
+    p[i] = m;
+  }
+}
+
+template <class Reduce>
+void reduce_taps(float* p, std::int64_t n, std::int64_t step, std::int64_t taps,
+                 Reduce reduce) {
+  switch (taps) {
+    case 1: return;
+    case 2: return reduce_taps_fixed<2>(p, n, step, reduce);
+    case 3: return reduce_taps_fixed<3>(p, n, step, reduce);
+    case 5: return reduce_taps_fixed<5>(p, n, step, reduce);
+    default: break;
+  }
+  for (std::int64_t i = 0; i < n; ++i) {
+    float m = p[i];
+    for (std::int64_t j = 1; j < taps; ++j) m = reduce(m, p[i + j * step]);
+    p[i] = m;
+  }
+}
+
+// Stride 1 both ways: the plane, copied into the scratch with `fill` margins, is reduced in
+// place as long contiguous runs (first over kernel_h rows, then over kernel_w columns), so a
+// 14x14 plane costs no per-row loop set-up; the output rows are read out of the result.
+template <class Reduce>
+void pool_plane_stride1(const PoolGeometry& g, Reduce reduce, float fill, float scale,
+                        const float* in, float* out, float* buf) {
+  const std::int64_t W = g.width, H = g.height, kh = g.kernel_h, kw = g.kernel_w;
+  const std::int64_t wp = pool_padded_width(g), hp = pool_padded_height(g);
+  float* GRIMSIM_RESTRICT p = buf;
+  for (std::int64_t y = 0; y < hp; ++y) {
+    float* GRIMSIM_RESTRICT row = p + y * wp;
+    const std::int64_t iy = y - g.pad_top;
+    if (iy < 0 || iy >= H) {
+      for (std::int64_t x = 0; x < wp; ++x) row[x] = fill;
+      continue;
+    }
+    for (std::int64_t x = 0; x < g.pad_left; ++x) row[x] = fill;
+    const float* GRIMSIM_RESTRICT src = in + iy * W;
+    for (std::int64_t x = 0; x < W; ++x) row[g.pad_left + x] = src[x];
+    for (std::int64_t x = g.pad_left + W; x < wp; ++x) row[x] = fill;
+  }
+  // In place and front to back, each element reduced over all its taps in one pass (it
+  // reads only elements after it, not yet overwritten).
+  const std::int64_t n = g.out_h * wp;
+  reduce_taps(p, n, wp, kh, reduce);
+  reduce_taps(p, n - kw + 1, 1, kw, reduce);
+  for (std::int64_t oy = 0; oy < g.out_h; ++oy) {
+    const float* GRIMSIM_RESTRICT src = p + oy * wp;
+    float* GRIMSIM_RESTRICT dst = out + oy * g.out_w;
+    for (std::int64_t ox = 0; ox < g.out_w; ++ox) dst[ox] = src[ox] * scale;
+  }
+}
+
 template <class Reduce>
 void pool_plane_with(const PoolGeometry& g, Reduce reduce, float fill, float scale,
                      const float* in, float* out, float* rowbuf) {
+  if (g.stride_h == 1 && g.stride_w == 1) {
+    pool_plane_stride1(g, reduce, fill, scale, in, out, rowbuf);
+    return;
+  }
   const std::int64_t W = g.width, kw = g.kernel_w, sw = g.stride_w, pl = g.pad_left;
   const std::int64_t span = (g.out_w - 1) * sw + kw;  // padded columns the windows cover
   const std::int64_t len = imax(span, pl + W);

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "grimsim/dense.hpp"  // PoolGeometry (plain fields)
 #include "grimsim/simd.hpp"
 
 namespace grimsim {
@@ -97,8 +98,25 @@ GRIMSIM_MV_DECLARE(void depthwise_plane(const DepthwiseJob& job, const float* in
                                         float* scratch))
 
 // Pooling of one channel plane (the geometry's channels are ignored); rowbuf holds
-// max(span, pad_left + width) + span floats, span = (out_w - 1) * stride_w + kernel_w.
-struct PoolGeometry;  // grimsim/dense.hpp: plain fields only
+// pool_scratch_floats(g) floats. (static: each translation unit, of every SIMD tier, keeps
+// its own copy of these small helpers.)
+static inline std::int64_t pool_span(const PoolGeometry& g) {
+  return (g.out_w - 1) * g.stride_w + g.kernel_w;  // padded columns the windows cover
+}
+static inline std::int64_t pool_padded_width(const PoolGeometry& g) {
+  const std::int64_t span = pool_span(g), w = g.pad_left + g.width;
+  return span > w ? span : w;
+}
+static inline std::int64_t pool_padded_height(const PoolGeometry& g) {
+  const std::int64_t rows = (g.out_h - 1) * g.stride_h + g.kernel_h, h = g.pad_top + g.height;
+  return rows > h ? rows : h;
+}
+static inline std::int64_t pool_scratch_floats(const PoolGeometry& g) {
+  // the row path: the padded row and the window row; stride 1: the padded plane
+  const std::int64_t rows = pool_padded_width(g) + pool_span(g);
+  const std::int64_t plane = pool_padded_width(g) * pool_padded_height(g);
+  return g.stride_h == 1 && g.stride_w == 1 && plane > rows ? plane : rows;
+}
 GRIMSIM_MV_DECLARE(void pool_plane(const PoolGeometry& g, bool is_max, const float* in,
                                    float* out, float* rowbuf))
 

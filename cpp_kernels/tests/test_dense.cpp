@@ -304,7 +304,12 @@ void test_pool(const std::string& tier) {
                         {2, 7, 7, 3, 3, 2, 2, 0, 0, 3, 3},    // floor mode
                         {2, 7, 7, 3, 3, 2, 2, 0, 0, 4, 4},    // ceil mode: one more window
                         {1, 5, 13, 3, 1, 1, 1, 1, 0, 5, 13},  // 3x1, stride 1
-                        {4, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1}};
+                        {4, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1},
+                        // stride 1, the whole-plane path: GoogLeNet's 3x3 pad 1, SPP's 5x5
+                        // pad 2, and a 4x6 window whose ceil-mode windows pass the input
+                        {3, 14, 14, 3, 3, 1, 1, 1, 1, 14, 14},
+                        {2, 13, 11, 5, 5, 1, 1, 2, 2, 13, 11},
+                        {2, 9, 9, 4, 6, 1, 1, 3, 2, 10, 6}};
   std::uint32_t seed = 7;
   for (const Case& k : cases) {
     grimsim::PoolGeometry g;

@@ -68,9 +68,9 @@ _LLC_BPC = MappingProxyType({"default": 16.0, "zen3": 24.0})
 # value chosen so the op's median measured / predicted is 1 (recorded in
 # benchmarks/cheap_ops.md).
 _CHEAP_CYCLES_PER_VALUE = MappingProxyType({
-    "pool": 3.3, "global_pool": 2.6, "softmax": 3.6, "lrn": 4.3, "resize": 1.0,
-    "layernorm": 0.57, "permute": 0.52, "pad": 0.46, "concat": 0.25, "slice": 0.24,
-    "split": 0.24, "eltwise": 0.22, "activation": 0.14,
+    "pool": 2.2, "global_pool": 1.6, "softmax": 3.4, "lrn": 3.4, "resize": 1.0,
+    "layernorm": 0.54, "permute": 0.51, "pad": 0.46, "concat": 0.23, "slice": 0.22,
+    "split": 0.22, "eltwise": 0.18, "activation": 0.13,
 })
 
 
