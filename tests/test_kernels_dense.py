@@ -215,7 +215,8 @@ def pool_cases(draw):
     kh, kw = draw(st.integers(1, 6)), draw(st.integers(1, 6))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     pt, pl = draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1))
-    h, w = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    # widths up to 40: stride-2 rows of 8+ outputs take the vector (deinterleaving) path
+    h, w = draw(st.integers(1, 12)), draw(st.integers(1, 40))
     # floor mode, plus ceil mode's extra window when it still starts inside the input
     oh = max(1, (h + 2 * pt - kh) // sh + 1 + draw(st.integers(0, 1)))
     ow = max(1, (w + 2 * pl - kw) // sw + 1 + draw(st.integers(0, 1)))
@@ -247,6 +248,14 @@ def test_pool2d_propagates_nan_and_inf():
     assert np.isnan(y[0, 0, 0, 0]) and y[0, 0, 1, 1] == np.inf and y[0, 0, 0, 1] == 0.0
     a = gk.pool2d(x, (2, 2), (2, 2), (0, 0), (2, 2), kind="avg")
     assert np.isnan(a[0, 0, 0, 0]) and a[0, 0, 1, 1] == np.inf
+    # the same through the vector paths: a wide stride-2 row and a stride-1 plane
+    wide = np.zeros((1, 1, 3, 40), np.float32)
+    wide[0, 0, 1, 17] = np.nan
+    y = gk.pool2d(wide, (3, 3), (2, 2), (0, 0), (1, 19), kind="max")
+    # only the window at 16..18 holds column 17
+    assert np.isnan(y[0, 0, 0, 8]) and np.isnan(y[0, 0, 0]).sum() == 1
+    y = gk.pool2d(wide, (3, 3), (1, 1), (1, 1), (3, 40), kind="max")
+    assert np.isnan(y[0, 0, :, 16:19]).all() and not np.isnan(y[0, 0, :, 19:]).any()
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

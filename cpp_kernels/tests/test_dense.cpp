@@ -309,7 +309,10 @@ void test_pool(const std::string& tier) {
                         // pad 2, and a 4x6 window whose ceil-mode windows pass the input
                         {3, 14, 14, 3, 3, 1, 1, 1, 1, 14, 14},
                         {2, 13, 11, 5, 5, 1, 1, 2, 2, 13, 11},
-                        {2, 9, 9, 4, 6, 1, 1, 3, 2, 10, 6}};
+                        {2, 9, 9, 4, 6, 1, 1, 3, 2, 10, 6},
+                        // stride 2 on wide rows: the deinterleaving vector path + its tail
+                        {2, 6, 45, 3, 3, 2, 2, 1, 1, 3, 23},
+                        {2, 6, 41, 2, 2, 2, 2, 0, 0, 3, 21}};
   std::uint32_t seed = 7;
   for (const Case& k : cases) {
     grimsim::PoolGeometry g;
