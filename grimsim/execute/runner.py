@@ -34,8 +34,8 @@ repetitions, as in calibration). What each layer runs:
   steps.
 * attention: the projections and the per-head QK^T / AV matmuls as GEMMs, the softmax as a
   numpy stand-in (part ``softmax_s``).
-* cheap ops: single-threaded numpy stand-ins (``grimsim.execute.cheap_ops``); views and
-  inputs cost zero.
+* cheap ops: single-threaded C++ kernels, or numpy stand-ins for the rarer kinds
+  (``grimsim.execute.cheap_ops``; part ``cheap_s``); views and inputs cost zero.
 
 Not run: biases, and the activations / batch norms fused into a conv or FC (an engine
 folds them into the weights and the GEMM's epilogue). The network's total is the sum of its
@@ -144,8 +144,8 @@ class GemmRun:
 @dataclass(frozen=True)
 class LayerRun:
     """One layer as it ran. ``measured_s`` is the sum of ``parts`` (named seconds, e.g.
-    ``im2col_s`` and ``spmm_s``); ``kernel`` joins its GEMMs' kernels with '+' (``numpy:<op>``
-    for cheap-op stand-ins, ``none`` for views); ``scheme`` is the spec of its prunable GEMMs
+    ``im2col_s`` and ``spmm_s``); ``kernel`` joins its GEMMs' kernels with '+' (``cpp:<op>``
+    or ``numpy:<op>`` for cheap ops, ``none`` for views); ``scheme`` is the spec of its prunable GEMMs
     (``mixed`` when they differ); ``sparsity`` the fraction removed over its prunable weights
     (None without any)."""
 
@@ -843,7 +843,7 @@ def _cheap(ctx: _Ctx, layer: LayerWorkload) -> LayerRun:
     if op is None:  # a view or an input: nothing runs
         return LayerRun(layer.name, layer.op, "dense", "none", 0.0, ())
     seconds = ctx.time(op.fn)
-    return LayerRun(layer.name, layer.op, "dense", op.kernel, seconds, (("numpy_s", seconds),))
+    return LayerRun(layer.name, layer.op, "dense", op.kernel, seconds, (("cheap_s", seconds),))
 
 
 def _run_layer(ctx: _Ctx, layer: LayerWorkload) -> LayerRun:
