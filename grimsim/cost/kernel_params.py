@@ -36,7 +36,7 @@ _EFFICIENCY = MappingProxyType({
     "csr": 0.75,
     "nm": 0.35,
     "pattern": 0.45,
-    "eltwise": 0.85,  # assumed like gemm; the per-op cycles (_CHEAP_CYCLES_PER_VALUE) absorb the rest
+    "eltwise": 0.85,  # assumed like gemm; _CHEAP_CYCLES_PER_VALUE holds the measured rest
 })
 
 # Fixed cost of one kernel call (argument checks, scratch allocation, dispatch), in cycles of

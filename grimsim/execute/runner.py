@@ -145,9 +145,9 @@ class GemmRun:
 class LayerRun:
     """One layer as it ran. ``measured_s`` is the sum of ``parts`` (named seconds, e.g.
     ``im2col_s`` and ``spmm_s``); ``kernel`` joins its GEMMs' kernels with '+' (``cpp:<op>``
-    or ``numpy:<op>`` for cheap ops, ``none`` for views); ``scheme`` is the spec of its prunable GEMMs
-    (``mixed`` when they differ); ``sparsity`` the fraction removed over its prunable weights
-    (None without any)."""
+    or ``numpy:<op>`` for cheap ops, ``none`` for views); ``scheme`` is the spec of its
+    prunable GEMMs (``mixed`` when they differ); ``sparsity`` the fraction removed over its
+    prunable weights (None without any)."""
 
     name: str
     op: str
