@@ -256,6 +256,11 @@ def test_pool2d_propagates_nan_and_inf():
     assert np.isnan(y[0, 0, 0, 8]) and np.isnan(y[0, 0, 0]).sum() == 1
     y = gk.pool2d(wide, (3, 3), (1, 1), (1, 1), (3, 40), kind="max")
     assert np.isnan(y[0, 0, :, 16:19]).all() and not np.isnan(y[0, 0, :, 19:]).any()
+    # and one window over the whole plane (a vector reduction)
+    planes = np.ones((1, 3, 7, 7), np.float32)
+    planes[0, 1, 6, 6] = np.nan
+    y = gk.pool2d(planes, (7, 7), (1, 1), (0, 0), (1, 1), kind="max")
+    assert y[0, 0, 0, 0] == 1.0 and np.isnan(y[0, 1, 0, 0]) and y[0, 2, 0, 0] == 1.0
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -184,9 +184,13 @@ void pool2d(const float* input, const PoolGeometry& g, bool is_max, float* outpu
   const std::int64_t per_thread = pool_scratch_floats(g);
   std::vector<float> rows(static_cast<std::size_t>(threads * per_thread));
   const SimdLevel level = simd_runtime_level();
-  parallel_for(g.channels, threads, [&](std::int64_t c, int thread) {
-    GRIMSIM_DISPATCH_AT(level, pool_plane, g, is_max, input + c * plane, output + c * oplane,
-                        rows.data() + static_cast<std::int64_t>(thread) * per_thread);
+  // Tasks of several planes when they are small (a 7x7 plane is ~100 ns of work, about what
+  // handing out a task and dispatching to the SIMD tier costs).
+  const std::int64_t per_task = std::max<std::int64_t>(1, 4096 / plane);
+  parallel_for((g.channels + per_task - 1) / per_task, threads, [&](std::int64_t t, int thread) {
+    const std::int64_t c0 = t * per_task, n = std::min(per_task, g.channels - c0);
+    GRIMSIM_DISPATCH_AT(level, pool_planes, g, is_max, input + c0 * plane, output + c0 * oplane,
+                        n, rows.data() + static_cast<std::int64_t>(thread) * per_thread);
   });
 }
 

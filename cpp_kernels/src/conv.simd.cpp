@@ -297,9 +297,39 @@ GRIMSIM_INLINE void windows_stride2(const float* GRIMSIM_RESTRICT row,
   windows<KW, 2>(row + 2 * ox, orow + ox, out_w - ox, reduce, scale);
 }
 
+// One window over the whole plane (ResNet's and GoogLeNet's final 7x7 pools): a reduction
+// of its h * w contiguous values.
+template <class Reduce>
+GRIMSIM_INLINE float reduce_plane(const float* GRIMSIM_RESTRICT in, std::int64_t n,
+                                  Reduce reduce) {
+  std::int64_t i = 0;
+  float m = in[0];
+#if defined(__GNUC__) || defined(__clang__)
+  if (n >= kLanes) {
+    vf acc = simd::load(in);
+    for (i = kLanes; i + kLanes <= n; i += kLanes) acc = reduce(acc, simd::load(in + i));
+    float lanes[kLanes];
+    simd::store(lanes, acc);
+    m = lanes[0];
+    for (int l = 1; l < kLanes; ++l) m = reduce(m, lanes[l]);
+  } else {
+    i = 1;
+  }
+#else
+  i = 1;
+#endif
+  for (; i < n; ++i) m = reduce(m, in[i]);
+  return m;
+}
+
 template <class Reduce>
 void pool_plane_with(const PoolGeometry& g, Reduce reduce, float fill, float scale,
                      const float* in, float* out, float* rowbuf) {
+  if (g.out_h == 1 && g.out_w == 1 && g.pad_top == 0 && g.pad_left == 0 &&
+      g.kernel_h >= g.height && g.kernel_w >= g.width) {
+    out[0] = reduce_plane(in, g.height * g.width, reduce) * scale;
+    return;
+  }
   if (g.stride_h == 1 && g.stride_w == 1) {
     pool_plane_stride1(g, reduce, fill, scale, in, out, rowbuf);
     return;
@@ -343,13 +373,17 @@ void pool_plane_with(const PoolGeometry& g, Reduce reduce, float fill, float sca
 }
 }  // namespace
 
-void pool_plane(const PoolGeometry& g, bool is_max, const float* in, float* out,
-                float* rowbuf) {
-  if (is_max)
-    pool_plane_with(g, NanMax{}, -__builtin_inff(), 1.0f, in, out, rowbuf);
-  else
-    pool_plane_with(g, Plus{}, 0.0f, 1.0f / static_cast<float>(g.kernel_h * g.kernel_w), in,
-                    out, rowbuf);
+void pool_planes(const PoolGeometry& g, bool is_max, const float* in, float* out,
+                 std::int64_t planes, float* rowbuf) {
+  const std::int64_t plane = g.height * g.width, oplane = g.out_h * g.out_w;
+  const float avg = 1.0f / static_cast<float>(g.kernel_h * g.kernel_w);
+  for (std::int64_t p = 0; p < planes; ++p) {
+    if (is_max)
+      pool_plane_with(g, NanMax{}, -__builtin_inff(), 1.0f, in + p * plane, out + p * oplane,
+                      rowbuf);
+    else
+      pool_plane_with(g, Plus{}, 0.0f, avg, in + p * plane, out + p * oplane, rowbuf);
+  }
 }
 
 }  // namespace GRIMSIM_ISA_NS

@@ -97,8 +97,8 @@ GRIMSIM_MV_DECLARE(void depthwise_plane(const DepthwiseJob& job, const float* in
                                         const float* kernel, float bias, float* out,
                                         float* scratch))
 
-// Pooling of one channel plane (the geometry's channels are ignored); rowbuf holds
-// pool_scratch_floats(g) floats. (static: each translation unit, of every SIMD tier, keeps
+// Pooling of `planes` consecutive channel planes (the geometry's channels are ignored);
+// rowbuf holds pool_scratch_floats(g) floats. (static: each translation unit, of every SIMD tier, keeps
 // its own copy of these small helpers.)
 static inline std::int64_t pool_span(const PoolGeometry& g) {
   return (g.out_w - 1) * g.stride_w + g.kernel_w;  // padded columns the windows cover
@@ -117,8 +117,8 @@ static inline std::int64_t pool_scratch_floats(const PoolGeometry& g) {
   const std::int64_t plane = pool_padded_width(g) * pool_padded_height(g);
   return g.stride_h == 1 && g.stride_w == 1 && plane > rows ? plane : rows;
 }
-GRIMSIM_MV_DECLARE(void pool_plane(const PoolGeometry& g, bool is_max, const float* in,
-                                   float* out, float* rowbuf))
+GRIMSIM_MV_DECLARE(void pool_planes(const PoolGeometry& g, bool is_max, const float* in,
+                                    float* out, std::int64_t planes, float* rowbuf))
 
 }  // namespace grimsim
 

@@ -312,7 +312,11 @@ void test_pool(const std::string& tier) {
                         {2, 9, 9, 4, 6, 1, 1, 3, 2, 10, 6},
                         // stride 2 on wide rows: the deinterleaving vector path + its tail
                         {2, 6, 45, 3, 3, 2, 2, 1, 1, 3, 23},
-                        {2, 6, 41, 2, 2, 2, 2, 0, 0, 3, 21}};
+                        {2, 6, 41, 2, 2, 2, 2, 0, 0, 3, 21},
+                        // one window over the whole plane (ResNet's final pool), and one
+                        // larger than the plane (ceil mode)
+                        {5, 7, 7, 7, 7, 1, 1, 0, 0, 1, 1},
+                        {3, 3, 5, 4, 6, 2, 2, 0, 0, 1, 1}};
   std::uint32_t seed = 7;
   for (const Case& k : cases) {
     grimsim::PoolGeometry g;
