@@ -337,7 +337,8 @@ def test_cheap_op_stand_ins_run(layer: wl.LayerWorkload) -> None:
 
 #: The layers of _ops() that a C++ kernel runs (the rest are numpy stand-ins).
 _CPP_OPS = {"maxpool_ceil", "avgpool", "bn", "softmax", "permute", "resize", "layernorm",
-            "lrn", *(f"act_{k}" for k in ("relu", "relu6", "leakyrelu", "sigmoid", "tanh", "swish",
+            "lrn", "reduce",
+            *(f"act_{k}" for k in ("relu", "relu6", "leakyrelu", "sigmoid", "tanh", "swish",
                                    "hardswish", "gelu", "elu"))}
 
 
@@ -391,6 +392,20 @@ def test_permutes_move_the_data_the_layer_names() -> None:
     # a layout change without an order (ncnn Reshape with permute): channels last
     (a,), (y,) = _run_op(wl.elementwise_op("cl", Op.PERMUTE, [x], [(1, 6, 6)]))
     np.testing.assert_array_equal(y.reshape(-1), a.reshape(1, 6, 6).transpose(0, 2, 1).ravel())
+
+
+def test_reduce_stand_in_follows_the_shapes_when_axes_skip_the_batch() -> None:
+    # ncnn's Reduction counts axes without the batch: (1, 2) = h, w of (1, C, H, W)
+    keep = wl.elementwise_op("r", Op.REDUCE, [(1, 3, 4, 5)], [(1, 3, 1, 1)],
+                             attrs={"axes": (1, 2), "kind": "mean"})
+    op = cheap_op(keep, np.random.default_rng(1))
+    assert op is not None and op.kernel == "cpp:reduce"  # a spatial reduce is a global pool
+    (x,), (y,) = _run_op(keep)
+    np.testing.assert_allclose(y, x.mean(axis=(2, 3), keepdims=True), rtol=1e-6)
+    drop = wl.elementwise_op("d", Op.REDUCE, [(1, 3, 4, 5)], [(1, 3)],
+                             attrs={"axes": (1, 2), "kind": "max"})
+    (x,), (y,) = _run_op(drop)
+    np.testing.assert_array_equal(y, x.max(axis=(2, 3)))
 
 
 def test_resize_stand_ins_follow_the_mode() -> None:

@@ -63,12 +63,13 @@ _LLC_BPC = MappingProxyType({"default": 16.0, "zen3": 24.0})
 # Per op kind, the cycles per output value a cheap-op kernel spends beyond its traffic and
 # its vectorised element-wise ops (model cycles, before the eltwise efficiency): gathers
 # (resize, transposing permutes), exp/log per value (softmax, LRN, activations), window
-# reductions over short rows (pooling), several passes (layer norm). Fitted on the dev VM
+# reductions over short rows (pooling), several passes (layer norm), a plane per output
+# (spatial reduce, about 30 cycles of per-plane work). Fitted on the dev VM
 # with benchmarks/cheap_ops.py: every non-GEMM layer of ncnn's 27 benchmark networks, each
 # value chosen so the op's median measured / predicted is 1 (recorded in
 # benchmarks/cheap_ops.md).
 _CHEAP_CYCLES_PER_VALUE = MappingProxyType({
-    "pool": 2.2, "global_pool": 1.6, "softmax": 3.4, "lrn": 3.4, "resize": 1.0,
+    "pool": 2.2, "global_pool": 1.6, "reduce": 30.0, "softmax": 3.4, "lrn": 3.4, "resize": 1.0,
     "layernorm": 0.54, "permute": 0.51, "pad": 0.46, "concat": 0.23, "slice": 0.22,
     "split": 0.22, "eltwise": 0.18, "activation": 0.13,
 })
