@@ -30,34 +30,50 @@ import grimsim._kernels as K  # noqa: N812
 import numpy as np
 from threadpoolctl import threadpool_info
 
-from grimsim.api import estimate, load_device, load_network
+from grimsim.api import load_device, load_network
 from grimsim.cost.analytical_cpu import AnalyticalCPUModel
 from grimsim.cost.kernel_params import DEFAULT_PARAMS, KernelParams
 from grimsim.cost.network import estimate_network
+from grimsim.cost.profile import DeviceProfile
 from grimsim.execute.cheap_ops import cheap_op
+from grimsim.network.graph import Network
 
 MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "ncnn" / "models"
 
 
-def collect(models: Path, min_time_s: float, rounds: int) -> list[dict[str, Any]]:
+def load_networks(models: Path) -> dict[str, Network]:
+    """The networks of every ``.param`` file in ``models``, by file stem (parsed once)."""
+    return {path.stem: load_network(str(path)) for path in sorted(models.glob("*.param"))}
+
+
+def predictions(nets: dict[str, Network], profile: DeviceProfile,
+                params: KernelParams = DEFAULT_PARAMS) -> dict[tuple[str, str], float]:
+    """Predicted seconds of every layer of the networks by the analytical model under
+    ``params`` (cheap layers get no learned correction, calibrated profile or not)."""
+    model = AnalyticalCPUModel(profile, params=params)
+    return {(name, le.name): le.latency_s for name, net in nets.items()
+            for le in estimate_network(net, model, threads=1).layers}
+
+
+def collect(nets: dict[str, Network], profile: DeviceProfile, min_time_s: float,
+            rounds: int) -> list[dict[str, Any]]:
     """Every cheap layer timed once per round (rounds a network apart, so a busy spell on
     the shared machine does not hit all of them); its fastest round is kept."""
+    predicted = predictions(nets, profile)
     plans = []
-    for path in sorted(models.glob("*.param")):
-        net = load_network(str(path))
-        predicted = {le.name: le for le in estimate(net, "host", threads=1).layers}
+    for name, net in nets.items():
         rng = np.random.default_rng(0)
         for layer in net.layers():
-            if layer.gemms or layer.name not in predicted:
+            if layer.gemms or (name, layer.name) not in predicted:
                 continue
             op = cheap_op(layer, rng)
             if op is None:
                 continue
             values_out = sum(int(np.prod(s)) for s in layer.output_shapes)
-            plans.append(({"model": path.stem, "layer": layer.name, "op": layer.op,
+            plans.append(({"model": name, "layer": layer.name, "op": layer.op,
                            "kernel": op.kernel, "values_out": values_out,
                            "measured_s": float("inf"),
-                           "predicted_s": predicted[layer.name].latency_s}, op.fn))
+                           "predicted_s": predicted[(name, layer.name)]}, op.fn))
     for _ in range(rounds):
         for row, fn in plans:
             timing = K.time_callable(fn, threads=1, min_time_s=min_time_s, warmup=1)
@@ -65,19 +81,8 @@ def collect(models: Path, min_time_s: float, rounds: int) -> list[dict[str, Any]
     return [row for row, _ in plans]
 
 
-def predictions(models: Path, params: KernelParams) -> dict[tuple[str, str], float]:
-    """Predicted seconds of every layer of the networks under ``params``."""
-    profile = load_device("host")
-    model = AnalyticalCPUModel(profile, params=params)
-    out = {}
-    for path in sorted(models.glob("*.param")):
-        net = load_network(str(path))
-        for le in estimate_network(net, model, threads=1).layers:
-            out[(path.stem, le.name)] = le.latency_s
-    return out
-
-
-def fit(models: Path, rows: list[dict[str, Any]], steps: int = 24) -> dict[str, float]:
+def fit(nets: dict[str, Network], profile: DeviceProfile, rows: list[dict[str, Any]],
+        steps: int = 24) -> dict[str, float]:
     """Per op kind, the cheap_cycles_per_value that makes the median measured / predicted of
     its layers 1 (bisection on all kinds at once: a kind's value moves only its rows)."""
     ops = sorted({r["op"] for r in rows})
@@ -85,8 +90,8 @@ def fit(models: Path, rows: list[dict[str, Any]], steps: int = 24) -> dict[str, 
     hi = dict.fromkeys(ops, 64.0)
     for _ in range(steps):
         mid = {op: (lo[op] + hi[op]) / 2 for op in ops}
-        params = dataclasses.replace(DEFAULT_PARAMS, cheap_cycles_per_value=mid)
-        pred = predictions(models, params)
+        pred = predictions(nets, profile,
+                           dataclasses.replace(DEFAULT_PARAMS, cheap_cycles_per_value=mid))
         for op in ops:
             ratio = statistics.median(r["measured_s"] / pred[(r["model"], r["layer"])]
                                       for r in rows if r["op"] == op)
@@ -156,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     profile = load_device("host")
     clock = profile.clusters_big_first()[0].max_clock_ghz
-    rows = collect(args.models, args.min_time_s, args.rounds)
+    nets = load_networks(args.models)
+    rows = collect(nets, profile, args.min_time_s, args.rounds)
     summary = summarize(rows, clock * 1e9)
     blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
             for i in threadpool_info() if i.get("user_api") == "blas"]
@@ -169,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(summary, meta)
     print(text)
     if args.fit:
-        fitted = fit(args.models, rows)
+        fitted = fit(nets, profile, rows)
         print("cheap_cycles_per_value fitted here:", json.dumps(fitted))
         meta["fitted_cheap_cycles_per_value"] = fitted
     if args.out != "-":

@@ -107,9 +107,8 @@ i64 offset_of(i64 index, const i64* sizes, const i64* strides, int n) {
 void permute_canonical(const float* x, const Perm& c, float* y, i64 total, int threads) {
   const int R = c.rank;
   if (R <= 1) {  // nothing moves: a copy
-    parallel_for((total + kChunk - 1) / kChunk, threads, [&](i64 t) {
-      const i64 a = t * kChunk, n = std::min(kChunk, total - a);
-      std::memcpy(y + a, x + a, static_cast<std::size_t>(n) * sizeof(float));
+    parallel_for_blocks(total, kChunk, threads, [&](i64 a, i64 b, int) {
+      std::memcpy(y + a, x + a, static_cast<std::size_t>(b - a) * sizeof(float));
     });
     return;
   }
@@ -128,9 +127,7 @@ void permute_canonical(const float* x, const Perm& c, float* y, i64 total, int t
     // The innermost axis stays innermost: copy runs of it whole.
     const i64 run = c.shape[R - 1];
     const i64 runs = total / run;
-    const i64 per_task = std::max<i64>(1, kChunk / run);
-    parallel_for((runs + per_task - 1) / per_task, threads, [&](i64 t) {
-      const i64 r0 = t * per_task, r1 = std::min(runs, r0 + per_task);
+    parallel_for_blocks(runs, kChunk / run, threads, [&](i64 r0, i64 r1, int) {
       for (i64 r = r0; r < r1; ++r)
         std::memcpy(y + r * run, x + offset_of(r, out_size, out_in_stride, R - 1),
                     static_cast<std::size_t>(run) * sizeof(float));
@@ -306,12 +303,10 @@ void softmax(const float* x, std::int64_t outer, std::int64_t len, std::int64_t 
   checked_product(sizes, 3, "softmax");
   check(x != nullptr && y != nullptr, "softmax: null input or output");
   const i64 slice = len * inner;
-  const i64 per_task = std::max<i64>(1, kChunk / slice);
   std::vector<float> scratch(inner > 1 ? static_cast<std::size_t>(threads) * 2 * inner : 0);
   const SimdLevel level = simd_runtime_level();
-  parallel_for((outer + per_task - 1) / per_task, threads, [&](i64 t, int thread) {
+  parallel_for_blocks(outer, kChunk / slice, threads, [&](i64 o0, i64 o1, int thread) {
     float* s = inner > 1 ? scratch.data() + static_cast<i64>(thread) * 2 * inner : nullptr;
-    const i64 o0 = t * per_task, o1 = std::min(outer, (t + 1) * per_task);
     if (inner == 1) {
       GRIMSIM_DISPATCH_AT(level, softmax_rows, x + o0 * len, y + o0 * len, o1 - o0, len);
       return;
@@ -330,9 +325,8 @@ void unary(const float* x, std::int64_t n, Unary kind, float alpha, float* y, in
   check(std::isfinite(alpha), "unary: alpha must be finite");
   check(x != nullptr && y != nullptr, "unary: null input or output");
   const SimdLevel level = simd_runtime_level();
-  parallel_for((n + kChunk - 1) / kChunk, threads, [&](i64 t) {
-    const i64 a = t * kChunk;
-    GRIMSIM_DISPATCH_AT(level, unary_span, k, alpha, x + a, y + a, std::min(kChunk, n - a));
+  parallel_for_blocks(n, kChunk, threads, [&](i64 a, i64 b, int) {
+    GRIMSIM_DISPATCH_AT(level, unary_span, k, alpha, x + a, y + a, b - a);
   });
 }
 
@@ -346,10 +340,8 @@ void channel_affine(const float* x, std::int64_t outer, std::int64_t channels,
         "channel_affine: null input, output, scale or shift");
   const i64 planes = outer * channels;
   const SimdLevel level = simd_runtime_level();
-  const i64 per_task = std::max<i64>(1, kChunk / inner);
-  parallel_for((planes + per_task - 1) / per_task, threads, [&](i64 t) {
-    const i64 p1 = std::min(planes, (t + 1) * per_task);
-    for (i64 p = t * per_task; p < p1; ++p) {
+  parallel_for_blocks(planes, kChunk / inner, threads, [&](i64 p0, i64 p1, int) {
+    for (i64 p = p0; p < p1; ++p) {
       const i64 ch = p % channels;
       GRIMSIM_DISPATCH_AT(level, affine_span, x + p * inner, y + p * inner, inner, scale[ch],
                           shift[ch]);
@@ -365,10 +357,8 @@ void layernorm(const float* x, std::int64_t rows, std::int64_t dim, const float*
   check(std::isfinite(eps) && eps >= 0.0f, "layernorm: eps must be finite and >= 0");
   check(x != nullptr && y != nullptr, "layernorm: null input or output");
   const SimdLevel level = simd_runtime_level();
-  const i64 per_task = std::max<i64>(1, kChunk / dim);
-  parallel_for((rows + per_task - 1) / per_task, threads, [&](i64 t) {
-    const i64 r1 = std::min(rows, (t + 1) * per_task);
-    for (i64 r = t * per_task; r < r1; ++r)
+  parallel_for_blocks(rows, kChunk / dim, threads, [&](i64 r0, i64 r1, int) {
+    for (i64 r = r0; r < r1; ++r)
       GRIMSIM_DISPATCH_AT(level, layernorm_row, x + r * dim, y + r * dim, dim, gamma, beta, eps);
   });
 }

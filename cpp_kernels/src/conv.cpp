@@ -186,11 +186,10 @@ void pool2d(const float* input, const PoolGeometry& g, bool is_max, float* outpu
   const SimdLevel level = simd_runtime_level();
   // Tasks of several planes when they are small (a 7x7 plane is ~100 ns of work, about what
   // handing out a task and dispatching to the SIMD tier costs).
-  const std::int64_t per_task = std::max<std::int64_t>(1, 4096 / plane);
-  parallel_for((g.channels + per_task - 1) / per_task, threads, [&](std::int64_t t, int thread) {
-    const std::int64_t c0 = t * per_task, n = std::min(per_task, g.channels - c0);
+  parallel_for_blocks(g.channels, 4096 / plane, threads,
+                      [&](std::int64_t c0, std::int64_t c1, int thread) {
     GRIMSIM_DISPATCH_AT(level, pool_planes, g, is_max, input + c0 * plane, output + c0 * oplane,
-                        n, rows.data() + static_cast<std::int64_t>(thread) * per_thread);
+                        c1 - c0, rows.data() + static_cast<std::int64_t>(thread) * per_thread);
   });
 }
 

@@ -160,11 +160,6 @@ struct Plus {
 #endif
 };
 
-// Separable and branch-free: per output row, the window's input rows are reduced into one
-// row (rows outside the input skipped), laid out with kernel-sized `fill` margins (-inf for
-// max, 0 for a sum) so every window reads kernel_w values; the windows' reductions are then
-// computed for every column start with kernel_w - 1 shifted passes and read out every
-// stride_w, times `scale`. All loops are contiguous, so the compiler vectorises them.
 // orow[ox] = reduce of row[ox * SW .. ox * SW + KW) times scale.
 template <int KW, int SW, class Reduce>
 GRIMSIM_INLINE void windows(const float* GRIMSIM_RESTRICT row, float* GRIMSIM_RESTRICT orow,
@@ -322,6 +317,13 @@ GRIMSIM_INLINE float reduce_plane(const float* GRIMSIM_RESTRICT in, std::int64_t
   return m;
 }
 
+// One plane: a single window over all of it is a plain reduction, stride 1 both ways goes
+// through the whole padded plane (pool_plane_stride1). Otherwise separable and branch-free:
+// per output row, the window's input rows are reduced into one row (rows outside the input
+// skipped), laid out with kernel-sized `fill` margins (-inf for max, 0 for a sum) so every
+// window reads kernel_w values; the windows are then reduced along the row (vector code for
+// the usual 2- and 3-column windows, else every column start with kernel_w - 1 shifted
+// passes read out every stride_w), times `scale`.
 template <class Reduce>
 void pool_plane_with(const PoolGeometry& g, Reduce reduce, float fill, float scale,
                      const float* in, float* out, float* rowbuf) {
@@ -335,8 +337,7 @@ void pool_plane_with(const PoolGeometry& g, Reduce reduce, float fill, float sca
     return;
   }
   const std::int64_t W = g.width, kw = g.kernel_w, sw = g.stride_w, pl = g.pad_left;
-  const std::int64_t span = (g.out_w - 1) * sw + kw;  // padded columns the windows cover
-  const std::int64_t len = imax(span, pl + W);
+  const std::int64_t span = pool_span(g), len = pool_padded_width(g);
   float* GRIMSIM_RESTRICT row = rowbuf;         // len floats
   float* GRIMSIM_RESTRICT win = rowbuf + len;   // span - kw + 1 floats
   for (std::int64_t x = 0; x < pl; ++x) row[x] = fill;

@@ -98,8 +98,8 @@ GRIMSIM_MV_DECLARE(void depthwise_plane(const DepthwiseJob& job, const float* in
                                         float* scratch))
 
 // Pooling of `planes` consecutive channel planes (the geometry's channels are ignored);
-// rowbuf holds pool_scratch_floats(g) floats. (static: each translation unit, of every SIMD tier, keeps
-// its own copy of these small helpers.)
+// rowbuf holds pool_scratch_floats(g) floats. (The helpers are static: each translation unit,
+// of every SIMD tier, keeps its own copy.)
 static inline std::int64_t pool_span(const PoolGeometry& g) {
   return (g.out_w - 1) * g.stride_w + g.kernel_w;  // padded columns the windows cover
 }

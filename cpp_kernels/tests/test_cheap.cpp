@@ -3,7 +3,6 @@
 // their argument checks (under ASan/UBSan a bad call must be refused before any access).
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -15,14 +14,6 @@ using testutil::random_vector;
 using testutil::throws_invalid;
 
 namespace {
-
-void set_tier(const char* name) {
-#if defined(_WIN32)
-  _putenv_s("GRIMSIM_SIMD", name);
-#else
-  setenv("GRIMSIM_SIMD", name, 1);
-#endif
-}
 
 void test_permute() {
   // (2, 3, 4, 5) -> perm (2, 0, 3, 1): the innermost axis moves (tiled transpose path)
@@ -207,15 +198,8 @@ void test_norms(const std::string& tier) {
 }  // namespace
 
 int main() {
-  const grimsim::SimdLevel best = grimsim::simd_runtime_level();
-  std::vector<std::string> tiers = {grimsim::simd_level_name(best)};
-#if defined(GRIMSIM_X86_DISPATCH)
-  tiers = {"sse2"};
-  if (best >= grimsim::SimdLevel::avx2) tiers.push_back("avx2");
-  if (best >= grimsim::SimdLevel::avx512) tiers.push_back("avx512");
-#endif
-  for (const auto& tier : tiers) {
-    set_tier(tier.c_str());
+  for (const std::string& tier : testutil::tiers()) {
+    testutil::set_tier(tier);
     test_resize(tier);
     test_softmax(tier);
     test_unary(tier);
@@ -223,6 +207,5 @@ int main() {
   }
   test_permute();
   test_affine();
-  std::printf("%d checks, %d failures\n", testutil::checks(), testutil::failures());
-  return testutil::failures() == 0 ? 0 : 1;
+  return testutil::finish("test_cheap");
 }

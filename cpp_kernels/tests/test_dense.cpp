@@ -18,35 +18,11 @@
 using grimsim::ConvGeometry;
 using testutil::random_vector;
 using testutil::rel_err;
+using testutil::set_tier;
 using testutil::throws_invalid;
+using testutil::tiers;
 
 namespace {
-
-// Tiers to exercise: every one this CPU supports (GRIMSIM_SIMD caps the dispatcher).
-std::vector<std::string> tiers() {
-  std::vector<std::string> out;
-  const grimsim::SimdLevel best = grimsim::simd_runtime_level();
-  for (grimsim::SimdLevel l : {grimsim::SimdLevel::sse2, grimsim::SimdLevel::avx2,
-                               grimsim::SimdLevel::avx512, grimsim::SimdLevel::neon,
-                               grimsim::SimdLevel::scalar}) {
-    if (static_cast<int>(l) > static_cast<int>(best)) continue;
-#if !defined(GRIMSIM_X86_DISPATCH)
-    if (l != best) continue;  // one tier compiled in
-#else
-    if (l == grimsim::SimdLevel::neon || l == grimsim::SimdLevel::scalar) continue;
-#endif
-    out.push_back(grimsim::simd_level_name(l));
-  }
-  return out;
-}
-
-void set_tier(const std::string& name) {
-#if defined(_WIN32)
-  _putenv_s("GRIMSIM_SIMD", name.c_str());
-#else
-  setenv("GRIMSIM_SIMD", name.c_str(), 1);
-#endif
-}
 
 void test_gemm(const std::string& tier) {
   const std::int64_t shapes[][3] = {{1, 1, 1},   {1, 7, 1},    {5, 3, 2},    {7, 13, 17},

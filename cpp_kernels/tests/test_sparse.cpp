@@ -14,24 +14,11 @@
 using sparsetest::i64;
 using testutil::random_vector;
 using testutil::rel_err;
+using testutil::set_tier;
 using testutil::throws_invalid;
+using testutil::tiers;
 
 namespace {
-
-std::vector<std::string> tiers() {
-  std::vector<std::string> out;
-  const grimsim::SimdLevel best = grimsim::simd_runtime_level();
-#if defined(GRIMSIM_X86_DISPATCH)
-  for (grimsim::SimdLevel l :
-       {grimsim::SimdLevel::sse2, grimsim::SimdLevel::avx2, grimsim::SimdLevel::avx512})
-    if (static_cast<int>(l) <= static_cast<int>(best)) out.push_back(grimsim::simd_level_name(l));
-#else
-  out.push_back(grimsim::simd_level_name(best));
-#endif
-  return out;
-}
-
-void set_tier(const std::string& name) { setenv("GRIMSIM_SIMD", name.c_str(), 1); }
 
 std::vector<float> dense_ref(const std::vector<float>& w, const std::vector<float>& x, i64 M,
                              i64 K, i64 N) {

@@ -4,11 +4,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "grimsim/kernels.hpp"
+#include "grimsim/simd.hpp"
 
 namespace testutil {
 
@@ -65,6 +67,30 @@ inline double rel_err(const std::vector<float>& a, const std::vector<float>& b) 
     if (s > scale) scale = s;
   }
   return diff / (1.0 + scale);
+}
+
+// SIMD tiers to exercise: on x86 every one this CPU runs (GRIMSIM_SIMD caps the dispatcher),
+// elsewhere the single tier compiled in.
+inline std::vector<std::string> tiers() {
+  std::vector<std::string> out;
+  const grimsim::SimdLevel best = grimsim::simd_runtime_level();
+#if defined(GRIMSIM_X86_DISPATCH)
+  for (grimsim::SimdLevel l :
+       {grimsim::SimdLevel::sse2, grimsim::SimdLevel::avx2, grimsim::SimdLevel::avx512})
+    if (static_cast<int>(l) <= static_cast<int>(best)) out.push_back(grimsim::simd_level_name(l));
+#else
+  out.push_back(grimsim::simd_level_name(best));
+#endif
+  return out;
+}
+
+// Caps the dispatcher at a tier (names as in grimsim::simd_level_name).
+inline void set_tier(const std::string& name) {
+#if defined(_WIN32)
+  _putenv_s("GRIMSIM_SIMD", name.c_str());
+#else
+  setenv("GRIMSIM_SIMD", name.c_str(), 1);
+#endif
 }
 
 inline int finish(const char* name) {

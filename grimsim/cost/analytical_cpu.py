@@ -959,14 +959,14 @@ class AnalyticalCPUModel:
         p = self.params
         rows = ctx.rows
         cost = _Cost(idx.size)
+        x_bytes = rows.act_bytes_in[idx].astype(np.float64)
+        y_bytes = rows.act_bytes_out[idx].astype(np.float64)
         cost.main = rows.elementwise_ops[idx] / (mc.lanes * p.cheap_ops_per_lane_cycle) \
-            + rows.act_bytes_out[idx] / _F4 * self._cheap_cycles[rows.op[idx]]
+            + y_bytes / _F4 * self._cheap_cycles[rows.op[idx]]
         for code, (kind, gates, nonlinear) in _RECURRENT.items():
             rec = np.flatnonzero(rows.op[idx] == code)
             if rec.size:
                 self._gate_math(ctx, idx[rec], rec, cost, kind, gates, nonlinear)
-        x_bytes = rows.act_bytes_in[idx].astype(np.float64)
-        y_bytes = rows.act_bytes_out[idx].astype(np.float64)
         _, _, act_in, out = self._levels(ctx, idx, np.zeros(idx.size), x_bytes, y_bytes)
         cost.add(act_in, x_bytes)
         self._store(cost.bytes, out, y_bytes)

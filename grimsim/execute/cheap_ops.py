@@ -129,22 +129,24 @@ def _traffic(ins: Arrays, outs: Arrays) -> Callable[[], object]:
 def _pool(layer: LayerWorkload, ins: Arrays, outs: Arrays,
           rng: np.random.Generator) -> Callable[[], object]:
     x, out = ins[0], outs[0]
-    n, c, h, w = x.shape
-    oh, ow = out.shape[2:]
     if layer.attr("adaptive", False):
         return _adaptive_pool(x, out, str(layer.attr("kind", "avg")))
-    kh, kw = layer.attr("kernel")
-    sh, sw = layer.attr("stride")
     pt, pl, _, _ = layer.attr("padding", (0, 0, 0, 0))
-    k = _kernels()
-
     kind = "max" if layer.attr("kind", "max") == "max" else "avg"
-    # the C++ kernel (separable, windows clipped to the input: what an engine's loop does);
-    # batch and channels are independent planes
+    return _pool_kernel(x, out, layer.attr("kernel"), layer.attr("stride"), (pt, pl), kind)
+
+
+def _pool_kernel(x: np.ndarray, out: np.ndarray, kernel: tuple[int, int],
+                 stride: tuple[int, int], padding: tuple[int, int], kind: str) -> _Kernel:
+    """The C++ pooling kernel on x (N, C, H, W) into out (N, C, out_h, out_w): separable,
+    windows clipped to the input (what an engine's loop does); batch and channels are
+    independent planes."""
+    k = _kernels()
+    n, c, h, w = x.shape
+    oh, ow = out.shape[2:]
     planes = x.reshape(1, n * c, h, w)
     out_planes = out.reshape(1, n * c, oh, ow)
-
-    return _Kernel(lambda: k.pool2d(planes, (kh, kw), (sh, sw), (pt, pl), (oh, ow), kind=kind,
+    return _Kernel(lambda: k.pool2d(planes, kernel, stride, padding, (oh, ow), kind=kind,
                                     out=out_planes))
 
 
@@ -494,23 +496,19 @@ def _reduce(layer: LayerWorkload, ins: Arrays, outs: Arrays,
             axes = changed
     elif axes is None:
         raise ValueError(f"reduce of {x.shape} to {out.shape} names no axes")
-    axes = tuple(int(a) for a in axes)
+    axes = tuple(int(a) % x.ndim for a in axes)
     kind = str(layer.attr("kind", "mean"))
     reduce = np.max if "max" in kind else np.min if "min" in kind else np.mean
-    if int(np.prod(reduce(x, axis=axes).shape)) != out.size and \
-            all(0 <= a < x.ndim - 1 for a in axes):
+    kept = [d for i, d in enumerate(x.shape) if i not in axes]  # numpy's result shape
+    if math.prod(kept) != out.size and all(a < x.ndim - 1 for a in axes):
         axes = tuple(a + 1 for a in axes)  # axes counted without the batch axis
+        kept = [d for i, d in enumerate(x.shape) if i not in axes]
     if x.ndim == 4 and axes == (2, 3):
         # over the spatial axes: a global pool, one vector reduction per plane in C++
         # (numpy's reduction paid ~40 us for 192 planes of 14x14)
-        k = _kernels()
-        n, c, h, w = x.shape
-        planes = x.reshape(1, n * c, h, w)
-        cells = out.reshape(1, n * c, 1, 1)
-        how = "max" if reduce is np.max else "avg"
-        return _Kernel(lambda: k.pool2d(planes, (h, w), (1, 1), (0, 0), (1, 1), kind=how,
-                                        out=cells))
-    target = out.reshape(reduce(x, axis=axes).shape)
+        return _pool_kernel(x, out.reshape(x.shape[0], x.shape[1], 1, 1), x.shape[2:],
+                            (1, 1), (0, 0), "max" if reduce is np.max else "avg")
+    target = out.reshape(kept)
     return lambda: reduce(x, axis=axes, out=target)
 
 

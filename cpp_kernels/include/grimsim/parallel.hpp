@@ -57,6 +57,17 @@ void parallel_for(std::int64_t n_tasks, int threads, F&& fn) {
   parallel_for_ref(n_tasks, threads, TaskRef(ref));
 }
 
+// Runs fn(first, last, thread) over [0, n_items) cut into tasks of `block` consecutive items
+// (the last one shorter; block < 1 counts as 1): coarse tasks for small per-item work.
+template <class F>
+void parallel_for_blocks(std::int64_t n_items, std::int64_t block, int threads, F&& fn) {
+  const std::int64_t b = block > 1 ? block : 1;
+  parallel_for((n_items + b - 1) / b, threads, [&](std::int64_t task, int thread) {
+    const std::int64_t first = task * b;
+    fn(first, n_items - first < b ? n_items : first + b, thread);
+  });
+}
+
 // Threads the hardware offers (>= 1); a default for callers, never used implicitly.
 int hardware_threads();
 
