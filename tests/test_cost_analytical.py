@@ -235,6 +235,29 @@ def test_bcr_sparser_not_slower(m: int, k: int, n: int, s: list[float],
     assert t_hi <= t_lo * (1 + 1e-3), (spec, lo, hi)
 
 
+def test_bcr_ragged_end_costs_a_narrow_pass(sd855: DeviceProfile) -> None:
+    """With 8-lane vectors, packed BCR runs N's whole vectors as panels and a ragged end of
+    fewer than 8 columns on the narrow kernel: one column more costs something, but less
+    than a whole vector. 4-lane tiers pad the ragged end to a vector."""
+    wide = dataclasses.replace(sd855, clusters=tuple(
+        dataclasses.replace(c, simd_width_bits=256, fma_pipe_width_bits=256)
+        for c in sd855.clusters))
+    for profile in (wide, sd855):
+        model = AnalyticalCPUModel(profile)
+        lanes = model.machine.lanes
+
+        def latency(cols: int, model: AnalyticalCPUModel = model) -> float:
+            return _one(gemm_rows(512, 4608, cols, "bcr:16x32:0.75"), model)
+
+        n = 6 * lanes
+        base, one_more = latency(n), latency(n + 1)
+        assert base < one_more
+        if lanes >= 8:
+            assert one_more - base < 0.6 * (latency(n + lanes) - base)
+        else:  # padded: any ragged end costs a whole vector
+            assert one_more == pytest.approx(latency(n + lanes - 1), rel=1e-3)
+
+
 def _homogeneous_cores(profile: DeviceProfile) -> int:
     """Threads that stay on cores of the fastest core type."""
     clusters = profile.clusters_big_first()

@@ -55,15 +55,15 @@ inline i64 tile_vectors(i64 k, int lanes) {
   return nt - nt % 6;
 }
 
-// Runs kernel(unit0, unit1, panel) over all (N tile, chunk) tasks for n >= lanes; y (rows x n)
-// is fully written. `prefix` holds per-unit work prefix sums (may be empty when threads == 1).
+// Runs kernel(unit0, unit1, panel) over all (N tile, chunk) tasks for n >= lanes; columns
+// [0, n) of y (rows x n, row stride ld >= n, as x's) are fully written. `prefix` holds per-unit work prefix sums (may be empty when threads == 1).
 // Kernels either accumulate into Y (zeroed here first) or, with `overwrite`, store every row
 // of their units; `row_map` (overwrite kernels with one row per unit only; null = identity)
 // names the Y row of each unit. `x_row_reads` is how many X rows the kernel loads per N tile
 // (one per nonzero for CSR, N:M and pattern; one per kept column of each tile for BCR).
 template <class RowStart, class Kernel>
 void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::vector<i64>& prefix,
-                const float* x, i64 n, float* y, int threads, int lanes, bool overwrite,
+                const float* x, i64 n, i64 ld, float* y, int threads, int lanes, bool overwrite,
                 const std::int32_t* row_map, i64 x_row_reads, Kernel&& kernel) {
   const i64 nv_total = (n + lanes - 1) / lanes;
   const i64 nt = tile_vectors(k, lanes);
@@ -101,7 +101,7 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
   // tile) 10-30 % slower with it, so BCR stays below the threshold.
   constexpr i64 kTlbReachBytes = 64 * 4096;
   const bool copy_panels =
-      n_tiles > 1 && k * n * 4 > kTlbReachBytes && x_row_reads >= 32 * k;
+      n_tiles > 1 && k * ld * 4 > kTlbReachBytes && x_row_reads >= 32 * k;
   const int team = static_cast<int>(std::min<i64>(threads, n_tiles * n_chunks));
   std::vector<float> panels;
   if (copy_panels) panels.resize(static_cast<std::size_t>(team * k * max_width));
@@ -114,7 +114,7 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
     xpad.assign(static_cast<std::size_t>(k * last_width), 0.0f);
     const i64 c0 = last_v0 * lanes, cols = n - c0;
     for (i64 r = 0; r < k; ++r)
-      std::memcpy(xpad.data() + r * last_width, x + r * n + c0, sizeof(float) * cols);
+      std::memcpy(xpad.data() + r * last_width, x + r * ld + c0, sizeof(float) * cols);
     ypad.resize(static_cast<std::size_t>(rows * last_width));
   }
 
@@ -133,12 +133,12 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
       kernel(u0, u1, Panel{xpad.data(), last_width, yp, last_width, r0, v1 - v0, nullptr});
       for (i64 r = r0; r < r1; ++r) {
         const i64 dst = row_map ? row_map[r] : r;
-        std::memcpy(y + dst * n + c0, yp + (r - r0) * last_width, sizeof(float) * (n - c0));
+        std::memcpy(y + dst * ld + c0, yp + (r - r0) * last_width, sizeof(float) * (n - c0));
       }
       return;
     }
     const i64 width = (v1 - v0) * lanes;
-    Panel panel_view{x + c0, n, y + c0, n, 0, v1 - v0, row_map};
+    Panel panel_view{x + c0, ld, y + c0, ld, 0, v1 - v0, row_map};
     // This thread's likely next task is `team` tasks on (tasks are handed out in order); its
     // chunk's share of that tile's X rows is prefetched during this task. The ragged tile
     // reads its own small copy, so it is not prefetched.
@@ -148,17 +148,17 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
       const i64 nv0 = tile_v0[static_cast<std::size_t>(next_t)];
       const i64 nv1 = tile_v0[static_cast<std::size_t>(next_t + 1)];
       panel_view.pf_x = x + nv0 * lanes;
-      panel_view.pf_ldx = n;
+      panel_view.pf_ldx = ld;
       panel_view.pf_row0 = k * next_ch / n_chunks;
       panel_view.pf_row1 = k * (next_ch + 1) / n_chunks;
       panel_view.pf_bytes = (nv1 - nv0) * lanes * static_cast<i64>(sizeof(float));
     }
     if (!overwrite)
-      for (i64 r = r0; r < r1; ++r) std::fill(y + r * n + c0, y + r * n + c0 + width, 0.0f);
+      for (i64 r = r0; r < r1; ++r) std::fill(y + r * ld + c0, y + r * ld + c0 + width, 0.0f);
     if (copy_panels) {
       float* panel = panels.data() + static_cast<i64>(thread) * k * max_width;
       for (i64 r = 0; r < k; ++r)
-        std::memcpy(panel + r * width, x + r * n + c0, sizeof(float) * width);
+        std::memcpy(panel + r * width, x + r * ld + c0, sizeof(float) * width);
       panel_view.x = panel;
       panel_view.ldx = width;
     }

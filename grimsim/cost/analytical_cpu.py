@@ -413,7 +413,7 @@ class AnalyticalCPUModel:
                 idx = np.flatnonzero(sel & (narrow == nar))
                 if idx.size:
                     res = (self._sparse_narrow(ctx, idx, fmt_name) if nar
-                           else self._sparse_panel(ctx, idx, fmt_name))
+                           else self._sparse_wide(ctx, idx, fmt_name))
                     self._put(idx, np.full(idx.size, _K[fmt_name]), res, kernel, compute,
                               memory, overhead)
         idx = np.flatnonzero(~gemm)
@@ -776,6 +776,27 @@ class AnalyticalCPUModel:
         largest = np.maximum(rows.work_max[idx], rows.work_mean[idx]) / bands
         return np.maximum(1.0, np.minimum(largest * chunks / total, chunks))
 
+    def _sparse_wide(self, ctx: _Ctx, idx: np.ndarray, fmt: str
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """N of at least one vector. With vectors of 8 or more lanes, packed BCR runs the
+        whole vectors as panels and a ragged end of fewer than 8 columns on the narrow
+        kernel, which reads the just-streamed weights a second time (bcr.cpp
+        BcrPacked::spmm); otherwise the ragged end is padded to a vector."""
+        lanes = self.machine.lanes
+        if fmt != "bcr" or lanes < 8:
+            return self._sparse_panel(ctx, idx, fmt)
+        tail = np.where(ctx.n_call % lanes < 8, ctx.n_call % lanes, 0.0)
+        wide = _Ctx(ctx.rows, ctx.threads, ctx.calls, ctx.n_call - tail, ctx.m_call, self)
+        res = self._sparse_panel(wide, idx, fmt)
+        split = np.flatnonzero(tail[idx] > 0)
+        if split.size == 0:
+            return res
+        end = _Ctx(ctx.rows, ctx.threads, ctx.calls, tail, ctx.m_call, self)
+        extra = self._sparse_narrow(end, idx[split], fmt, weights_again=True)
+        for part, more in zip(res, extra, strict=True):
+            part[split] += more
+        return res
+
     def _sparse_panel(self, ctx: _Ctx, idx: np.ndarray, fmt: str
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The wide-N sparse kernels (sparse_driver.hpp run_panels): N cut into tiles of
@@ -899,7 +920,8 @@ class AnalyticalCPUModel:
         per_row = chunks * p.row_overhead_cycles + nv  # + one store per vector
         return per_nnz, per_row
 
-    def _sparse_narrow(self, ctx: _Ctx, idx: np.ndarray, fmt: str
+    def _sparse_narrow(self, ctx: _Ctx, idx: np.ndarray, fmt: str,
+                       weights_again: bool = False
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """N below one vector (RNN steps, batch-1 FC): BCR streams its packed tiles with
         lanes over kept rows; CSR/N:M/pattern do scalar dot products per row. Static chunks
@@ -942,9 +964,12 @@ class AnalyticalCPUModel:
                            rows.weight_bytes[idx]) / rows.groups[idx]
         x_bytes = k * nn * _F4
         y_bytes = m * nn * _F4
-        first, _, act_in, out = self._levels(ctx, idx, f_bytes, x_bytes, y_bytes)
+        first, again, act_in, out = self._levels(ctx, idx, f_bytes, x_bytes, y_bytes)
         reps = rows.repeats[idx].astype(np.float64)
-        cost.bytes += self._weight_bytes(ctx, idx, first, f_bytes)
+        if weights_again:  # a second pass right after the panels: from where they stay
+            cost.add(again, f_bytes)
+        else:
+            cost.bytes += self._weight_bytes(ctx, idx, first, f_bytes)
         cost.add(act_in, x_bytes)
         cost.add(out, 2 * y_bytes)  # read and written back: the read brings the line in
         if rows.im2col[idx].any():
