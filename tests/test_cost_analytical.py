@@ -352,9 +352,10 @@ def test_bcr_needs_high_sparsity_to_beat_winograd(profiles: dict[str, DeviceProf
         # more than 10 x 18 when both need two register tiles)
         assert np.all(np.diff(bcr) <= 0.05 * bcr[1:])
         crossover = rates[np.argmax(bcr < wino)]
-        # measured on the dev VM: ~87% (Winograd 1.20 ms; BCR 75% 1.36 ms + im2col, 90%
-        # 0.79 ms + im2col); the model puts it between 75% and 95% on every profile
-        assert 0.75 <= crossover <= 0.95, (profile.id, crossover)
+        # measured on the dev VM with the K-chunked BCR panels (2026-11-26): ~77% (Winograd
+        # 1.25-1.42 ms; BCR 75% 1.18 ms, 80% 0.93-0.99 ms, + 0.05-0.13 ms of im2col); MNN's
+        # Winograd on a phone needs ~90%. The model puts it between 70% and 95% everywhere.
+        assert 0.70 <= crossover <= 0.95, (profile.id, crossover)
         # on a 1x1 conv the same 75% BCR already wins against dense
         dense_1x1 = _one(gemm_rows(128, 128, 784, op=Op.CONV, out_hw=(28, 28)), model)
         bcr_1x1 = _one(gemm_rows(128, 128, 784, "bcr:16x32:0.75", op=Op.CONV,

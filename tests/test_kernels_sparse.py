@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grimsim.pruning import encode, make_mask
@@ -149,6 +149,22 @@ def test_bcr_from_pruning_encode(spec: str, M: int, cin: int, n: int, threads: i
     assert_close(K_.bcr_spmm(**fields_of(fmt), x=x, threads=threads), ref, K)
     packed = K_.bcr_pack(**fields_of(fmt))
     assert_close(K_.bcr_spmm_packed(packed, x, threads=threads), ref, K)
+
+
+@settings(max_examples=12, deadline=None)
+@given(M=st.integers(300, 500), K=st.integers(700, 1500), keep_rows=st.sampled_from([0.5, 1.0]),
+       n=st.sampled_from([8, 17, 49, 100]), threads=st.integers(1, 2),
+       seed=st.integers(0, 2**31))
+def test_bcr_packed_over_k_chunks(M: int, K: int, keep_rows: float, n: int, threads: int,
+                                  seed: int) -> None:
+    """With a few hundred rows the packed kernel visits W in chunks of K (so the chunk's X
+    rows stay in L2); tiles of whole rows (keep_rows=1 merges a block row's blocks) reach
+    across every chunk."""
+    rng = np.random.default_rng(seed)
+    w = bcr_matrix(rng, M, K, (16, 32), keep_rows, 0.5, 0.1)
+    x = x_for(rng, K, n)
+    packed = K_.bcr_pack(**bcr_arrays(w, (16, 32)))
+    assert_close(K_.bcr_spmm_packed(packed, x, threads=threads), reference(w, x), K)
 
 
 def test_bcr_pack_merges_rows_sharing_their_columns() -> None:

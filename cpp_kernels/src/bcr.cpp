@@ -150,6 +150,7 @@ void bcr_spmm_unchecked(const BcrMatrix& w, const float* x, i64 n, float* y, int
   x_row_reads *= bands;
   sparse_detail::run_panels(w.rows, w.cols, n_units, row_start, prefix, x, n, n, y, threads, lanes,
                             false, nullptr, x_row_reads,
+                            sparse_detail::tile_vectors(w.cols, lanes), 0,
                             [&](i64 u0, i64 u1, const sparse_detail::Panel& p) {
                               GRIMSIM_DISPATCH_AT(level, bcr_raw_panel, raw, u0, u1, p);
                             });
@@ -301,7 +302,12 @@ BcrPacked BcrPacked::pack(const BcrMatrix& w) {
     for (i64 band = 0; band < bands; ++band) {
       const i64 lo = std::min(r1, r0 + band * band_rows), hi = std::min(r1, lo + band_rows);
       if (lo >= hi) break;
-      i64 work = 0;
+      // The band's rows of every tile, then its records (pieces of at most kMaxTileCols
+      // columns) in order of first column, as the panel kernel's K chunks visit them.
+      struct Piece {
+        i64 first, ti, i0, i1, k0, k1;
+      };
+      std::vector<Piece> pieces;
       for (std::size_t ti = 0; ti < tiles.size(); ++ti) {
         const Tile& t = tiles[ti];
         const std::size_t i0 = next[ti];
@@ -309,15 +315,23 @@ BcrPacked BcrPacked::pack(const BcrMatrix& w) {
         while (i1 < t.rows.size() && t.rows[i1] < hi) ++i1;
         next[ti] = i1;
         if (i1 == i0) continue;
-        const i64 r = static_cast<i64>(i1 - i0), c = static_cast<i64>(t.cols.size());
-        for (i64 k0 = 0; k0 < c; k0 += sparse_detail::kMaxTileCols) {
-          const i64 k1 = std::min(c, k0 + sparse_detail::kMaxTileCols);
-          put_tile(out, t, static_cast<i64>(i0), static_cast<i64>(i1), k0, k1, lo, p.col_bytes_);
-          work += r * (k1 - k0) + r + (k1 - k0) + 8;
-          ++p.n_tiles_;
-          p.tile_cols_ += k1 - k0;
-        }
-        p.nnz_ += r * c;
+        const i64 c = static_cast<i64>(t.cols.size());
+        for (i64 k0 = 0; k0 < c; k0 += sparse_detail::kMaxTileCols)
+          pieces.push_back({t.cols[static_cast<std::size_t>(k0)], static_cast<i64>(ti),
+                            static_cast<i64>(i0), static_cast<i64>(i1), k0,
+                            std::min(c, k0 + sparse_detail::kMaxTileCols)});
+        p.nnz_ += static_cast<i64>(i1 - i0) * c;
+      }
+      std::stable_sort(pieces.begin(), pieces.end(),
+                       [](const Piece& a, const Piece& b) { return a.first < b.first; });
+      i64 work = 0;
+      for (const Piece& q : pieces) {
+        put_tile(out, tiles[static_cast<std::size_t>(q.ti)], q.i0, q.i1, q.k0, q.k1, lo,
+                 p.col_bytes_);
+        const i64 r = q.i1 - q.i0, c = q.k1 - q.k0;
+        work += r * c + r + c + 8;
+        ++p.n_tiles_;
+        p.tile_cols_ += c;
       }
       p.unit_row0_.push_back(hi);
       p.unit_offset_.push_back(out.size_bytes());
@@ -362,8 +376,9 @@ void BcrPacked::spmm(const float* x, i64 n, float* y, int threads) const {
   // and keep the padded vector; the narrow kernels stop at 7 columns, so AVX-512 pads 8-15.
   const i64 tail = n % lanes;
   const i64 wide = lanes >= 8 && tail < 8 ? n - tail : n;
+  const sparse_detail::BcrLayout layout = sparse_detail::bcr_panel_layout(rows_, cols_, lanes);
   sparse_detail::run_panels(rows_, cols_, n_units, row_start, work_, x, wide, n, y, threads,
-                            lanes, false, nullptr, tile_cols_,
+                            lanes, false, nullptr, tile_cols_, layout.nt, layout.kc,
                             [&](i64 u0, i64 u1, const sparse_detail::Panel& p) {
                               GRIMSIM_DISPATCH_AT(level, bcr_stream_panel, s, u0, u1, p);
                             });

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from grimsim.cost.features import MAX_TILE_VECTORS, n_tile_layout
+from grimsim.cost.features import MAX_TILE_VECTORS, bcr_tile_layout, n_tile_layout
 from grimsim.cost.kernel_params import CPU_KERNELS, DEFAULT_PARAMS, KernelParams
 from grimsim.cost.profile import DeviceProfile
 from grimsim.cost.protocol import EstimateBatch
@@ -812,8 +812,13 @@ class AnalyticalCPUModel:
         nnz = rows.nnz[idx] / rows.groups[idx]
         n_blocks = rows.n_blocks[idx] / rows.groups[idx]
         nv_total = _cdiv(nn, mc.lanes)
-        # n_tiles - 1 tiles of nt vectors, then the last one of `last` (nt / 2 .. 1.5 nt)
-        nt, n_tiles, last = n_tile_layout(k, nv_total, mc.lanes)
+        # n_tiles - 1 tiles of nt vectors, then the last one of `last` (nt / 2 .. 1.5 nt);
+        # packed BCR visits W in chunks of kc columns whose X rows stay in L2
+        if fmt == "bcr":
+            nt, n_tiles, last, kc = bcr_tile_layout(m, k, nv_total, mc.lanes)
+        else:
+            nt, n_tiles, last = n_tile_layout(k, nv_total, mc.lanes)
+            kc = k
         n_full = n_tiles - 1.0
         units, bands = self._units(ctx, idx, fmt)
         n_chunks = np.where(t > 1, np.minimum(units, np.maximum(1, _cdiv(4 * t, n_tiles))), 1)
@@ -829,12 +834,13 @@ class AnalyticalCPUModel:
             blk = n_full * self._bcr_table(mc.block_cost, r, nt) \
                 + self._bcr_table(mc.block_cost, r, last)
             cost.main = n_blocks * c * col
-            cost.side = n_blocks * blk
+            cost.side = n_blocks * (blk + n_tiles * p.bcr_tile_cycles)
             # a tile's X rows stay in L1 across its register tiles unless they overflow it
             width = nv_total / n_tiles * mc.lanes * _F4
             spills = c * width > mc.l1_bytes / 2
-            passes = np.where(spills, self._bcr_table(mc.x_passes, r, np.floor(nv_total / n_tiles)),
-                              1.0)
+            # (passes per vector repeat every 6 vectors: the table's last column serves wider)
+            per_tile = np.minimum(np.floor(nv_total / n_tiles), _MAX_NV)
+            passes = np.where(spills, self._bcr_table(mc.x_passes, r, per_tile), 1.0)
             x_reads = n_blocks * c * self._gathered(nv_total, n_tiles) * np.maximum(passes, 1)
             y_passes = 2.0  # zero-filled first, accumulated block by block
         else:
@@ -861,7 +867,8 @@ class AnalyticalCPUModel:
         cost.add(again, f_bytes * (n_tiles - 1))
         x_level = np.where(rows.im2col[idx], self._level(x_bytes * rows.groups[idx]), act_in)
         cost.add(x_level, x_bytes)
-        cost.add(self._level(k * np.where(n_tiles > 1, nt, nv_total) * mc.lanes * _F4), x_reads)
+        cost.add(self._level(kc * np.where(n_tiles > 1, nt, nv_total) * mc.lanes * _F4),
+                 x_reads)
         self._store(cost.bytes, out, y_bytes * y_passes)
         # the ragged last tile goes through zero-padded copies of X and Y
         ragged = (nn % mc.lanes) > 0

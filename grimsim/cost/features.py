@@ -75,8 +75,13 @@ BASELINE_FEATURES: tuple[str, ...] = (
 # pattern: once per nonzero; packed BCR: once per kept column of each tile record, i.e. per
 # block and 16-row band); packed BCR works in bands of 16 rows, CSR/N:M/pattern one row per
 # unit; 2+ threads split each tile's units into about 4 x threads / tiles chunks.
+# Packed BCR (sparse_driver.hpp bcr_panel_layout) sizes its tile by Y instead: as many vectors
+# (6..48) as keep the M rows of Y in _BCR_Y_BYTES, and visits W in chunks of columns whose X
+# rows take _BCR_X_BYTES (none when the chunk would cover K).
 _PANEL_BYTES = 256 * 1024
 MIN_TILE_VECTORS, MAX_TILE_VECTORS = 6, 24  # sparse_driver.hpp tile_vectors clamp
+BCR_MAX_TILE_VECTORS = 48
+_BCR_Y_BYTES = _BCR_X_BYTES = 256 * 1024
 _TLB_REACH_BYTES = 64 * 4096
 _PAGE_BYTES = 4096
 _BCR_BAND_ROWS = 16
@@ -91,6 +96,23 @@ def n_tile_layout(k: np.ndarray, nv: np.ndarray,
     nt = np.clip(np.floor(_PANEL_BYTES / (np.maximum(k, 1.0) * lanes * 4.0)),
                  MIN_TILE_VECTORS, MAX_TILE_VECTORS)
     nt -= np.mod(nt, MIN_TILE_VECTORS)
+    return _tiles(nt, nv)
+
+
+def bcr_tile_layout(m: np.ndarray, k: np.ndarray, nv: np.ndarray, lanes: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Packed BCR's (vectors per N tile, tiles, vectors of the last tile, columns of W per
+    K chunk) for M rows, K columns and nv vectors along N; the chunk is K when W is not
+    visited in chunks."""
+    per_vector = lanes * 4.0
+    nt = np.clip(np.floor(_BCR_Y_BYTES / (np.maximum(m, 1.0) * per_vector)),
+                 MIN_TILE_VECTORS, BCR_MAX_TILE_VECTORS)
+    nt -= np.mod(nt, MIN_TILE_VECTORS)
+    kc = np.maximum(64.0, np.floor(_BCR_X_BYTES / (nt * per_vector)))
+    return (*_tiles(nt, nv), np.minimum(kc, np.maximum(k, 1.0)))
+
+
+def _tiles(nt: np.ndarray, nv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n_tiles = np.maximum(1.0, np.floor(nv / nt + 0.5))
     return nt, n_tiles, nv - (n_tiles - 1.0) * nt
 
@@ -166,10 +188,12 @@ def _kernel_layout(rows: CostRows, machine: FeatureMachine) -> dict[str, np.ndar
     y_bytes = m * n * 4.0
     lanes = float(machine.lanes)
     nv = _cdiv(n, lanes)
-    nt, n_tiles, _ = n_tile_layout(k, nv, lanes)
-    narrow = n < lanes
-    panel = k * np.minimum(nt, nv) * lanes * 4.0
     bcr = rows.fmt == FORMATS.index("bcr")
+    nt, n_tiles, _ = n_tile_layout(k, nv, lanes)
+    b_nt, b_tiles, _, b_kc = bcr_tile_layout(m, k, nv, lanes)
+    nt, n_tiles = np.where(bcr, b_nt, nt), np.where(bcr, b_tiles, n_tiles)
+    narrow = n < lanes
+    panel = np.where(bcr, b_kc, k) * np.minimum(nt, nv) * lanes * 4.0
     block_r = np.maximum(rows.block_r.astype(np.float64), 1.0)
     block_c = np.maximum(rows.block_c.astype(np.float64), 1.0)
     bcr_reads = (_cdiv(m, block_r) * _cdiv(k, block_c) * rows.cols_mean

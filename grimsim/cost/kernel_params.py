@@ -32,7 +32,7 @@ _EFFICIENCY = MappingProxyType({
     "im2col+gemm": 0.85,
     "winograd": 0.80,
     "depthwise": 0.40,
-    "bcr": 0.75,
+    "bcr": 0.95,  # with its explicit pass and tile costs; refitted for the K-chunked panels
     "csr": 0.75,
     "nm": 0.35,
     "pattern": 0.45,
@@ -96,6 +96,7 @@ class KernelParams:
     depthwise_plane_cycles: float = 375.0
     row_overhead_cycles: float = 6.0
     block_overhead_cycles: float = 20.0
+    bcr_tile_cycles: float = 10.0
     y_vector_cycles: float = 2.0
     narrow_tile_cycles: float = 8.0
     nm_group_cycles: float = 1.0
@@ -168,6 +169,11 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "plane",
     "row_overhead_cycles": "counted: per row and register chunk of the CSR/N:M/pattern panel "
     "kernels (accumulator init, 1-4 stores, loop) ",
+    "bcr_tile_cycles": "counted with callgrind (2026-11-26, 128x1152x784 at 75 %): the "
+    "packed BCR panel kernel spends ~320 instructions per tile record and N tile outside its "
+    "register-tile passes (header, row mask, X row pointers, split), which run out of order "
+    "beside the passes' FMAs; fitted with efficiency['bcr'] to the 20 single-thread BCR rows "
+    "of benchmarks/analytical_sanity.py (0-40 cycles fit alike, RMS log error 0.20)",
     "block_overhead_cycles": "the BCR kernel's own estimate (bcr.simd.cpp row_cost): 20 "
     "cycles per register tile for its set-up (header, Y row pointers, accumulator init)",
     "y_vector_cycles": "the BCR kernel's own estimate (bcr.simd.cpp row_cost): 2 cycles per Y "
