@@ -821,7 +821,10 @@ class AnalyticalCPUModel:
             kc = k
         n_full = n_tiles - 1.0
         units, bands = self._units(ctx, idx, fmt)
-        n_chunks = np.where(t > 1, np.minimum(units, np.maximum(1, _cdiv(4 * t, n_tiles))), 1)
+        # ~4 tasks per thread, one when W goes in K chunks (each task reads its tile's X)
+        per_thread = np.where(kc < k, 1.0, 4.0)
+        n_chunks = np.where(t > 1, np.minimum(units, np.maximum(1, _cdiv(per_thread * t,
+                                                                        n_tiles))), 1)
         cost = _Cost(idx.size)
         cost.tasks = n_tiles * n_chunks
         cost.imb = self._imbalance(ctx, idx, bands, n_chunks)

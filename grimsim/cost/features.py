@@ -204,7 +204,9 @@ def _kernel_layout(rows: CostRows, machine: FeatureMachine) -> dict[str, np.ndar
     pages = np.minimum(x_bytes / _PAGE_BYTES, k)
     units = np.where(bcr, _cdiv(m, _BCR_BAND_ROWS), m)
     t = np.maximum(rows.threads, 1).astype(np.float64)
-    chunks = np.where(t > 1, np.minimum(units, np.maximum(1.0, _cdiv(4.0 * t, n_tiles))), 1.0)
+    per_thread = np.where(bcr & (b_kc < k), 1.0, 4.0)  # run_panels: 1 task per thread then
+    chunks = np.where(t > 1, np.minimum(units, np.maximum(1.0, _cdiv(per_thread * t, n_tiles))),
+                      1.0)
     tasks = np.where(narrow, np.minimum(units, t), n_tiles * chunks)
     return {
         "log2_x_over_l2": np.log2(np.maximum(x_bytes, 1.0) / machine.l2_bytes),
