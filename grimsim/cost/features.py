@@ -77,7 +77,8 @@ BASELINE_FEATURES: tuple[str, ...] = (
 # unit; 2+ threads split each tile's units into about 4 x threads / tiles chunks.
 # Packed BCR (sparse_driver.hpp bcr_panel_layout) sizes its tile by Y instead: as many vectors
 # (6..48) as keep the M rows of Y in _BCR_Y_BYTES, and visits W in chunks of columns whose X
-# rows take _BCR_X_BYTES (none when the chunk would cover K).
+# rows take _BCR_X_BYTES (none when the chunk would cover K); with chunks, 2+ threads split a
+# tile's units into about threads / tiles chunks only.
 _PANEL_BYTES = 256 * 1024
 MIN_TILE_VECTORS, MAX_TILE_VECTORS = 6, 24  # sparse_driver.hpp tile_vectors clamp
 BCR_MAX_TILE_VECTORS = 48
