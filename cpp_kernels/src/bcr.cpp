@@ -362,11 +362,16 @@ void BcrPacked::spmm(const float* x, i64 n, float* y, int threads) const {
   const int lanes = GRIMSIM_DISPATCH_AT(level, sparse_lanes);
   const i64 n_units = static_cast<i64>(unit_offset_.size()) - 1;
   auto row_start = [&](i64 u) { return unit_row0_[static_cast<std::size_t>(u)]; };
-  if (n < std::min(lanes, 8)) {  // narrow N: the stream read once (specialised up to N = 7)
+  // Narrow N: the stream read once (specialised up to N = 7); xn (K x nn) and yn (M x nn)
+  // row-major with row stride nn.
+  auto narrow = [&](const float* xn, i64 nn, float* yn) {
     sparse_detail::run_chunks(n_units, work_, threads, [&](i64 u0, i64 u1) {
-      std::fill(y + row_start(u0) * n, y + row_start(u1) * n, 0.0f);
-      GRIMSIM_DISPATCH_AT(level, bcr_stream_narrow, s, u0, u1, x, n, y);
+      std::fill(yn + row_start(u0) * nn, yn + row_start(u1) * nn, 0.0f);
+      GRIMSIM_DISPATCH_AT(level, bcr_stream_narrow, s, u0, u1, xn, nn, yn);
     });
+  };
+  if (n < std::min(lanes, 8)) {
+    narrow(x, n, y);
     return;
   }
   // With 8-lane vectors (AVX2), a ragged end of 1-7 columns (N = 49, 196) runs on the narrow
@@ -387,10 +392,7 @@ void BcrPacked::spmm(const float* x, i64 n, float* y, int threads) const {
   std::vector<float> yt(static_cast<std::size_t>(rows_ * tail));
   for (i64 r = 0; r < cols_; ++r)
     std::memcpy(xt.data() + r * tail, x + r * n + wide, sizeof(float) * tail);
-  sparse_detail::run_chunks(n_units, work_, threads, [&](i64 u0, i64 u1) {
-    std::fill(yt.data() + row_start(u0) * tail, yt.data() + row_start(u1) * tail, 0.0f);
-    GRIMSIM_DISPATCH_AT(level, bcr_stream_narrow, s, u0, u1, xt.data(), tail, yt.data());
-  });
+  narrow(xt.data(), tail, yt.data());
   for (i64 r = 0; r < rows_; ++r)
     std::memcpy(y + r * n + wide, yt.data() + r * tail, sizeof(float) * tail);
 }

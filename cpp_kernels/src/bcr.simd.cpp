@@ -447,6 +447,28 @@ struct BandAcc {
 };
 #endif
 
+// One tile record of the packed stream (layout in sparse_simd.hpp), read from its header.
+template <class Idx>
+struct Record {
+  unsigned mask;
+  i64 r, c;
+  const Idx* cols;
+  const float* vals;
+  const unsigned char* next;  // the record after it
+};
+
+template <class Idx>
+GRIMSIM_INLINE Record<Idx> read_record(const unsigned char* p) {
+  std::uint64_t hdr;
+  __builtin_memcpy(&hdr, p, sizeof(hdr));
+  const auto c = static_cast<i64>((hdr >> 32) & 0xFFFFu);
+  return {static_cast<unsigned>(hdr & 0xFFFFu), static_cast<i64>((hdr >> 16) & 0xFFFFu), c,
+          reinterpret_cast<const Idx*>(p + 8),
+          reinterpret_cast<const float*>(
+              p + 8 + sparse_detail::round4(static_cast<i64>(sizeof(Idx)) * c)),
+          p + 4 * static_cast<i64>(hdr >> 48)};
+}
+
 // Walks units [u0, u1) of the stream: start(row0) / finish(row0, rows) bracket each unit (its
 // first row and row count), fn(mask, r, c, vals, cols) runs per tile.
 template <class Idx, class Start, class Tile, class Finish>
@@ -457,16 +479,9 @@ GRIMSIM_INLINE void walk_stream(const BcrStream& w, i64 u0, i64 u1, Start&& star
     const unsigned char* end = w.stream + w.unit_offset[u + 1];
     start(w.unit_row0[u]);
     while (p < end) {
-      std::uint64_t hdr;
-      __builtin_memcpy(&hdr, p, sizeof(hdr));
-      const auto mask = static_cast<unsigned>(hdr & 0xFFFFu);
-      const auto r = static_cast<i64>((hdr >> 16) & 0xFFFFu);
-      const auto c = static_cast<i64>((hdr >> 32) & 0xFFFFu);
-      const Idx* cols = reinterpret_cast<const Idx*>(p + 8);
-      const float* vals = reinterpret_cast<const float*>(
-          p + 8 + sparse_detail::round4(static_cast<i64>(sizeof(Idx)) * c));
-      p += 4 * static_cast<i64>(hdr >> 48);
-      fn(mask, r, c, vals, cols);
+      const Record<Idx> rec = read_record<Idx>(p);
+      fn(rec.mask, rec.r, rec.c, rec.vals, rec.cols);
+      p = rec.next;
     }
     finish(w.unit_row0[u], w.unit_row0[u + 1] - w.unit_row0[u]);
   }
@@ -513,71 +528,40 @@ void stream_narrow_typed(const BcrStream& w, i64 u0, i64 u1, const float* x, i64
       [](i64, i64) {});
 }
 
-// One tile record at p (the walk_stream layout): runs it over the panel and returns the next.
-template <class Idx>
-GRIMSIM_INLINE const unsigned char* panel_record(const unsigned char* p, i64 row0,
-                                                 const Panel& panel, SplitCache& splits) {
-  std::uint64_t hdr;
-  __builtin_memcpy(&hdr, p, sizeof(hdr));
-  const auto mask = static_cast<unsigned>(hdr & 0xFFFFu);
-  const auto r = static_cast<i64>((hdr >> 16) & 0xFFFFu);
-  const auto c = static_cast<i64>((hdr >> 32) & 0xFFFFu);
-  const Idx* cols = reinterpret_cast<const Idx*>(p + 8);
-  const float* vals = reinterpret_cast<const float*>(
-      p + 8 + sparse_detail::round4(static_cast<i64>(sizeof(Idx)) * c));
-  std::uint8_t rows[16];
-  mask_rows(mask, rows);
-  panel_tile<true>(r, c, vals, cols, rows, row0, panel, splits);
-  return p + 4 * static_cast<i64>(hdr >> 48);
-}
-
+// Panels visit W in K chunks (Panel::kc; one chunk when 0): per chunk, every unit's tiles that
+// start in it (tiles are sorted by first column within a unit; a tile reaching past the chunk
+// runs whole, and the last chunk takes whatever is left). With one chunk each unit's Y rows
+// stay in L1 over its tiles, with several the units' Y rows stay in L2 across chunks. Units
+// go in groups of kGroup (a task usually holds fewer), whose stream cursors live on the stack.
 template <class Idx>
 void stream_panel_typed(const BcrStream& w, i64 u0, i64 u1, const Panel& p) {
   SplitCache splits(p.nv);
   NextPanel next(p);
-  const unsigned char* begin = w.stream + w.unit_offset[u0];
   const i64 total = w.unit_offset[u1] - w.unit_offset[u0];
-  if (p.kc <= 0 || p.kc >= w.cols) {
-    // Unit after unit: each unit's Y rows stay in L1 over its tiles.
-    for (i64 u = u0; u < u1; ++u) {
-      const unsigned char* q = w.stream + w.unit_offset[u];
-      const unsigned char* end = w.stream + w.unit_offset[u + 1];
-      while (q < end) {
-        q = panel_record<Idx>(q, w.unit_row0[u], p, splits);
-        // Progress by stream position: the record's work ends where the next one starts.
-        next.advance(q - begin, total);
-      }
-    }
-    next.advance(total, total);
-    return;
-  }
-  // K chunk after K chunk, every unit's tiles starting in the chunk (tiles are sorted by
-  // first column within a unit; a tile reaching past the chunk runs whole, and the last
-  // chunk takes whatever is left). The units' Y rows stay in L2 across chunks. Units go in
-  // groups of kGroup (a task usually holds fewer), whose stream cursors live on the stack.
+  const i64 kc = p.kc > 0 ? p.kc : w.cols;
   constexpr i64 kGroup = 256;
   const unsigned char* cursor[kGroup];
   i64 done = 0;
   for (i64 g0 = u0; g0 < u1; g0 += kGroup) {
     const i64 g1 = u1 - g0 < kGroup ? u1 : g0 + kGroup;
     for (i64 u = g0; u < g1; ++u) cursor[u - g0] = w.stream + w.unit_offset[u];
-    for (i64 k1 = p.kc;; k1 += p.kc) {
+    for (i64 k1 = kc;; k1 += kc) {
       const bool last = k1 >= w.cols;
       for (i64 u = g0; u < g1; ++u) {
         const unsigned char* q = cursor[u - g0];
         const unsigned char* end = w.stream + w.unit_offset[u + 1];
-        const unsigned char* start = q;
         while (q < end) {
-          if (!last) {
-            Idx first;
-            __builtin_memcpy(&first, q + 8, sizeof(Idx));
-            if (static_cast<i64>(first) >= k1) break;
-          }
-          q = panel_record<Idx>(q, w.unit_row0[u], p, splits);
+          const Record<Idx> rec = read_record<Idx>(q);
+          if (!last && static_cast<i64>(rec.cols[0]) >= k1) break;
+          std::uint8_t rows[16];
+          mask_rows(rec.mask, rows);
+          panel_tile<true>(rec.r, rec.c, rec.vals, rec.cols, rows, w.unit_row0[u], p, splits);
+          // Progress by stream position: the record's work ends where the next one starts.
+          done += rec.next - q;
+          next.advance(done, total);
+          q = rec.next;
         }
         cursor[u - g0] = q;
-        done += q - start;
-        next.advance(done, total);
       }
       if (last) break;
     }

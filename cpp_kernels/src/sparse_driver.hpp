@@ -76,7 +76,9 @@ inline BcrLayout bcr_panel_layout(i64 rows, i64 k, int lanes) {
 }
 
 // Runs kernel(unit0, unit1, panel) over all (N tile, chunk) tasks for n >= lanes; columns
-// [0, n) of y (rows x n, row stride ld >= n, as x's) are fully written. `prefix` holds per-unit work prefix sums (may be empty when threads == 1).
+// [0, n) of y (rows x n, row stride ld >= n, as x's) are fully written. N tiles hold nt
+// vectors (tile_vectors, bcr_panel_layout); kc > 0 visits W in K chunks (Panel::kc). `prefix`
+// holds per-unit work prefix sums (may be empty when threads == 1).
 // Kernels either accumulate into Y (zeroed here first) or, with `overwrite`, store every row
 // of their units; `row_map` (overwrite kernels with one row per unit only; null = identity)
 // names the Y row of each unit. `x_row_reads` is how many X rows the kernel loads per N tile
