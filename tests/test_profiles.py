@@ -31,6 +31,7 @@ from grimsim.cost.host import read_host_template
 from grimsim.cost.profile import (
     Calibration,
     builtin_dir,
+    builtin_profiles,
     parse_profile,
     profile_to_dict,
     sourced_paths,
@@ -41,6 +42,12 @@ from grimsim.cost.strict_yaml import parse_yaml
 from grimsim.errors import DeviceProfileError
 
 BUILTIN = ["sd855", "sd8gen2", "dimensity9300", "rk3588", "rpi4", "rpi5"]
+
+
+def test_builtin_profiles_are_the_shipped_boards() -> None:
+    shipped = {p.name: p for p in builtin_profiles()}
+    assert sorted(shipped) == sorted(BUILTIN)  # no host: a detection template
+    assert all(p.gpu is not None for p in shipped.values())
 
 #: The CPU layouts the issue asks for: (core type, count, max clock GHz) per cluster.
 EXPECTED_CPUS = {

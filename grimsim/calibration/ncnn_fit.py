@@ -12,8 +12,8 @@ network's mix of Winograd, depthwise and 1x1 convs runs at its own efficiency th
 
 Validation holds out every device sharing a CPU configuration (``cpu_key``: several RK3588
 boards are one CPU) together: fit on the others, predict the held-out ones. The headline is
-the median over held-out devices of their MAPE. GPU (Vulkan) rows are counted and reported
-separately: there is no calibrated GPU model to check them against.
+the median over held-out devices of their MAPE. GPU (Vulkan) rows are counted here and
+checked against the uncalibrated GPU model in ``ncnn_gpu``.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ __all__ = [
     "fit_efficiency",
     "lodo_predictions",
     "ncnn_cases",
+    "network_rows",
     "validate_lodo",
 ]
 
@@ -127,8 +128,10 @@ class LodoReport:
             lines.append(f"| {dev[:70]} | {int(d['rows'])} | {100 * d['mape']:.1f}% | "
                          f"{100 * d['mape_analytical']:.1f}% |")
         if self.gpu_rows:
-            lines += ["", "GPU (Vulkan) rows, not validated (no calibrated GPU model): "
-                      f"{sum(self.gpu_rows.values())} rows on {len(self.gpu_rows)} devices."]
+            lines += ["", f"GPU (Vulkan) rows: {sum(self.gpu_rows.values())} on "
+                      f"{len(self.gpu_rows)} devices, not part of this fit (see "
+                      "`ncnn_gpu`: the uncalibrated GPU model where a built-in profile "
+                      "describes the GPU)."]
         if self.excluded:
             lines += ["", "Devices left out:", "", "| device | reason |", "|---|---|"]
             lines += [f"| {d[:70]} | {r} |" for d, r in sorted(self.excluded.items())]
@@ -234,19 +237,24 @@ def efficiency_features(profile: DeviceProfile, heading: DeviceHeading, threads:
             math.log2(max(predicted_ms, 1e-3)), era, era * fp16 / max(n_used, 1))
 
 
-def _network_rows(network: str, cache: dict[str, CostRows | None]) -> CostRows | None:
-    if network not in cache:
+def network_rows(network: str, cache: dict[tuple[str, str], CostRows | None],
+                 unit: str = "cpu") -> CostRows | None:
+    """Dense cost rows (for ``unit``) of an ncnn network's ``.param`` structure, fused as
+    ncnn runs it (None when the reference has no structure for it or it cannot be
+    modelled); memoised in ``cache``."""
+    key = (network, unit)
+    if key not in cache:
         path = network_param_path(network)
         if path is None:
-            cache[network] = None
+            cache[key] = None
         else:
             try:
                 net = fuse(load_ncnn_param(path))
-                cache[network] = rows_for(net, ["dense"])
+                cache[key] = rows_for(net, ["dense"], unit=unit)
             except GrimsimError as exc:
                 log.warning("ncnn network %s cannot be modelled: %s", network, exc)
-                cache[network] = None
-    return cache[network]
+                cache[key] = None
+    return cache[key]
 
 
 def ncnn_cases(rows: Sequence[NcnnBenchmarkRow] | None = None, *,
@@ -272,7 +280,7 @@ def ncnn_cases(rows: Sequence[NcnnBenchmarkRow] | None = None, *,
         elif not r.int8:
             ran[r.device].add(r.network)
     all_networks = max(1, len({n for nets in ran.values() for n in nets}))
-    net_cache: dict[str, CostRows | None] = {}
+    net_cache: dict[tuple[str, str], CostRows | None] = {}
     models: dict[str, tuple[DeviceProfile, AnalyticalCPUModel]] = {}
     # one benchmark row per (device, network, threads): the fastest of repeated tables
     best: dict[tuple[str, str, int], float] = {}
@@ -286,7 +294,7 @@ def ncnn_cases(rows: Sequence[NcnnBenchmarkRow] | None = None, *,
     cases = []
     unmodelled: dict[str, int] = defaultdict(int)
     for (device, network, threads), measured in sorted(best.items()):
-        net_rows = _network_rows(network, net_cache)
+        net_rows = network_rows(network, net_cache)
         if net_rows is None:
             unmodelled[network] += 1
             continue

@@ -35,6 +35,7 @@ __all__ = [
     "Gpu",
     "Source",
     "builtin_dir",
+    "builtin_profiles",
     "dump_profile",
     "list_profiles",
     "load_profile",
@@ -268,6 +269,12 @@ def user_profiles_dir() -> Path:
 
 def _builtin_files() -> dict[str, Path]:
     return {p.stem: p for p in sorted(builtin_dir().glob("*.yaml")) if not p.name.startswith("_")}
+
+
+def builtin_profiles() -> list[DeviceProfile]:
+    """The shipped device profiles as written (not the user's fitted versions), without
+    ``host`` (a detection template, not a device)."""
+    return [read_profile(path) for name, path in _builtin_files().items() if name != HOST]
 
 
 def user_profile_files(name: str | None = None) -> dict[tuple[str, int | None], Path]:
