@@ -16,6 +16,7 @@ from grimsim.calibration.ncnn_gpu import (
     GpuCase,
     gpu_cases,
     gpu_key,
+    run_ncnn_gpu_validation,
     soc_keys,
     validate_gpu,
 )
@@ -100,3 +101,5 @@ def test_reference_gpu_rows(reference_dir: Path) -> None:
     assert not any(c.network == "vgg16" and "RK3588S" in c.device for c in cases)
     report = validate_gpu(cases, skipped)
     assert report.n_rows == len(cases) and 0 < report.median_mape < math.inf
+    again = run_ncnn_gpu_validation(reference_dir / "ncnn" / "benchmarks.csv")
+    assert again.per_device == report.per_device

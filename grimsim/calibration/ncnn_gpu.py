@@ -21,6 +21,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -34,7 +35,8 @@ from grimsim.cost.analytical_gpu import AnalyticalGPUModel
 from grimsim.cost.profile import DeviceProfile, builtin_profiles
 from grimsim.cost.rows import CostRows
 
-__all__ = ["GpuCase", "GpuReport", "gpu_cases", "gpu_key", "soc_keys", "validate_gpu"]
+__all__ = ["GpuCase", "GpuReport", "gpu_cases", "gpu_key", "run_ncnn_gpu_validation", "soc_keys",
+           "validate_gpu"]
 
 REASON_NO_PROFILE = "no built-in profile of this GPU"
 REASON_OVERCLOCKED = "overclocked (the profile's clocks do not apply)"
@@ -220,3 +222,11 @@ def validate_gpu(cases: Sequence[GpuCase],
         float(np.median([float(d["mape"]) for d in per_device.values()])),
         float(np.median([float(d["mape_scaled"]) for d in per_device.values()])),
         dict(skipped or {}))
+
+
+def run_ncnn_gpu_validation(path: str | Path | None = None, *,
+                            profiles: Sequence[DeviceProfile] | None = None) -> GpuReport:
+    """Load the table (default: the reference folder's), predict the Vulkan rows of devices a
+    built-in profile describes and report them (see :class:`GpuReport`)."""
+    cases, skipped = gpu_cases(load_ncnn_benchmarks(path), profiles=profiles)
+    return validate_gpu(cases, skipped)
