@@ -34,7 +34,14 @@ from grimsim.calibration.measure import (
     rows_from_records,
     unit_rows,
 )
-from grimsim.calibration.plan import PlanUnit, Shape, build_plan, kronecker_sequence, stratum_of
+from grimsim.calibration.plan import (
+    PlanUnit,
+    Shape,
+    build_plan,
+    kronecker_sequence,
+    space_filling_shapes,
+    stratum_of,
+)
 from grimsim.cost.analytical_cpu import AnalyticalCPUModel
 from grimsim.cost.learned import CalibrationError
 from grimsim.cost.profile import load_profile
@@ -109,6 +116,21 @@ def test_kronecker_prefixes_are_evenly_spread() -> None:
     dist = np.linalg.norm(pts[:, None] - pts[None], axis=-1) + np.eye(64)
     assert dist.min() > 0.1
     np.testing.assert_array_equal(kronecker_sequence(10, 4, seed=5, start=54), pts[54:])
+
+
+def test_space_filling_covers_gemv_and_wide_n() -> None:
+    shapes = [s for s, _ in space_filling_shapes(192, seed=1)]
+    fc = [s for s in shapes if not s.is_conv]
+    gemv = [s for s in fc if s.N == 1]
+    # RNN steps / batch-1 FC: a fair share of the FC points, over many weight sizes
+    assert len(gemv) >= 0.15 * len(fc)
+    assert len({(s.M, s.K) for s in gemv}) == len(gemv)
+    assert min(s.weights for s in gemv) < 1 << 14 and max(s.weights for s in gemv) > 1 << 21
+    # ... without starving the rest of the N range
+    assert max(s.N for s in fc) > 4096 and max(s.N for s in shapes if s.is_conv) > 4096
+    plan = build_plan(["googlenet", "alexnet", "mobilenet_v1", "bert_base"], (1,),
+                      schemes=("dense",), space_filling=192, seed=1)
+    assert sum(u.stratum == "dense:gemv" for u in plan.units) >= 30
 
 
 # --------------------------------------------------------------------------------- loop
