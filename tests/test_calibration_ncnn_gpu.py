@@ -86,6 +86,10 @@ def test_report_scales_by_the_other_gpus_only() -> None:
     assert rep.median_mape == pytest.approx(float(a["mape"]))
     md = rep.to_markdown()
     assert "| a | p1 | 2 | 3.00 |" in md and "| no built-in profile of this GPU | 1 | 3 |" in md
+    assert rep.in_band == 1.0  # ratios 0.5..4 inside the model's band
+    lo, hi = rep.band
+    out = validate_gpu([*cases, GpuCase("d", "p2", "n1", 20.0 * hi, 10.0)])
+    assert out.in_band == pytest.approx(4 / 5) and lo < 1 < hi
     assert math.isnan(validate_gpu([]).median_mape)
 
 

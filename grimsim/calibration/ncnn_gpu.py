@@ -32,6 +32,7 @@ from grimsim.calibration.ncnn_reference import (
     parse_device_heading,
 )
 from grimsim.cost.analytical_gpu import AnalyticalGPUModel
+from grimsim.cost.kernel_params import DEFAULT_PARAMS
 from grimsim.cost.profile import DeviceProfile, builtin_profiles
 from grimsim.cost.rows import CostRows
 
@@ -163,6 +164,8 @@ class GpuReport:
     median_mape: float
     median_mape_scaled: float
     skipped: dict[str, dict[str, int]]
+    band: tuple[float, float] = DEFAULT_PARAMS.gpu_band
+    in_band: float = math.nan  # share of rows whose measurement lies in the model's band
 
     @property
     def n_rows(self) -> int:
@@ -178,6 +181,9 @@ class GpuReport:
             f"- median over devices of the MAPE: {100 * self.median_mape:.1f}% as shipped, "
             f"{100 * self.median_mape_scaled:.1f}% with one scale factor fitted on the other "
             "GPUs (leave-one-GPU-out)",
+            f"- the model's band x{self.band[0]:g}..x{self.band[1]:g} holds "
+            f"{100 * self.in_band:.0f}% of the rows (the band is set from these rows: "
+            "`KernelParams.gpu_band`)",
             "- ncnn's Vulkan path runs in fp16 where the GPU supports it; the model counts "
             "fp32 FLOPs",
             "",
@@ -217,11 +223,13 @@ def validate_gpu(cases: Sequence[GpuCase],
             "mape": float(np.mean(np.abs(1.0 / ratio - 1.0))),
             "mape_scaled": float(np.mean(np.abs(scale / ratio - 1.0))),
         }
+    lo, hi = DEFAULT_PARAMS.gpu_band
+    ratio = np.exp(log_ratio)
     return GpuReport(
         per_device,
         float(np.median([float(d["mape"]) for d in per_device.values()])),
         float(np.median([float(d["mape_scaled"]) for d in per_device.values()])),
-        dict(skipped or {}))
+        dict(skipped or {}), (lo, hi), float(np.mean((ratio >= lo) & (ratio <= hi))))
 
 
 def run_ncnn_gpu_validation(path: str | Path | None = None, *,
