@@ -150,7 +150,7 @@ void bcr_spmm_unchecked(const BcrMatrix& w, const float* x, i64 n, float* y, int
   x_row_reads *= bands;
   sparse_detail::run_panels(w.rows, w.cols, n_units, row_start, prefix, x, n, n, y, threads, lanes,
                             false, nullptr, x_row_reads,
-                            sparse_detail::tile_vectors(w.cols, lanes), 0,
+                            sparse_detail::panel_layout(w.cols, lanes),
                             [&](i64 u0, i64 u1, const sparse_detail::Panel& p) {
                               GRIMSIM_DISPATCH_AT(level, bcr_raw_panel, raw, u0, u1, p);
                             });
@@ -381,9 +381,9 @@ void BcrPacked::spmm(const float* x, i64 n, float* y, int threads) const {
   // and keep the padded vector; the narrow kernels stop at 7 columns, so AVX-512 pads 8-15.
   const i64 tail = n % lanes;
   const i64 wide = lanes >= 8 && tail < 8 ? n - tail : n;
-  const sparse_detail::BcrLayout layout = sparse_detail::bcr_panel_layout(rows_, cols_, lanes);
   sparse_detail::run_panels(rows_, cols_, n_units, row_start, work_, x, wide, n, y, threads,
-                            lanes, false, nullptr, tile_cols_, layout.nt, layout.kc,
+                            lanes, false, nullptr, tile_cols_,
+                            sparse_detail::bcr_panel_layout(rows_, cols_, lanes),
                             [&](i64 u0, i64 u1, const sparse_detail::Panel& p) {
                               GRIMSIM_DISPATCH_AT(level, bcr_stream_panel, s, u0, u1, p);
                             });

@@ -51,7 +51,7 @@ void csr_spmm_unchecked(const CsrMatrix& w, const float* x, std::int64_t n, floa
   auto identity = [](std::int64_t u) { return u; };
   sparse_detail::run_panels(w.rows, w.cols, w.rows, identity, prefix, x, n, n, y, threads, lanes,
                             true, nullptr, std::int64_t{w.indptr[w.rows]},
-                            sparse_detail::tile_vectors(w.cols, lanes), 0,
+                            sparse_detail::panel_layout(w.cols, lanes),
                             [&](std::int64_t i0, std::int64_t i1, const sparse_detail::Panel& p) {
                               GRIMSIM_DISPATCH_AT(level, csr_rows_panel, raw, i0, i1, p);
                             });

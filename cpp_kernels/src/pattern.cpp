@@ -94,7 +94,7 @@ void pattern_spmm_unchecked(const PatternMatrix& w, const float* x, i64 n, float
   auto identity = [](std::int64_t u) { return u; };
   sparse_detail::run_panels(w.rows, w.cols, w.rows, identity, prefix, x, n, n, y, threads, lanes,
                             true, w.filter_order.data, w.values.size,
-                            sparse_detail::tile_vectors(w.cols, lanes), 0,
+                            sparse_detail::panel_layout(w.cols, lanes),
                             [&](i64 t0, i64 t1, const sparse_detail::Panel& p) {
                               GRIMSIM_DISPATCH_AT(level, pattern_rows_panel, raw, t0, t1, p);
                             });

@@ -42,31 +42,34 @@ inline std::vector<i64> balanced_bounds(const std::vector<i64>& prefix, i64 part
   return bounds;
 }
 
-// Vectors per N tile: the X panel of K rows should take about half of a 512 KiB L2 (this
-// machine's Zen 3, `lscpu`: 1 MiB L2 over 2 cores; Cortex-A76 class cores have 256-512 KiB),
-// and at most 24 vectors (the Y rows of a unit stay in L1). At least 6, and a multiple of 6,
+// How run_panels cuts the work: vectors per N tile, and columns of W per K chunk (0: W is
+// not visited in chunks).
+struct PanelLayout {
+  i64 nt, kc;
+};
+
+// The row kernels' layout (CSR, N:M, pattern, raw BCR), no K chunks: vectors per N tile such
+// that the X panel of K rows takes about half of a 512 KiB L2 (this machine's Zen 3, `lscpu`:
+// 1 MiB L2 over 2 cores; Cortex-A76 class cores have 256-512 KiB), and at most 24 vectors (the Y rows of a unit stay in L1). At least 6, and a multiple of 6,
 // so the panel splits evenly into register tiles of 3 vectors (4-row tiles, 75%-sparse 16x32
 // BCR blocks) and of 2 (5-row tiles, 90%): measured on Zen 3, 6 vectors beat 3 even when the
 // panel then spills from L2 (K = 2304, 4608: +20-35% at 90%).
-inline i64 tile_vectors(i64 k, int lanes) {
+inline PanelLayout panel_layout(i64 k, int lanes) {
   constexpr i64 kPanelBytes = 256 * 1024;
   const i64 per_vector = std::max<i64>(1, k) * lanes * 4;
   const i64 nt = std::clamp<i64>(kPanelBytes / per_vector, 6, 24);
-  return nt - nt % 6;
+  return {nt - nt % 6, 0};
 }
 
 // Packed BCR's N tile and K chunk: the tile as wide as keeps Y's panel (all M rows, which one
 // task covers unless N is short) in half of a 512 KiB L2 (6 to 48 vectors, a multiple of 6 as
 // above), and W's columns cut into chunks whose X rows take the other half. A tile record's
 // fixed work (header, row and X-row set-up, the ramp-up and Y update of each register-tile
-// pass) is then spread over up to 8x the passes of tile_vectors' K-sized panels, while each
+// pass) is then spread over up to 8x the passes of panel_layout's K-sized panels, while each
 // chunk's X rows still come from L2. Measured on Zen 3 (2026-11-26, fastest of 3 interleaved
 // runs, 16x32 BCR at 75 %): 128x1152x784 1.14 -> 0.88 ms, 256x2304x196 1.10 -> 0.85 ms,
 // 512x4608x49 1.16 -> 1.00 ms; budgets of 128-192 KiB or at most 24 vectors were 2-10 % slower.
-struct BcrLayout {
-  i64 nt, kc;  // vectors per N tile; columns of W per K chunk (0: no chunking)
-};
-inline BcrLayout bcr_panel_layout(i64 rows, i64 k, int lanes) {
+inline PanelLayout bcr_panel_layout(i64 rows, i64 k, int lanes) {
   constexpr i64 kYBytes = 256 * 1024, kXBytes = 256 * 1024;
   const i64 per_vector = static_cast<i64>(lanes) * 4;
   i64 nt = std::clamp<i64>(kYBytes / (std::max<i64>(1, rows) * per_vector), 6, 48);
@@ -76,8 +79,9 @@ inline BcrLayout bcr_panel_layout(i64 rows, i64 k, int lanes) {
 }
 
 // Runs kernel(unit0, unit1, panel) over all (N tile, chunk) tasks for n >= lanes; columns
-// [0, n) of y (rows x n, row stride ld >= n, as x's) are fully written. N tiles hold nt
-// vectors (tile_vectors, bcr_panel_layout); kc > 0 visits W in K chunks (Panel::kc). `prefix`
+// [0, n) of y (rows x n, row stride ld >= n, as x's) are fully written. N tiles hold
+// layout.nt vectors (panel_layout, bcr_panel_layout); layout.kc > 0 visits W in K chunks
+// (Panel::kc). `prefix`
 // holds per-unit work prefix sums (may be empty when threads == 1).
 // Kernels either accumulate into Y (zeroed here first) or, with `overwrite`, store every row
 // of their units; `row_map` (overwrite kernels with one row per unit only; null = identity)
@@ -86,8 +90,9 @@ inline BcrLayout bcr_panel_layout(i64 rows, i64 k, int lanes) {
 template <class RowStart, class Kernel>
 void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::vector<i64>& prefix,
                 const float* x, i64 n, i64 ld, float* y, int threads, int lanes, bool overwrite,
-                const std::int32_t* row_map, i64 x_row_reads, i64 nt, i64 kc,
+                const std::int32_t* row_map, i64 x_row_reads, PanelLayout layout,
                 Kernel&& kernel) {
+  const i64 nt = layout.nt, kc = layout.kc;
   const i64 nv_total = (n + lanes - 1) / lanes;
   // Tiles of nt vectors; the last one takes the rest (a rest under nt/2 joins the tile before
   // it) and holds the ragged end of N, if any.

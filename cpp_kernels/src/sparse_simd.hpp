@@ -42,7 +42,7 @@ constexpr std::int64_t kPackedBandRows = 16;
 // the padding keeps the last column's read inside the record. Tiles hold at most
 // kMaxTileCols columns (wider merged tiles are split), so the sizes fit 16 bits.
 // 256 rather than the 16-bit limit: a wide merged tile (filter or column pruning) then
-// yields records that fit the panel kernel's K chunks (BcrLayout), so their X rows are read
+// yields records that fit the panel kernel's K chunks (bcr_panel_layout), so their X rows are read
 // from L2, not L3 (filter:0.5 on 512x512x3136 at 48-vector tiles: 13.6 -> 11.2 ms on Zen 3).
 constexpr std::int64_t kMaxTileCols = 256;
 struct BcrStream {

@@ -40,7 +40,7 @@ void test_bcr(const std::string& tier) {
                         {150, 40, 70, 16, 0.6, 0.8, 0}, {130, 29, 130, 29, 0.5, 0.5, 0},
                         {20, 300, 8, 64, 0.9, 0.2, 0.1}, {9, 17, 3, 5, 1, 1, 0.5},
                         {16, 32, 16, 32, 1, 1, 0},      {40, 60, 16, 32, 0.5, 0.5, 1.0},
-                        // K longer than a packed K chunk (BcrLayout::kc), with tiles of whole
+                        // K longer than a packed K chunk (bcr_panel_layout's kc), with tiles of whole
                         // rows spanning every chunk (keep_r = 1 merges a block row's blocks)
                         {600, 1100, 16, 32, 0.5, 0.5, 0.1}, {300, 900, 16, 32, 1, 0.4, 0}};
   std::uint32_t seed = 10;

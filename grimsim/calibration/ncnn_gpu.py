@@ -26,11 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from grimsim.calibration.ncnn_fit import network_rows
-from grimsim.calibration.ncnn_reference import (
-    NcnnBenchmarkRow,
-    load_ncnn_benchmarks,
-    parse_device_heading,
-)
+from grimsim.calibration.ncnn_reference import NcnnBenchmarkRow, load_ncnn_benchmarks
 from grimsim.cost.analytical_gpu import AnalyticalGPUModel
 from grimsim.cost.kernel_params import DEFAULT_PARAMS
 from grimsim.cost.profile import DeviceProfile, builtin_profiles
@@ -90,7 +86,7 @@ def _match(heading: str, profiles: Sequence[DeviceProfile]) -> DeviceProfile | N
     """The profile of the same SoC (and, if the heading names its GPU, the same GPU): a GPU
     name alone is not enough (a Mali-G720 MC10 of another SoC is not the MC12 of the
     Dimensity 9300)."""
-    named = gpu_key(parse_device_heading(heading).gpu) or gpu_key(heading)
+    named = gpu_key(heading)
     socs = soc_keys(heading)
     for prof in profiles:
         if prof.gpu is None or not socs & soc_keys(prof.soc):
@@ -149,8 +145,9 @@ def gpu_cases(rows: Sequence[NcnnBenchmarkRow] | None = None, *,
         if measured < bound_ms:
             skipped[REASON_IMPOSSIBLE][device] += 1
             continue
-        model = models.setdefault(prof.name, AnalyticalGPUModel(prof))
-        predicted_ms = float(model.estimate(net).latency_s.sum()) * 1e3
+        if prof.name not in models:
+            models[prof.name] = AnalyticalGPUModel(prof)
+        predicted_ms = float(models[prof.name].estimate(net).latency_s.sum()) * 1e3
         cases.append(GpuCase(device, prof.name, network, measured, predicted_ms))
     return cases, {k: dict(v) for k, v in skipped.items()}
 

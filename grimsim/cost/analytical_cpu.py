@@ -36,7 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from grimsim.cost.features import MAX_TILE_VECTORS, bcr_tile_layout, n_tile_layout
+from grimsim.cost.features import (
+    MAX_TILE_VECTORS,
+    bcr_tile_layout,
+    n_tile_layout,
+    panel_row_chunks,
+)
 from grimsim.cost.kernel_params import CPU_KERNELS, DEFAULT_PARAMS, KernelParams
 from grimsim.cost.profile import DeviceProfile
 from grimsim.cost.protocol import EstimateBatch
@@ -821,10 +826,7 @@ class AnalyticalCPUModel:
             kc = k
         n_full = n_tiles - 1.0
         units, bands = self._units(ctx, idx, fmt)
-        # ~4 tasks per thread, one when W goes in K chunks (each task reads its tile's X)
-        per_thread = np.where(kc < k, 1.0, 4.0)
-        n_chunks = np.where(t > 1, np.minimum(units, np.maximum(1, _cdiv(per_thread * t,
-                                                                        n_tiles))), 1)
+        n_chunks = panel_row_chunks(units, t, n_tiles, kc < k)
         cost = _Cost(idx.size)
         cost.tasks = n_tiles * n_chunks
         cost.imb = self._imbalance(ctx, idx, bands, n_chunks)

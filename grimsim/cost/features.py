@@ -80,7 +80,7 @@ BASELINE_FEATURES: tuple[str, ...] = (
 # rows take _BCR_X_BYTES (none when the chunk would cover K); with chunks, 2+ threads split a
 # tile's units into about threads / tiles chunks only.
 _PANEL_BYTES = 256 * 1024
-MIN_TILE_VECTORS, MAX_TILE_VECTORS = 6, 24  # sparse_driver.hpp tile_vectors clamp
+MIN_TILE_VECTORS, MAX_TILE_VECTORS = 6, 24  # sparse_driver.hpp panel_layout clamp
 BCR_MAX_TILE_VECTORS = 48
 _BCR_Y_BYTES = _BCR_X_BYTES = 256 * 1024
 _TLB_REACH_BYTES = 64 * 4096
@@ -116,6 +116,16 @@ def bcr_tile_layout(m: np.ndarray, k: np.ndarray, nv: np.ndarray, lanes: float
 def _tiles(nt: np.ndarray, nv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n_tiles = np.maximum(1.0, np.floor(nv / nt + 0.5))
     return nt, n_tiles, nv - (n_tiles - 1.0) * nt
+
+
+def panel_row_chunks(units: np.ndarray, threads: np.ndarray, n_tiles: np.ndarray,
+                     chunked: np.ndarray) -> np.ndarray:
+    """How many row chunks run_panels cuts each N tile's units into: about 4 tasks per
+    thread, one when W goes in K chunks (``chunked``: each task reads its tile's X); one
+    chunk on a single thread."""
+    per_thread = np.where(chunked, 1.0, 4.0)
+    return np.where(threads > 1, np.minimum(units, np.maximum(1.0, _cdiv(per_thread * threads,
+                                                                         n_tiles))), 1.0)
 
 
 @dataclass(frozen=True)
@@ -205,9 +215,7 @@ def _kernel_layout(rows: CostRows, machine: FeatureMachine) -> dict[str, np.ndar
     pages = np.minimum(x_bytes / _PAGE_BYTES, k)
     units = np.where(bcr, _cdiv(m, _BCR_BAND_ROWS), m)
     t = np.maximum(rows.threads, 1).astype(np.float64)
-    per_thread = np.where(bcr & (b_kc < k), 1.0, 4.0)  # run_panels: 1 task per thread then
-    chunks = np.where(t > 1, np.minimum(units, np.maximum(1.0, _cdiv(per_thread * t, n_tiles))),
-                      1.0)
+    chunks = panel_row_chunks(units, t, n_tiles, bcr & (b_kc < k))
     tasks = np.where(narrow, np.minimum(units, t), n_tiles * chunks)
     return {
         "log2_x_over_l2": np.log2(np.maximum(x_bytes, 1.0) / machine.l2_bytes),
