@@ -46,8 +46,37 @@ def test_rows_cover_every_kernel_and_are_correct() -> None:
     dense = [r for r in rows if r.threads == 1 and r.kernel == "dense" and r.N >= 32]
     assert fastest["dense_vs_numpy_median"] == pytest.approx(
         statistics.median(r.numpy_dense_time_min_s / r.time_min_s for r in dense))
+    # thread scaling: every 2-thread GEMM row timed ours at one thread in the same rounds
+    for r in rows:
+        if r.threads == 2 and r.kernel != "winograd":
+            assert r.one_thread_time_s is not None and r.one_thread_time_min_s is not None
+            assert 0 < r.one_thread_time_min_s <= r.one_thread_time_s
+        else:
+            assert r.one_thread_time_s is None
     with pytest.raises(ValueError, match="statistic"):
         bench.summarize(rows, statistic="mean_s")
+
+
+def _row(kernel: str, threads: int, time_s: float, one_thread_time_s: float | None = None
+         ) -> bench.BenchRow:
+    return bench.BenchRow(
+        kernel=kernel, spec="bcr:16x32:0.75" if kernel == "bcr" else "dense", M=64, K=576,
+        N=3136, sparsity=0.75, block="16x32", threads=threads, time_s=time_s,
+        numpy_dense_time_s=1.0, speedup_vs_numpy_dense=1.0 / time_s, scipy_csr_time_s=None,
+        onnxruntime_conv_time_s=None, max_abs_err=0.0, time_min_s=time_s,
+        numpy_dense_time_min_s=1.0, scipy_csr_time_min_s=None, onnxruntime_conv_time_min_s=None,
+        format_bytes=1, prepare_s=0.0, prepared_bytes=1, one_thread_time_s=one_thread_time_s,
+        one_thread_time_min_s=one_thread_time_s)
+
+
+def test_thread_scaling_uses_the_one_thread_time_of_the_same_rounds() -> None:
+    # the 1-thread row ran in a slow spell (0.5 s); the 2-thread row's own rounds saw 0.36 s
+    rows = [_row("bcr", 1, 0.5), _row("bcr", 2, 0.2, one_thread_time_s=0.36)]
+    for statistic in ("median_s", "min_s"):
+        assert bench.summarize(rows, statistic)["two_thread_scaling_median"] == pytest.approx(1.8)
+    # rows recorded without it (older JSON) fall back to the separate 1-thread row
+    rows = [_row("bcr", 1, 0.5), _row("bcr", 2, 0.2)]
+    assert bench.summarize(rows)["two_thread_scaling_median"] == pytest.approx(2.5)
 
 
 def test_cli_json_contract(capsys: pytest.CaptureFixture[str],

@@ -10,6 +10,11 @@ Each time is kept two ways: the typical call (median over rounds of the harness 
 cent; the fastest call is the best estimate of what the hardware does undisturbed, the
 typical one of what a user gets on that machine at that time. Both sets of target figures are
 reported (``summarize(rows, statistic=...)``).
+
+Rows at more than one thread also time our kernel at one thread in the same rounds
+(``one_thread_time_s``), so the thread scaling is a ratio measured side by side too: the 1- and
+2-thread rows of a shape run tens of seconds apart, long enough for a neighbour's slow spell to
+hit one and not the other.
 """
 
 from __future__ import annotations
@@ -69,6 +74,9 @@ class BenchRow:
     format_bytes: int
     prepare_s: float
     prepared_bytes: int
+    # rows at threads > 1 (not Winograd's): ours at one thread, timed in the same rounds
+    one_thread_time_s: float | None = None
+    one_thread_time_min_s: float | None = None
 
 
 def _conv_geometry(M: int, K: int, N: int) -> tuple[int, int] | None:
@@ -201,6 +209,7 @@ def _bench_case(k: Any, sp: Any, kernel: str, spec: str, w: np.ndarray, x: np.nd
         fmt_bytes = int(w.nbytes)
         block = None
         scipy_time: Timing | None = None
+        one_thread = None
     else:
         fmt = encode(w, mask, scheme, kernel=kernel_size)
         gemm = prepare(fmt)
@@ -214,14 +223,19 @@ def _bench_case(k: Any, sp: Any, kernel: str, spec: str, w: np.ndarray, x: np.nd
             return _timing(gemm.bench(x, t, **opts))
 
         timers = [timed(numpy_fn, t), ours, timed(lambda: csr @ x, t)]
+        ort_at: int | None = None
         if image is not None and kernel == "dense":
             cin, side = image.shape[1], image.shape[2]
             ort = _ort_conv(np.ascontiguousarray(w.reshape(M, cin, 3, 3)), side, t)
             if ort is not None:
+                ort_at = len(timers)
                 timers.append(timed(lambda: ort(image), t))
+        if t > 1:
+            timers.append(lambda: _timing(gemm.bench(x, 1, **opts)))
         times = _rounds(timers, rounds)
         scipy_time = times[2] if spec != "dense" else None
-        ort_time = times[3] if len(times) > 3 else None
+        ort_time = times[ort_at] if ort_at is not None else None
+        one_thread = times[-1] if t > 1 else None
         fmt_bytes = int(fmt.nbytes)
         block = "x".join(map(str, scheme.block)) if scheme.block else None
     numpy_time, ours_time = times[0], times[1]
@@ -235,7 +249,9 @@ def _bench_case(k: Any, sp: Any, kernel: str, spec: str, w: np.ndarray, x: np.nd
                     time_min_s=ours_time[1], numpy_dense_time_min_s=numpy_time[1],
                     scipy_csr_time_min_s=scipy_time[1] if scipy_time else None,
                     onnxruntime_conv_time_min_s=ort_time[1] if ort_time else None,
-                    format_bytes=fmt_bytes, prepare_s=prepare_s, prepared_bytes=prepared_bytes)
+                    format_bytes=fmt_bytes, prepare_s=prepare_s, prepared_bytes=prepared_bytes,
+                    one_thread_time_s=one_thread[0] if one_thread else None,
+                    one_thread_time_min_s=one_thread[1] if one_thread else None)
 
 
 def bench_meta() -> dict[str, Any]:
@@ -268,6 +284,11 @@ def _times(r: BenchRow, statistic: str) -> tuple[float, float, float | None, flo
     raise ValueError(f"statistic must be one of {TIMING_STATISTICS}, got {statistic!r}")
 
 
+def _one_thread_time(r: BenchRow, statistic: str) -> float | None:
+    """Ours at one thread timed alongside a multi-thread row, under the statistic."""
+    return r.one_thread_time_min_s if statistic == "min_s" else r.one_thread_time_s
+
+
 def summarize(rows: Sequence[BenchRow], statistic: str = "median_s") -> dict[str, Any]:
     """The issue's targets as measured figures (1 thread unless said; N >= 32 medians), from
     the typical calls (``median_s``) or the fastest ones (``min_s``)."""
@@ -293,6 +314,10 @@ def summarize(rows: Sequence[BenchRow], statistic: str = "median_s") -> dict[str
     scaling: list[float] = []
     for r2 in (r for r in rows if r.threads == 2 and r.N >= 196
                and r.kernel in ("bcr", "dense")):
+        one_thread = _one_thread_time(r2, statistic)
+        if one_thread is not None:  # timed in the same rounds as the 2-thread row
+            scaling.append(one_thread / _times(r2, statistic)[0])
+            continue
         for r1 in one:
             if (r1.spec, r1.M, r1.K, r1.N, r1.kernel) == (r2.spec, r2.M, r2.K, r2.N, r2.kernel):
                 scaling.append(_times(r1, statistic)[0] / _times(r2, statistic)[0])
@@ -325,7 +350,9 @@ def markdown(rows: Sequence[BenchRow], meta: dict[str, Any], summary: dict[str, 
              "Speedups are numpy dense time / our time, timed interleaved in one process. "
              "Typical call: median over rounds of the harness medians (the row times below). "
              "Fastest call: minimum over rounds of the harness minima, the best estimate of the "
-             "undisturbed hardware on a shared machine.", "", "## Targets", ""]
+             "undisturbed hardware on a shared machine. Thread scaling: each 2-thread row's "
+             "time against ours at one thread timed in the same rounds (last column).", "",
+             "## Targets", ""]
 
     def fmt(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f}"
@@ -339,13 +366,14 @@ def markdown(rows: Sequence[BenchRow], meta: dict[str, Any], summary: dict[str, 
                   for key, value in summary.items()]
     lines += ["", "## Rows", "",
               "| kernel | spec | M | K | N | sparsity | threads | ours ms | numpy ms | speedup "
-              "| scipy CSR ms | onnxruntime ms | max abs err |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| scipy CSR ms | onnxruntime ms | max abs err | ours at 1 thread ms |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         def ms(v: float | None) -> str:
             return "-" if v is None else f"{v * 1e3:.3f}"
         lines.append(f"| {r.kernel} | {r.spec} | {r.M} | {r.K} | {r.N} | {r.sparsity:.3f} | "
                      f"{r.threads} | {ms(r.time_s)} | {ms(r.numpy_dense_time_s)} | "
                      f"{r.speedup_vs_numpy_dense:.2f} | {ms(r.scipy_csr_time_s)} | "
-                     f"{ms(r.onnxruntime_conv_time_s)} | {r.max_abs_err:.1e} |")
+                     f"{ms(r.onnxruntime_conv_time_s)} | {r.max_abs_err:.1e} | "
+                     f"{ms(r.one_thread_time_s)} |")
     return "\n".join(lines) + "\n"
