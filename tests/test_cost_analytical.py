@@ -619,3 +619,25 @@ def test_cheap_ops_pay_their_kernels_cycles_per_value(sd855: DeviceProfile) -> N
     with pytest.raises(GrimsimError, match="unknown op kind 'softmx'"):
         AnalyticalCPUModel(sd855, params=dataclasses.replace(
             DEFAULT_PARAMS, cheap_cycles_per_value={"softmx": 1.0}))
+
+
+@pytest.mark.parametrize("name", ["sd855", "rpi4", "host"])
+def test_filter_and_column_pruning_cost_the_dense_gemm_of_what_they_keep(name: str) -> None:
+    # one block over the whole matrix runs as the dense GEMM of its kept rows x columns
+    # (BcrPacked's single block), plus placing the kept rows when rows are pruned
+    model = AnalyticalCPUModel(load_profile(name))
+    shapes = ([256, 1024, 64], [2304, 1024, 576], [196, 1, 3136])
+    dense = model.estimate(gemm_rows(*shapes, "dense"))
+    half_rows = model.estimate(gemm_rows([128, 512, 32], shapes[1], shapes[2], "dense"))
+    quarter_cols = model.estimate(gemm_rows(shapes[0], [576, 256, 144], shapes[2], "dense"))
+    filt = model.estimate(gemm_rows(*shapes, "filter:0.5"))
+    col = model.estimate(gemm_rows(*shapes, "column:0.75"))
+    assert list(filt.kernel) == list(dense.kernel) == list(col.kernel) == ["gemm", "gemv", "gemm"]
+    # the GEMM parts are the kept-size dense GEMMs'; placing rows costs a little on top
+    np.testing.assert_allclose(filt.compute_s, half_rows.compute_s)
+    assert np.all(filt.latency_s >= half_rows.latency_s)
+    assert np.all(filt.latency_s <= 1.25 * half_rows.latency_s)
+    np.testing.assert_allclose(col.latency_s, quarter_cols.latency_s, rtol=1e-9)
+    # and pruning saves time: a quarter of the columns, half the rows
+    assert np.all(col.latency_s < 0.5 * dense.latency_s)
+    assert np.all(filt.latency_s < 0.8 * dense.latency_s)

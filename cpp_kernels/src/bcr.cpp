@@ -4,6 +4,7 @@
 #include <map>
 #include <vector>
 
+#include "grimsim/parallel.hpp"
 #include "sparse_checks.hpp"
 #include "sparse_driver.hpp"
 
@@ -281,11 +282,41 @@ std::vector<Tile> block_row_tiles(const BcrMatrix& w, i64 br) {
 
 }  // namespace
 
+namespace {
+
+// Indices [begin, end) of an int32 array as int64, or empty when they are exactly 0..full-1.
+std::vector<i64> index_list(const std::int32_t* begin, const std::int32_t* end, i64 full) {
+  std::vector<i64> out(begin, end);
+  bool identity = static_cast<i64>(out.size()) == full;
+  for (i64 i = 0; identity && i < full; ++i) identity = out[static_cast<std::size_t>(i)] == i;
+  if (identity) out.clear();
+  return out;
+}
+
+}  // namespace
+
 BcrPacked BcrPacked::pack(const BcrMatrix& w) {
   validate_bcr(w);
   BcrPacked p;
   p.rows_ = w.rows;
   p.cols_ = w.cols;
+  if (w.n_blocks() == 1 && w.block_rows >= w.rows && w.block_cols >= w.cols) {
+    // One block over the whole matrix (validated: its indices are in range and distinct).
+    const i64 r = w.row_ptr[1] - w.row_ptr[0], c = w.col_ptr[1] - w.col_ptr[0];
+    p.single_block_ = true;
+    const float* block = w.values.data + w.val_ptr[0];
+    p.dense_ = pack_gemm_weights(block, r, c, 1);
+    p.dense_values_ = AlignedArray<float>(static_cast<std::size_t>(std::max<i64>(1, r * c)));
+    std::copy_n(block, r * c, p.dense_values_.data());
+    p.dense_rows_ = index_list(w.row_idx.data + w.row_ptr[0], w.row_idx.data + w.row_ptr[1],
+                               w.rows);
+    p.dense_cols_ = index_list(w.col_idx.data + w.col_ptr[0], w.col_idx.data + w.col_ptr[1],
+                               w.cols);
+    p.nnz_ = r * c;
+    p.n_tiles_ = 1;
+    p.tile_cols_ = c;
+    return p;
+  }
   p.col_bytes_ = w.cols <= 65536 ? 2 : 4;
   const i64 nbr = w.n_block_rows(), band_rows = sparse_detail::kPackedBandRows;
   const i64 bands = (w.block_rows + band_rows - 1) / band_rows;
@@ -346,15 +377,60 @@ BcrPacked BcrPacked::pack(const BcrMatrix& w) {
 }
 
 std::int64_t BcrPacked::nbytes() const {
-  return static_cast<std::int64_t>(stream_.size() * sizeof(std::uint32_t) +
-                                   (unit_row0_.size() + unit_offset_.size() + work_.size()) *
-                                       sizeof(std::int64_t));
+  return static_cast<std::int64_t>(
+      stream_.size() * sizeof(std::uint32_t) +
+      (dense_.panels.size() + dense_values_.size()) * sizeof(float) +
+      (unit_row0_.size() + unit_offset_.size() + work_.size() + dense_rows_.size() +
+       dense_cols_.size()) * sizeof(std::int64_t));
+}
+
+void BcrPacked::spmm_single_block(const float* x, i64 n, float* y, int threads) const {
+  const i64* x_rows = dense_cols_.empty() ? nullptr : dense_cols_.data();
+  std::vector<float> xg;
+  auto product = [&](float* out) {
+    if (n != 1) {
+      dense_gemm_packed(dense_, x, out, n, threads, nullptr, x_rows);
+      return;
+    }
+    const float* xv = x;
+    if (x_rows != nullptr) {  // the GEMV's x: the kept columns' entries, gathered
+      xg.resize(static_cast<std::size_t>(dense_.K));
+      for (i64 k = 0; k < dense_.K; ++k) xg[static_cast<std::size_t>(k)] = x[x_rows[k]];
+      xv = xg.data();
+    }
+    dense_gemm(dense_values_.data(), xv, out, dense_.M, dense_.K, 1, threads);
+  };
+  if (dense_rows_.empty()) {  // every row kept, in order: the product lands in y
+    product(y);
+    return;
+  }
+  // Kept rows computed together, then placed; the pruned rows are zero.
+  std::vector<float> kept(static_cast<std::size_t>(dense_.M * n));
+  product(kept.data());
+  std::vector<i64> slot(static_cast<std::size_t>(rows_), -1);
+  for (i64 i = 0; i < dense_.M; ++i) slot[static_cast<std::size_t>(dense_rows_[i])] = i;
+  const i64 per_task = std::max<i64>(1, 16384 / std::max<i64>(1, n));  // ~64 KiB of Y a task
+  parallel_for((rows_ + per_task - 1) / per_task, threads, [&](i64 task) {
+    const i64 r0 = task * per_task, r1 = std::min(rows_, r0 + per_task);
+    for (i64 r = r0; r < r1; ++r) {
+      const i64 s = slot[static_cast<std::size_t>(r)];
+      float* dst = y + r * n;
+      if (s < 0)
+        std::fill_n(dst, n, 0.0f);
+      else
+        std::memcpy(dst, kept.data() + s * n, sizeof(float) * static_cast<std::size_t>(n));
+    }
+  });
 }
 
 void BcrPacked::spmm(const float* x, i64 n, float* y, int threads) const {
   check_threads(threads);
   check(n >= 0, "bcr_spmm_packed: negative N");
   if (rows_ == 0 || n == 0) return;
+  if (single_block_) {
+    spmm_single_block(x, n, y, threads);
+    return;
+  }
   const sparse_detail::BcrStream s{rows_, cols_, unit_row0_.data(), unit_offset_.data(),
                                    reinterpret_cast<const unsigned char*>(stream_.data()),
                                    col_bytes_};

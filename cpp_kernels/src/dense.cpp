@@ -222,7 +222,7 @@ PackedGemmWeights pack_gemm_weights(const float* w, std::int64_t M, std::int64_t
 }
 
 void dense_gemm_packed(const PackedGemmWeights& w, const float* x, float* y, std::int64_t N,
-                       int threads, const float* bias) {
+                       int threads, const float* bias, const std::int64_t* x_rows) {
   check_gemm_args(w.panels.data(), x, y, w.M, w.K, N, threads);
   check(w.mr == tile_at(w.level).mr, "packed weights do not match this build's tile");
   if (w.M == 0 || N == 0) return;
@@ -230,7 +230,7 @@ void dense_gemm_packed(const PackedGemmWeights& w, const float* x, float* y, std
     // x expanded to the panel layout once, then a streaming pass over the panels.
     std::vector<float> xe(static_cast<std::size_t>(w.K * w.mr));
     for (std::int64_t k = 0; k < w.K; ++k)
-      std::fill_n(xe.begin() + k * w.mr, w.mr, x[k]);
+      std::fill_n(xe.begin() + k * w.mr, w.mr, x[x_rows != nullptr ? x_rows[k] : k]);
     const std::int64_t mpanels = (w.M + w.mr - 1) / w.mr;
     // ~128 KiB of panels per task.
     const std::int64_t per_task =
@@ -247,6 +247,7 @@ void dense_gemm_packed(const PackedGemmWeights& w, const float* x, float* y, std
   job.apack = w.panels.data();
   job.x = x;
   job.ldx = N;
+  job.x_rows = x_rows;
   job.y = y;
   job.ldy = N;
   job.bias = bias;

@@ -38,7 +38,10 @@ void gemm_compute(const GemmJob& job, std::int64_t m0, std::int64_t m1, std::int
   }
   for (std::int64_t pc = 0; pc < K; pc += job.kc) {
     const std::int64_t kb = imin(job.kc, K - pc);
-    gemm::pack_b(job.x + pc * job.ldx + n0, job.ldx, kb, ncols, bscratch);
+    if (job.x_rows != nullptr)
+      gemm::pack_b(job.x + n0, job.ldx, job.x_rows + pc, kb, ncols, bscratch);
+    else
+      gemm::pack_b(job.x + pc * job.ldx + n0, job.ldx, nullptr, kb, ncols, bscratch);
     const bool accumulate = pc > 0 || job.bias != nullptr;
     for (std::int64_t ic = m0; ic < m1; ic += job.mc) {
       const std::int64_t ie = imin(m1, ic + job.mc);

@@ -15,6 +15,9 @@ struct GemmJob {
   const float* w = nullptr;      // row-major M x K A (when apack is null)
   const float* x = nullptr;
   std::int64_t ldx = 0;
+  // Row p of the product's B is row x_rows[p] of x (null: row p): a column-pruned matrix
+  // reads its kept columns' X rows while packing B, with no gathered copy of X.
+  const std::int64_t* x_rows = nullptr;
   float* y = nullptr;
   std::int64_t ldy = 0;
   const float* bias = nullptr;  // optional, M floats

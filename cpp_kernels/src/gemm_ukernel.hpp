@@ -176,26 +176,28 @@ GRIMSIM_INLINE void pack_a_panel(const float* w, std::int64_t ldw, int rows, std
 
 // Packs rows [0, k) x columns [0, cols) of x (row stride ldx) into B panels of NR columns
 // (the last one zero-padded): panel j at out + j * k * NR.
-GRIMSIM_INLINE void pack_b(const float* x, std::int64_t ldx, std::int64_t k, std::int64_t cols,
-                           float* GRIMSIM_RESTRICT out) {
+// Row p of the packed block is x + row(p) * ldx (row(p) = rows[p], or p without a map).
+GRIMSIM_INLINE void pack_b(const float* x, std::int64_t ldx, const std::int64_t* rows,
+                           std::int64_t k, std::int64_t cols, float* GRIMSIM_RESTRICT out) {
+  auto row = [&](std::int64_t p) { return x + (rows != nullptr ? rows[p] : p) * ldx; };
   const std::int64_t full = cols / kNR;
   for (std::int64_t j = 0; j < full; ++j) {
-    const float* src = x + j * kNR;
     float* dst = out + j * k * kNR;
     for (std::int64_t p = 0; p < k; ++p) {
+      const float* src = row(p) + j * kNR;
 #if defined(__GNUC__)
 #pragma GCC unroll 4
 #endif
       for (int v = 0; v < kNV; ++v)
-        simd::store(dst + p * kNR + v * kLanes, simd::load(src + p * ldx + v * kLanes));
+        simd::store(dst + p * kNR + v * kLanes, simd::load(src + v * kLanes));
     }
   }
   const int rest = static_cast<int>(cols - full * kNR);
   if (rest > 0) {
-    const float* src = x + full * kNR;
     float* dst = out + full * k * kNR;
     for (std::int64_t p = 0; p < k; ++p) {
-      for (int j = 0; j < rest; ++j) dst[p * kNR + j] = src[p * ldx + j];
+      const float* src = row(p) + full * kNR;
+      for (int j = 0; j < rest; ++j) dst[p * kNR + j] = src[j];
       for (int j = rest; j < kNR; ++j) dst[p * kNR + j] = 0.0f;
     }
   }

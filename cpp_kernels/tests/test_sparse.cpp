@@ -42,7 +42,10 @@ void test_bcr(const std::string& tier) {
                         {16, 32, 16, 32, 1, 1, 0},      {40, 60, 16, 32, 0.5, 0.5, 1.0},
                         // K longer than a packed K chunk (bcr_panel_layout's kc), with tiles of whole
                         // rows spanning every chunk (keep_r = 1 merges a block row's blocks)
-                        {600, 1100, 16, 32, 0.5, 0.5, 0.1}, {300, 900, 16, 32, 1, 0.4, 0}};
+                        {600, 1100, 16, 32, 0.5, 0.5, 0.1}, {300, 900, 16, 32, 1, 0.4, 0},
+                        // one block over the whole matrix: filter-like (rows pruned, placed
+                        // after the product), column-like (X rows read through the map)
+                        {70, 300, 70, 300, 0.5, 1, 0}, {70, 300, 70, 300, 1, 0.3, 0}};
   std::uint32_t seed = 10;
   for (const Case& c : cases) {
     const auto w = sparsetest::random_bcr_dense(c.M, c.K, c.R, c.C, c.keep_r, c.keep_c, c.empty,
@@ -73,6 +76,32 @@ void test_bcr(const std::string& tier) {
       }
     }
   }
+}
+
+// A single block over the whole matrix (filter and column pruning) is packed as a dense GEMM
+// of its kept rows x kept columns, with no stream.
+void test_bcr_single_block() {
+  const i64 M = 40, K = 64;
+  const auto w = sparsetest::random_bcr_dense(M, K, M, K, 0.5, 0.75, 0, 3);
+  const sparsetest::BcrOwned f(w, M, K, M, K);
+  const grimsim::BcrPacked packed = grimsim::BcrPacked::pack(f.matrix());
+  i64 rows = 0, cols = 0;
+  for (i64 i = 0; i < M; ++i) {
+    bool any = false;
+    for (i64 k = 0; k < K; ++k) any = any || w[static_cast<std::size_t>(i * K + k)] != 0.0f;
+    rows += any;
+  }
+  for (i64 k = 0; k < K; ++k) {
+    bool any = false;
+    for (i64 i = 0; i < M; ++i) any = any || w[static_cast<std::size_t>(i * K + k)] != 0.0f;
+    cols += any;
+  }
+  EXPECT(rows < M && cols < K, "the test matrix should prune rows and columns");
+  EXPECT(packed.single_block_ && packed.stream_.empty(), "single block not packed dense");
+  EXPECT(packed.dense_.M == rows && packed.dense_.K == cols, "dense block %lldx%lld, kept %lldx%lld",
+         (long long)packed.dense_.M, (long long)packed.dense_.K, (long long)rows, (long long)cols);
+  EXPECT(packed.nnz() == rows * cols && packed.nbytes() >= 2 * rows * cols * 4,
+         "nnz %lld bytes %lld", (long long)packed.nnz(), (long long)packed.nbytes());
 }
 
 // Rows sharing their column set across all their blocks are merged into one tile.
@@ -312,6 +341,7 @@ int main() {
     test_pattern(tier);
   }
   unsetenv("GRIMSIM_SIMD");
+  test_bcr_single_block();
   test_bcr_merge();
   test_bcr_rejections();
   test_csr_rejections();

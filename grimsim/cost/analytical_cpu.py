@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -412,8 +412,16 @@ class AnalyticalCPUModel:
             if idx.size:
                 self._put(idx, np.full(idx.size, _K[code_name]), fn(ctx, idx), kernel,
                           compute, memory, overhead)
+        # BCR stored as one block over the whole matrix (filter and column pruning) runs as
+        # the dense GEMM of its kept rows x kept columns (bcr.cpp, BcrPacked's single block)
+        single = gemm & ~depthwise & (fmt == _FMT["bcr"]) & (rows.groups == 1) \
+            & (rows.n_blocks == 1) & (rows.block_r >= rows.M) & (rows.block_c >= rows.K)
+        idx = np.flatnonzero(single)
+        if idx.size:
+            code, res = self._single_block(ctx, idx)
+            self._put(idx, code, res, kernel, compute, memory, overhead)
         for fmt_name in ("bcr", "csr", "nm", "pattern"):
-            sel = gemm & ~depthwise & (fmt == _FMT[fmt_name])
+            sel = gemm & ~depthwise & (fmt == _FMT[fmt_name]) & ~single
             for nar in (False, True):
                 idx = np.flatnonzero(sel & (narrow == nar))
                 if idx.size:
@@ -759,6 +767,38 @@ class AnalyticalCPUModel:
         self._store(cost.bytes, out, y_bytes)
         # depthwise runs all channels in one call per image
         return self._finish(ctx, idx, cost, "depthwise", batch * rows.repeats[idx])
+
+    def _single_block(self, ctx: _Ctx, idx: np.ndarray
+                      ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """A single-block BCR matrix: the dense GEMM (GEMV at N = 1) of its kept rows x kept
+        columns, X's kept rows read where they are, then, with rows pruned, the kept rows'
+        results placed into Y and the others zeroed; a conv's im2col unfolds all K rows."""
+        rows = ctx.rows
+        sub = rows.take(idx)
+        kept_m = np.maximum(np.rint(sub.rows_mean), 1).astype(np.int64)
+        kept_k = np.maximum(np.rint(sub.cols_mean), 1).astype(np.int64)
+        sub = replace(sub, M=kept_m, K=kept_k, winograd=np.zeros(idx.size, bool),
+                      im2col=np.zeros(idx.size, bool),
+                      weight_bytes=kept_m * kept_k * _F4, _checked=False)
+        est = self.estimate(sub.as_dense(np.ones(idx.size, bool)))
+        code = np.asarray([_K[str(k)] for k in est.kernel], np.int8)
+        code = np.where(rows.im2col[idx] & (code == _K["gemm"]), _K["im2col+gemm"], code)
+        overhead = est.overhead_s.copy()
+        # placing the rows: the kept rows' results read once, all of Y written
+        m, nn = ctx.m_call[idx], ctx.n_call[idx]
+        placed = kept_m < m
+        b = np.zeros((3, idx.size))
+        _add_to(b, self._level(kept_m * nn * _F4), kept_m * nn * _F4)
+        self._store(b, self._level(m * nn * _F4), m * nn * _F4)
+        par = self._par(_cdiv(m * nn, 16384.0), ctx.threads[idx], np.ones(idx.size))
+        times = ctx.calls[idx] * rows.repeats[idx]
+        overhead += np.where(placed, self._mem_s(b, par), 0.0) * times
+        if rows.im2col[idx].any():
+            f_bytes = rows.format_bytes[idx].astype(np.float64)
+            _, _, act_in, _ = self._levels(ctx, idx, f_bytes, rows.K[idx] * nn * _F4,
+                                           m * nn * _F4)
+            overhead += self._im2col_s(ctx, idx, act_in) * times
+        return code, (est.compute_s, est.memory_s, overhead)
 
     def _units(self, ctx: _Ctx, idx: np.ndarray, fmt: str) -> tuple[np.ndarray, np.ndarray]:
         """(thread-work units per call, units per work row of the statistics): BCR works in

@@ -14,7 +14,8 @@ Which format a scheme uses:
   of all its channels;
 * filter and column -> ``BCRFormat`` with a single M x K block: filter pruning is the block
   whose kept columns are all columns, column pruning the block whose kept rows are all rows
-  (one dense GEMM on the compacted rows/columns; kernels split it across threads by rows).
+  (the kernels run it as one dense GEMM of the kept rows x kept columns, reading X's kept
+  rows in place and placing Y's kept rows after it).
 
 BCR ``reorder``: within each block row, rows are grouped by their kept-column set over the
 whole row (identical sets together); groups are ordered by size (largest first, ties by their

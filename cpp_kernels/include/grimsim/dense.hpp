@@ -28,8 +28,11 @@ struct PackedGemmWeights {
 PackedGemmWeights pack_gemm_weights(const float* w, std::int64_t M, std::int64_t K,
                                     int threads);
 // y[M x N] = W @ x[K x N] for packed W (bias: optional, M floats, added to every column).
+// x_rows (optional, K indices into x's rows, the caller checks them): W's column k multiplies
+// row x_rows[k] of x, for a column-pruned W whose X is not gathered first.
 void dense_gemm_packed(const PackedGemmWeights& w, const float* x, float* y, std::int64_t N,
-                       int threads, const float* bias = nullptr);
+                       int threads, const float* bias = nullptr,
+                       const std::int64_t* x_rows = nullptr);
 
 // ----------------------------------------------------------------------- convolutions -----
 
