@@ -308,8 +308,12 @@ BcrPacked BcrPacked::pack(const BcrMatrix& w) {
     p.dense_ = pack_gemm_weights(block, r, c, 1);
     p.dense_values_ = AlignedArray<float>(static_cast<std::size_t>(std::max<i64>(1, r * c)));
     std::copy_n(block, r * c, p.dense_values_.data());
-    p.dense_rows_ = index_list(w.row_idx.data + w.row_ptr[0], w.row_idx.data + w.row_ptr[1],
-                               w.rows);
+    const std::vector<i64> kept_rows = index_list(
+        w.row_idx.data + w.row_ptr[0], w.row_idx.data + w.row_ptr[1], w.rows);
+    if (!kept_rows.empty()) {
+      p.dense_slot_.assign(static_cast<std::size_t>(w.rows), -1);
+      for (i64 i = 0; i < r; ++i) p.dense_slot_[static_cast<std::size_t>(kept_rows[i])] = i;
+    }
     p.dense_cols_ = index_list(w.col_idx.data + w.col_ptr[0], w.col_idx.data + w.col_ptr[1],
                                w.cols);
     p.nnz_ = r * c;
@@ -380,7 +384,7 @@ std::int64_t BcrPacked::nbytes() const {
   return static_cast<std::int64_t>(
       stream_.size() * sizeof(std::uint32_t) +
       (dense_.panels.size() + dense_values_.size()) * sizeof(float) +
-      (unit_row0_.size() + unit_offset_.size() + work_.size() + dense_rows_.size() +
+      (unit_row0_.size() + unit_offset_.size() + work_.size() + dense_slot_.size() +
        dense_cols_.size()) * sizeof(std::int64_t));
 }
 
@@ -400,20 +404,18 @@ void BcrPacked::spmm_single_block(const float* x, i64 n, float* y, int threads) 
     }
     dense_gemm(dense_values_.data(), xv, out, dense_.M, dense_.K, 1, threads);
   };
-  if (dense_rows_.empty()) {  // every row kept, in order: the product lands in y
+  if (dense_slot_.empty()) {  // every row kept, in order: the product lands in y
     product(y);
     return;
   }
   // Kept rows computed together, then placed; the pruned rows are zero.
   std::vector<float> kept(static_cast<std::size_t>(dense_.M * n));
   product(kept.data());
-  std::vector<i64> slot(static_cast<std::size_t>(rows_), -1);
-  for (i64 i = 0; i < dense_.M; ++i) slot[static_cast<std::size_t>(dense_rows_[i])] = i;
   const i64 per_task = std::max<i64>(1, 16384 / std::max<i64>(1, n));  // ~64 KiB of Y a task
   parallel_for((rows_ + per_task - 1) / per_task, threads, [&](i64 task) {
     const i64 r0 = task * per_task, r1 = std::min(rows_, r0 + per_task);
     for (i64 r = r0; r < r1; ++r) {
-      const i64 s = slot[static_cast<std::size_t>(r)];
+      const i64 s = dense_slot_[static_cast<std::size_t>(r)];
       float* dst = y + r * n;
       if (s < 0)
         std::fill_n(dst, n, 0.0f);

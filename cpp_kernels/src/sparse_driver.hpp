@@ -49,11 +49,12 @@ struct PanelLayout {
 };
 
 // The row kernels' layout (CSR, N:M, pattern, raw BCR), no K chunks: vectors per N tile such
-// that the X panel of K rows takes about half of a 512 KiB L2 (this machine's Zen 3, `lscpu`:
-// 1 MiB L2 over 2 cores; Cortex-A76 class cores have 256-512 KiB), and at most 24 vectors (the Y rows of a unit stay in L1). At least 6, and a multiple of 6,
-// so the panel splits evenly into register tiles of 3 vectors (4-row tiles, 75%-sparse 16x32
-// BCR blocks) and of 2 (5-row tiles, 90%): measured on Zen 3, 6 vectors beat 3 even when the
-// panel then spills from L2 (K = 2304, 4608: +20-35% at 90%).
+// that the X panel of K rows takes about half of a 512 KiB L2 (this machine's Zen 3,
+// `lscpu`: 1 MiB L2 over 2 cores; Cortex-A76 class cores have 256-512 KiB), and at most 24
+// vectors (the Y rows of a unit stay in L1). At least 6, and a multiple of 6, so the panel
+// splits evenly into register tiles of 3 vectors (4-row tiles, 75%-sparse 16x32 BCR blocks)
+// and of 2 (5-row tiles, 90%): measured on Zen 3, 6 vectors beat 3 even when the panel then
+// spills from L2 (K = 2304, 4608: +20-35% at 90%).
 inline PanelLayout panel_layout(i64 k, int lanes) {
   constexpr i64 kPanelBytes = 256 * 1024;
   const i64 per_vector = std::max<i64>(1, k) * lanes * 4;
@@ -81,8 +82,7 @@ inline PanelLayout bcr_panel_layout(i64 rows, i64 k, int lanes) {
 // Runs kernel(unit0, unit1, panel) over all (N tile, chunk) tasks for n >= lanes; columns
 // [0, n) of y (rows x n, row stride ld >= n, as x's) are fully written. N tiles hold
 // layout.nt vectors (panel_layout, bcr_panel_layout); layout.kc > 0 visits W in K chunks
-// (Panel::kc). `prefix`
-// holds per-unit work prefix sums (may be empty when threads == 1).
+// (Panel::kc). `prefix` holds per-unit work prefix sums (may be empty when threads == 1).
 // Kernels either accumulate into Y (zeroed here first) or, with `overwrite`, store every row
 // of their units; `row_map` (overwrite kernels with one row per unit only; null = identity)
 // names the Y row of each unit. `x_row_reads` is how many X rows the kernel loads per N tile

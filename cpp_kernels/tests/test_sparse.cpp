@@ -40,8 +40,9 @@ void test_bcr(const std::string& tier) {
                         {150, 40, 70, 16, 0.6, 0.8, 0}, {130, 29, 130, 29, 0.5, 0.5, 0},
                         {20, 300, 8, 64, 0.9, 0.2, 0.1}, {9, 17, 3, 5, 1, 1, 0.5},
                         {16, 32, 16, 32, 1, 1, 0},      {40, 60, 16, 32, 0.5, 0.5, 1.0},
-                        // K longer than a packed K chunk (bcr_panel_layout's kc), with tiles of whole
-                        // rows spanning every chunk (keep_r = 1 merges a block row's blocks)
+                        // K longer than a packed K chunk (bcr_panel_layout's kc), with tiles
+                        // of whole rows spanning every chunk (keep_r = 1 merges a block row's
+                        // blocks)
                         {600, 1100, 16, 32, 0.5, 0.5, 0.1}, {300, 900, 16, 32, 1, 0.4, 0},
                         // one block over the whole matrix: filter-like (rows pruned, placed
                         // after the product), column-like (X rows read through the map)
@@ -98,8 +99,9 @@ void test_bcr_single_block() {
   }
   EXPECT(rows < M && cols < K, "the test matrix should prune rows and columns");
   EXPECT(packed.single_block_ && packed.stream_.empty(), "single block not packed dense");
-  EXPECT(packed.dense_.M == rows && packed.dense_.K == cols, "dense block %lldx%lld, kept %lldx%lld",
-         (long long)packed.dense_.M, (long long)packed.dense_.K, (long long)rows, (long long)cols);
+  EXPECT(packed.dense_.M == rows && packed.dense_.K == cols,
+         "dense block %lldx%lld, kept %lldx%lld", (long long)packed.dense_.M,
+         (long long)packed.dense_.K, (long long)rows, (long long)cols);
   EXPECT(packed.nnz() == rows * cols && packed.nbytes() >= 2 * rows * cols * 4,
          "nnz %lld bytes %lld", (long long)packed.nnz(), (long long)packed.nbytes());
 }

@@ -360,9 +360,27 @@ class AnalyticalCPUModel:
         if rows.unit != "cpu":
             raise GrimsimError(f"rows were built for unit {rows.unit!r}; the CPU model "
                                "answers unit 'cpu' rows")
+        kernel, compute, memory, overhead = self._parts(rows)
+        big = np.maximum(compute, memory)
+        analytical = self._combine(compute, memory, overhead)
+        overlap = analytical - compute - memory - overhead
+        bound = np.where(overhead > big, 2, np.where(memory > compute, 1, 0)).astype(np.int8)
+        lo, hi = self.params.band
+        return EstimateBatch(
+            latency_s=analytical, analytical_s=analytical.copy(), compute_s=compute,
+            memory_s=memory, overhead_s=overhead, overlap_s=overlap, bound=bound,
+            band_lo_s=analytical * lo, band_hi_s=analytical * hi,
+            kernel=_KERNEL_NAMES[kernel], provenance=self.provenance,
+            meta={"model": "analytical-cpu", "device": self.profile.id,
+                  "cache_state": self.cache_state, "winograd": self.winograd,
+                  "calibrated": False,
+                  "band": f"x{lo:g}..x{hi:g} (uncalibrated)"})
+
+    def _parts(self, rows: CostRows
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per row: (kernel code, compute, memory, overhead seconds)."""
         n = len(rows)
         mc = self.machine
-        p = self.params
         threads = np.clip(rows.threads, 1, mc.total_cores).astype(np.float64)
         is_conv = (rows.op == _CONV_CODES[0]) | (rows.op == _CONV_CODES[1])
         batch = np.where(is_conv, np.maximum(rows.batch, 1), 1).astype(np.float64)
@@ -433,21 +451,7 @@ class AnalyticalCPUModel:
         if idx.size:
             self._put(idx, np.full(idx.size, _K["eltwise"]), self._cheap(ctx, idx), kernel,
                       compute, memory, overhead)
-
-        big = np.maximum(compute, memory)
-        analytical = self._combine(compute, memory, overhead)
-        overlap = analytical - compute - memory - overhead
-        bound = np.where(overhead > big, 2, np.where(memory > compute, 1, 0)).astype(np.int8)
-        lo, hi = p.band
-        return EstimateBatch(
-            latency_s=analytical, analytical_s=analytical.copy(), compute_s=compute,
-            memory_s=memory, overhead_s=overhead, overlap_s=overlap, bound=bound,
-            band_lo_s=analytical * lo, band_hi_s=analytical * hi,
-            kernel=_KERNEL_NAMES[kernel], provenance=self.provenance,
-            meta={"model": "analytical-cpu", "device": self.profile.id,
-                  "cache_state": self.cache_state, "winograd": self.winograd,
-                  "calibrated": False,
-                  "band": f"x{lo:g}..x{hi:g} (uncalibrated)"})
+        return kernel, compute, memory, overhead
 
     def _combine(self, compute: np.ndarray, memory: np.ndarray,
                  overhead: np.ndarray) -> np.ndarray:
@@ -780,10 +784,8 @@ class AnalyticalCPUModel:
         sub = replace(sub, M=kept_m, K=kept_k, winograd=np.zeros(idx.size, bool),
                       im2col=np.zeros(idx.size, bool),
                       weight_bytes=kept_m * kept_k * _F4, _checked=False)
-        est = self.estimate(sub.as_dense(np.ones(idx.size, bool)))
-        code = np.asarray([_K[str(k)] for k in est.kernel], np.int8)
+        code, compute, memory, overhead = self._parts(sub.as_dense(np.ones(idx.size, bool)))
         code = np.where(rows.im2col[idx] & (code == _K["gemm"]), _K["im2col+gemm"], code)
-        overhead = est.overhead_s.copy()
         # placing the rows: the kept rows' results read once, all of Y written
         m, nn = ctx.m_call[idx], ctx.n_call[idx]
         placed = kept_m < m
@@ -798,7 +800,7 @@ class AnalyticalCPUModel:
             _, _, act_in, _ = self._levels(ctx, idx, f_bytes, rows.K[idx] * nn * _F4,
                                            m * nn * _F4)
             overhead += self._im2col_s(ctx, idx, act_in) * times
-        return code, (est.compute_s, est.memory_s, overhead)
+        return code, (compute, memory, overhead)
 
     def _units(self, ctx: _Ctx, idx: np.ndarray, fmt: str) -> tuple[np.ndarray, np.ndarray]:
         """(thread-work units per call, units per work row of the statistics): BCR works in

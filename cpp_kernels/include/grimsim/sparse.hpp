@@ -101,13 +101,13 @@ class BcrPacked {
   std::vector<std::uint32_t> stream_;
   // The single-block layout (dense_ holds the kept rows x kept columns in GEMM panels for
   // N > 1, dense_values_ row-major for the GEMV, whose row kernel streams rows faster than
-  // the panels; empty otherwise): kept rows and columns in the block's order; a list is
-  // empty when it is all of 0..M-1 (0..K-1) in order, so that side needs no placing
-  // (gathering).
+  // the panels; empty otherwise). dense_cols_: the kept columns in the block's order;
+  // dense_slot_: per row of Y, its row of the product or -1 (pruned). Each is empty when
+  // the block keeps all rows (columns) in order, so that side needs no placing (gathering).
   bool single_block_ = false;
   PackedGemmWeights dense_;
   AlignedArray<float> dense_values_;
-  std::vector<std::int64_t> dense_rows_, dense_cols_;
+  std::vector<std::int64_t> dense_slot_, dense_cols_;
 
  private:
   void spmm_single_block(const float* x, std::int64_t n, float* y, int threads) const;
