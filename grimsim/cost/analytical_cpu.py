@@ -336,8 +336,8 @@ class AnalyticalCPUModel:
     def _level(self, nbytes: Any) -> np.ndarray:
         mc = self.machine
         nbytes = np.asarray(nbytes, dtype=np.float64)
-        return np.where(nbytes <= mc.l2_bytes, _L2,
-                        np.where(nbytes <= mc.llc_bytes, _LLC, _DRAM))
+        # _L2, _LLC, _DRAM are 0, 1, 2: a level is how many of the two capacities it exceeds
+        return (nbytes > mc.l2_bytes).astype(np.int64) + (nbytes > mc.llc_bytes)
 
     def _store(self, b: np.ndarray, level: np.ndarray | int, nbytes: Any) -> None:
         """Add ``nbytes`` stored at ``level`` to ``b``: a store that misses the last-level
@@ -516,13 +516,22 @@ class AnalyticalCPUModel:
         again and again, so what they move beyond L2 streams as the sweep did: from a host's
         shared LLC, which serves working sets far beyond its nominal slice (26 GB/s up to
         ~64 MiB on the Sapphire Rapids VM, twice its DRAM rate)."""
-        mc = self.machine
         level = np.asarray(level)
-        if not mc.stream_log_bps.size or self.cache_state != "warm":
-            return np.ones(level.shape)
-        rate = np.exp(np.interp(np.log(np.maximum(ws_bytes, 1.0)), mc.stream_log_bytes,
+        out = np.ones(level.shape)
+        if not self.machine.stream_log_bps.size or self.cache_state != "warm":
+            return out
+        off = np.flatnonzero(level != _L2)  # only these need the curve (query speed)
+        if off.size:
+            ws = np.broadcast_to(np.asarray(ws_bytes, dtype=np.float64), level.shape)[off]
+            out[off] = self.machine.dram_bw / self._sweep_rate(ws)
+        return out
+
+    def _sweep_rate(self, nbytes: np.ndarray) -> np.ndarray:
+        """The measured sweep's streaming rate (B/s) for cyclic working sets of ``nbytes``,
+        log-log interpolated."""
+        mc = self.machine
+        return np.exp(np.interp(np.log(np.maximum(nbytes, 1.0)), mc.stream_log_bytes,
                                 mc.stream_log_bps))
-        return np.where(level != _L2, mc.dram_bw / rate, 1.0)
 
     def _weight_bytes(self, ctx: _Ctx, idx: np.ndarray, first: np.ndarray,
                       per_call_w: np.ndarray) -> np.ndarray:
@@ -556,10 +565,10 @@ class AnalyticalCPUModel:
             # a measured sweep says how fast a cyclic working set this size streams (a shared
             # LLC falls off gradually, well before its nominal size): its rate, log-log
             # interpolated, replaces the capacity rule for the steps after the first
-            rate = np.exp(np.interp(np.log(np.maximum(step, 1.0)), mc.stream_log_bytes,
-                                    mc.stream_log_bps))
             on_curve = repeated & (later != _L2)
-            blended = np.where(on_curve, mc.dram_bw / rate, blended)
+            on = np.flatnonzero(on_curve)
+            if on.size:
+                blended[on] = mc.dram_bw / self._sweep_rate(step[on])
             later = np.where(on_curve, _DRAM, later)
         # warm: the first step is a cyclic working set too (the call runs again and again, as
         # calibration times it); without this an isolated GEMV of a 12-64 MiB matrix was
