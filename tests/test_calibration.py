@@ -265,6 +265,17 @@ def test_persistent_drift_moves_the_baseline(tmp_path: Path) -> None:
     assert res.pending_points == 0
 
 
+def test_a_faster_probe_moves_the_baseline_at_once(tmp_path: Path) -> None:
+    # the 3 baseline probes fell in a slow spell; every later probe is 30 % faster
+    ref = lambda i: 1.3e-3 if i < 3 else 1e-3  # noqa: E731
+    res = run_fake(tmp_path, 40.0, FakeMeasurer(FakeClock(), reference=ref), batch_points=2)
+    assert res.rebaselines == 1 and res.drift_events == 1  # one batch, not three
+    assert res.remeasured == 2 and res.pending_points == 0
+    lines = [json.loads(x) for x in (tmp_path / "points.jsonl").read_text().splitlines()]
+    moved = [r for r in lines if r.get("kind") == "rebaseline"]
+    assert len(moved) == 1 and moved[0]["min_s"] == pytest.approx(1e-3)
+
+
 def test_a_slow_stretch_is_waited_out_not_taken_as_the_new_speed(tmp_path: Path) -> None:
     # 3 baseline probes, the first batch probe and two probes while waiting are slow
     ref = lambda i: 1.3e-3 if 3 <= i <= 5 else 1e-3  # noqa: E731

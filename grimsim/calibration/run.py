@@ -5,8 +5,10 @@ during drift), times each at every thread count, and appends every point to
 ``<out>/points.jsonl`` the moment it is measured. Every ``batch_points`` points (or
 ``reference_interval_s``) a fixed reference GEMM is re-timed: if it is more than
 ``drift_tol`` away from the session's baseline, the batch since the last good probe is marked
-drifted (a ``drift`` line) and queued again; after ``rebaseline_after`` drifted probes in a
-row the machine is taken to have settled at a new speed and the baseline moves (logged;
+drifted (a ``drift`` line) and queued again. A probe faster than the baseline moves it at
+once (interference only adds time: the baseline was taken in a slow spell); after
+``rebaseline_after`` slow probes in a row the machine is taken to have settled at a new speed
+and the baseline moves too (logged;
 ``grimsim fit`` leaves out points of batches whose probe was slow against the session's
 usual speed, so a slow stretch taken as the new normal does not enter the fit).
 
@@ -365,9 +367,19 @@ class _Loop:
             self._drop_batch(final)
             if ratio > 1.0 and not final and self._wait_for_speed():
                 self.consecutive_drift = 0  # a slow stretch, over now
-            if self.consecutive_drift >= self.rebaseline_after:
-                log.warning("reference GEMM stayed at %.3f x its baseline for %d probes: "
-                            "taking that as the new baseline", ratio, self.consecutive_drift)
+            # Interference only adds time, so a reference faster than the baseline means the
+            # baseline was taken in a slow spell: it moves at once (waiting for three such
+            # probes dropped three batches, and a 4 s calibration on the Sapphire Rapids VM
+            # ended with no point). A slower one moves it only when it persists.
+            faster = ratio < 1.0
+            if faster or self.consecutive_drift >= self.rebaseline_after:
+                if faster:
+                    log.info("reference GEMM at %.3f x its baseline: the baseline was taken "
+                             "in a slow spell; taking the faster value", ratio)
+                else:
+                    log.warning("reference GEMM stayed at %.3f x its baseline for %d probes: "
+                                "taking that as the new baseline", ratio,
+                                self.consecutive_drift)
                 self.baseline = value
                 self.consecutive_drift = 0
                 self.rebaselines += 1
