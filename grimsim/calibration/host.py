@@ -1,11 +1,13 @@
 """Describe this machine with short microbenchmarks added to the OS facts.
 
-The OS reports a nominal clock (2.6 GHz on the development VM while its cores run ~3.65 GHz),
-no memory bandwidth, and the whole die's L3 even where a core keeps far less of it (on the
-development VM, shared with other tenants, streaming reads keep L3 bandwidth only up to
-~15 MiB of the 32 MiB listed). So the ``host`` profile measures all three once with the C++
-kernels: an FMA loop for the real clock, a streaming read for the bandwidth, and streaming
-reads over growing buffers for the last-level cache one core effectively has.
+The OS reports a nominal clock (2.6 GHz on the AMD EPYC development VM while its cores ran
+~3.65 GHz; 2.1 GHz in /proc/cpuinfo on the Sapphire Rapids one, measured 2.86 GHz), no memory
+bandwidth, and the whole die's L3 even where a core keeps far less of it (on the EPYC VM,
+shared with other tenants, streaming reads kept L3 bandwidth only up to ~15 MiB of the 32 MiB
+listed; on the Xeon, `lscpu` lists 300 MiB and one core streams 26 GB/s up to ~64 MiB).
+So the ``host`` profile measures all three once with the C++ kernels: an FMA loop for the
+real clock, a streaming read for the bandwidth, and streaming reads over growing buffers for
+the last-level cache one core effectively has.
 """
 
 from __future__ import annotations
