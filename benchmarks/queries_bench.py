@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         "# Cost-query throughput (analytical CPU model)", "",
         f"- machine: {platform.node()} / {platform.machine()}, profile {profile}",
         f"- date: {now}; numpy {np.__version__}, Python {platform.python_version()}",
-        f"- command: `.venv/bin/python benchmarks/queries_bench.py --rows {args.rows}`",
+        f"- command: `.venv/bin/python benchmarks/queries_bench.py --rows {args.rows} "
+        f"--repeats {args.repeats}`",
         f"- rows: {len(rows)} ({distinct} distinct (M, K, N, scheme, threads, op)), built in "
         f"{build_s:.2f} s ({len(rows) / build_s:,.0f} rows/s, expected-mask statistics)",
         f"- estimate: best of {args.repeats} runs {best:.3f} s wall -> **{len(rows) / best:,.0f} "

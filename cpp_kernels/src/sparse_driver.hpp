@@ -190,16 +190,17 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
     // short runs, above). The ragged tile reads its own small copy, so it is not prefetched.
     const i64 next = task + team;
     const i64 next_t = next / n_chunks, next_ch = next % n_chunks;
-    const i64 nv0 = next < n_tiles * n_chunks ? tile_v0[static_cast<std::size_t>(next_t)] : 0;
-    const i64 nv1 =
-        next < n_tiles * n_chunks ? tile_v0[static_cast<std::size_t>(next_t + 1)] : 0;
-    const i64 run_bytes = (nv1 - nv0) * lanes * static_cast<i64>(sizeof(float));
-    if (run_bytes > 0 && run_bytes <= kStreamedRunBytes && !(ragged && next_t == n_tiles - 1)) {
-      panel_view.pf_x = x + nv0 * lanes;
-      panel_view.pf_ldx = ld;
-      panel_view.pf_row0 = k * next_ch / n_chunks;
-      panel_view.pf_row1 = k * (next_ch + 1) / n_chunks;
-      panel_view.pf_bytes = (nv1 - nv0) * lanes * static_cast<i64>(sizeof(float));
+    if (next < n_tiles * n_chunks && !(ragged && next_t == n_tiles - 1)) {
+      const i64 nv0 = tile_v0[static_cast<std::size_t>(next_t)];
+      const i64 nv1 = tile_v0[static_cast<std::size_t>(next_t + 1)];
+      const i64 run_bytes = (nv1 - nv0) * lanes * static_cast<i64>(sizeof(float));
+      if (run_bytes <= kStreamedRunBytes) {
+        panel_view.pf_x = x + nv0 * lanes;
+        panel_view.pf_ldx = ld;
+        panel_view.pf_row0 = k * next_ch / n_chunks;
+        panel_view.pf_row1 = k * (next_ch + 1) / n_chunks;
+        panel_view.pf_bytes = run_bytes;
+      }
     }
     if (!overwrite)
       for (i64 r = r0; r < r1; ++r) std::fill(y + r * ld + c0, y + r * ld + c0 + width, 0.0f);

@@ -509,22 +509,27 @@ class AnalyticalCPUModel:
             out = np.minimum(out, self._level(y_bytes))
         return first, again, act_in, out
 
-    def _sweep_blend(self, level: np.ndarray, ws_bytes: np.ndarray) -> np.ndarray:
-        """Per row, the factor that makes bytes counted at DRAM move at the measured
-        streaming sweep's rate for a cyclic working set of ``ws_bytes`` instead (1 where the
-        level is L2, the cache state is not warm or the profile has no sweep). Warm rows run
-        again and again, so what they move beyond L2 streams as the sweep did: from a host's
-        shared LLC, which serves working sets far beyond its nominal slice (26 GB/s up to
-        ~64 MiB on the Sapphire Rapids VM, twice its DRAM rate)."""
+    def _streamed(self, level: np.ndarray, nbytes: Any, ws_bytes: Any
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """(level, bytes) to charge for ``nbytes`` read or written at ``level`` by rows whose
+        cyclic working set is ``ws_bytes``. Warm rows run again and again, so on a profile
+        with a measured streaming sweep what they move beyond L2 streams as the sweep did:
+        such bytes go to the DRAM level, scaled to take the sweep's time for the working set
+        (a host's shared LLC serves working sets far beyond its nominal slice: 26 GB/s up to
+        ~64 MiB on the Sapphire Rapids VM, twice its DRAM rate). Other rows are unchanged."""
         level = np.asarray(level)
-        out = np.ones(level.shape)
+        nbytes = np.asarray(nbytes, dtype=np.float64)
         if not self.machine.stream_log_bps.size or self.cache_state != "warm":
-            return out
+            return level, nbytes
         off = np.flatnonzero(level != _L2)  # only these need the curve (query speed)
-        if off.size:
-            ws = np.broadcast_to(np.asarray(ws_bytes, dtype=np.float64), level.shape)[off]
-            out[off] = self.machine.dram_bw / self._sweep_rate(ws)
-        return out
+        if not off.size:
+            return level, nbytes
+        ws = np.broadcast_to(np.asarray(ws_bytes, dtype=np.float64), level.shape)[off]
+        nbytes = np.broadcast_to(nbytes, level.shape).copy()
+        nbytes[off] *= self.machine.dram_bw / self._sweep_rate(ws)
+        level = level.copy()
+        level[off] = _DRAM
+        return level, nbytes
 
     def _sweep_rate(self, nbytes: np.ndarray) -> np.ndarray:
         """The measured sweep's streaming rate (B/s) for cyclic working sets of ``nbytes``,
@@ -574,10 +579,8 @@ class AnalyticalCPUModel:
         # calibration times it); without this an isolated GEMV of a 12-64 MiB matrix was
         # costed at the DRAM rate while a host's large shared LLC served it 1.5-2x faster, and
         # the learned correction carried that factor over to RNN steps already on the curve
-        first_blend = self._sweep_blend(first, np.maximum(step, per_call_w))
-        first = np.where(first_blend != 1.0, _DRAM, first)
         b = np.zeros((3, idx.size))
-        _add_to(b, first, per_call_w / reps * first_blend)
+        _add_to(b, *self._streamed(first, per_call_w / reps, np.maximum(step, per_call_w)))
         _add_to(b, later, per_call_w * (reps - 1) / reps * blended)
         return b
 
@@ -644,8 +647,8 @@ class AnalyticalCPUModel:
                             self._mem_s(bytes_a, pack_par))
         x_level = np.where(rows.im2col[idx], self._level(x_bytes), act_in)
         bytes_b = np.zeros((3, idx.size))
-        _add_to(bytes_b, x_level,
-                x_bytes * m_chunks * self._sweep_blend(x_level, x_bytes + w_bytes + y_bytes))
+        _add_to(bytes_b, *self._streamed(x_level, x_bytes * m_chunks,
+                                         x_bytes + w_bytes + y_bytes))
         par_b = self._par(cost.tasks, t, cost.imb)
         pack_b = np.maximum(k * nn / mc.lanes * m_chunks / mc.clock_hz * par_b,
                             self._mem_s(bytes_b, par_b))
@@ -667,9 +670,9 @@ class AnalyticalCPUModel:
         in_bytes = rows.act_bytes_in[idx] / ctx.calls[idx]
         out_level = self._level(elems * rows.groups[idx] * _F4)
         ws = in_bytes + elems * rows.groups[idx] * _F4
-        _add_to(b, act_in, in_bytes * self._sweep_blend(act_in, ws))
-        # the sweep is a read rate: stores beyond the LLC also pay their write-allocate read
-        self._store(b, out_level, elems * _F4 * self._sweep_blend(out_level, ws))
+        _add_to(b, *self._streamed(act_in, in_bytes, ws))
+        # the sweep is a read rate: streamed stores also pay their write-allocate read
+        self._store(b, *self._streamed(out_level, elems * _F4, ws))
         # stride 1 copies whole output rows (memcpy); other strides gather one float at a time
         per_elem = np.where(rows.stride_w[idx] == 1, self.params.im2col_copy_cycles,
                             self.params.im2col_cycles)
@@ -756,7 +759,7 @@ class AnalyticalCPUModel:
         self._store(cost.bytes, out, y_bytes)
         # padding pass: zero-fill and copy the input into the padded planes
         b = np.zeros((3, idx.size))
-        _add_to(b, act_in, x_bytes * self._sweep_blend(act_in, x_bytes + pad_bytes))
+        _add_to(b, *self._streamed(act_in, x_bytes, x_bytes + pad_bytes))
         _add_to(b, self._level(pad_bytes), pad_bytes)
         par_pad = self._par(cin, t, np.ones(idx.size))
         cost.passes_s = np.maximum(pad_bytes / _F4 / mc.lanes / mc.clock_hz * par_pad,
@@ -802,7 +805,7 @@ class AnalyticalCPUModel:
         w_bytes = channels * taps * _F4
         first, _, act_in, out = self._levels(ctx, idx, w_bytes, x_bytes, y_bytes)
         cost.add(first, w_bytes)
-        cost.add(act_in, x_bytes * self._sweep_blend(act_in, x_bytes + y_bytes))
+        cost.add(*self._streamed(act_in, x_bytes, x_bytes + y_bytes))
         self._store(cost.bytes, out, y_bytes)
         # depthwise runs all channels in one call per image
         return self._finish(ctx, idx, cost, "depthwise", batch * rows.repeats[idx])
@@ -948,7 +951,7 @@ class AnalyticalCPUModel:
         cost.bytes += self._weight_bytes(ctx, idx, first, f_bytes)
         cost.add(again, f_bytes * (n_tiles - 1))
         x_level = np.where(rows.im2col[idx], self._level(x_bytes * rows.groups[idx]), act_in)
-        cost.add(x_level, x_bytes * self._sweep_blend(x_level, x_bytes + f_bytes + y_bytes))
+        cost.add(*self._streamed(x_level, x_bytes, x_bytes + f_bytes + y_bytes))
         cost.add(self._level(kc * np.where(n_tiles > 1, nt, nv_total) * mc.lanes * _F4),
                  x_reads)
         self._store(cost.bytes, out, y_bytes * y_passes)
@@ -1059,7 +1062,7 @@ class AnalyticalCPUModel:
             cost.add(again, f_bytes)
         else:
             cost.bytes += self._weight_bytes(ctx, idx, first, f_bytes)
-        cost.add(act_in, x_bytes * self._sweep_blend(act_in, x_bytes + f_bytes + y_bytes))
+        cost.add(*self._streamed(act_in, x_bytes, x_bytes + f_bytes + y_bytes))
         cost.add(out, 2 * y_bytes)  # read and written back: the read brings the line in
         if rows.im2col[idx].any():
             cost.passes_s = self._im2col_s(ctx, idx, act_in)
