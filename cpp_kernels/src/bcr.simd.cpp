@@ -39,19 +39,42 @@ constexpr int rmax(int vv) {
   return (kRegisters - vv - 1) / vv > kMaxRR ? kMaxRR : (kRegisters - vv - 1) / vv;
 }
 
+// The first n floats at p as a vector (the rest zero) / stored back, for a ragged last
+// vector along N. AVX-512 masks make these as cheap as whole loads and stores, and a masked
+// load never faults on the lanes it skips (the end of X or Y may be the end of a page); only
+// that tier computes ragged ends in place (bcr_stream_masked_tail).
+#if defined(__AVX512F__)
+GRIMSIM_INLINE vf load_tail(const float* p, unsigned mask) {
+  return reinterpret_cast<vf>(_mm512_maskz_loadu_ps(static_cast<__mmask16>(mask), p));
+}
+GRIMSIM_INLINE void store_tail(float* p, vf v, unsigned mask) {
+  _mm512_mask_storeu_ps(p, static_cast<__mmask16>(mask), reinterpret_cast<__m512>(v));
+}
+#else
+GRIMSIM_INLINE vf load_tail(const float* p, unsigned mask) {
+  return load_partial(p, __builtin_popcount(mask));
+}
+GRIMSIM_INLINE void store_tail(float* p, vf v, unsigned mask) {
+  store_partial(p, v, __builtin_popcount(mask));
+}
+#endif
+
 // Register tiles of one tile's RR rows over nsub consecutive groups of VV vectors along N:
 // Y[RR rows, VV vectors] += vals[RR x c] @ X[cols, VV vectors], group after group (the X rows
 // and weights stay in L1 between groups). Element (i, k) of the tile is v[k * stride + i]
-// (column-major) or v[i * stride + k]; x and yr[] point at the first group's columns.
-template <int RR, int VV, bool kColMajor>
+// (column-major) or v[i * stride + k]; x and yr[] point at the first group's columns. With
+// kTail, the last vector of the last group holds only the lanes of tail_mask (N's ragged end).
+template <int RR, int VV, bool kColMajor, bool kTail>
 void ukr(const float* GRIMSIM_RESTRICT v, i64 stride, i64 c,
-         const float* const* GRIMSIM_RESTRICT xr, i64 xoff, float* const* yr, i64 nsub) {
+         const float* const* GRIMSIM_RESTRICT xr, i64 xoff, float* const* yr, i64 nsub,
+         unsigned tail_mask) {
   // 64-byte lines of one group's X row to prefetch (below); AVX-512 only: measured there
   // (Sapphire Rapids VM, 2026-11-26, 16x32 BCR, best of 4 alternating runs: +2 to +9 % on
   // N >= 196, within +-5 % on N = 32, 49), while the AVX2 tier showed no gain on that core
   // and keeps its Zen 3 tuning.
   constexpr int kPfLines = L >= 16 ? (VV * L * 4 + 63) / 64 : 0;
-  for (i64 s = 0; s < nsub; ++s) {
+  auto group = [&](i64 s, auto ragged) GRIMSIM_LAMBDA_INLINE {
+    constexpr bool kRagged = decltype(ragged)::value;
     const i64 off = s * VV * L;
     const i64 xo = xoff + off;
     // The next group's X (the same rows, VV vectors on) is prefetched into L1 a line at a
@@ -72,7 +95,8 @@ void ukr(const float* GRIMSIM_RESTRICT v, i64 stride, i64 c,
       const float* xk = xr[k] + xo;
       vf xv[VV];
 #pragma GCC unroll 4
-      for (int j = 0; j < VV; ++j) xv[j] = load(xk + j * L);
+      for (int j = 0; j < VV; ++j)
+        xv[j] = kRagged && j == VV - 1 ? load_tail(xk + j * L, tail_mask) : load(xk + j * L);
 #pragma GCC unroll 4
       for (int j = 0; j < kPfLines; ++j) __builtin_prefetch(xk + pf + j * 16, 0, 3);
       const float* vk = kColMajor ? v + k * stride : v + k;
@@ -87,29 +111,37 @@ void ukr(const float* GRIMSIM_RESTRICT v, i64 stride, i64 c,
     for (int i = 0; i < RR; ++i) {
       float* yi = yr[i] + off;
 #pragma GCC unroll 4
-      for (int j = 0; j < VV; ++j) store(yi + j * L, load(yi + j * L) + acc[i][j]);
+      for (int j = 0; j < VV; ++j) {
+        if (kRagged && j == VV - 1)
+          store_tail(yi + j * L, load_tail(yi + j * L, tail_mask) + acc[i][j], tail_mask);
+        else
+          store(yi + j * L, load(yi + j * L) + acc[i][j]);
+      }
     }
-  }
+  };
+  const i64 whole = kTail ? nsub - 1 : nsub;
+  for (i64 s = 0; s < whole; ++s) group(s, std::false_type{});
+  if constexpr (kTail) group(nsub - 1, std::true_type{});
 }
 
-template <bool kColMajor>
-using UkrFn = void (*)(const float*, i64, i64, const float* const*, i64, float* const*, i64);
+using UkrFn = void (*)(const float*, i64, i64, const float* const*, i64, float* const*, i64,
+                       unsigned);
 
-template <bool kColMajor, int VV, int... RRs>
+template <bool kColMajor, bool kTail, int VV, int... RRs>
 constexpr auto ukr_row(std::integer_sequence<int, RRs...>) {
   struct Row {
-    UkrFn<kColMajor> fn[kMaxRR + 1];
+    UkrFn fn[kMaxRR + 1];
   };
-  return Row{{nullptr, (RRs + 1 <= rmax(VV) ? &ukr<RRs + 1, VV, kColMajor> : nullptr)...}};
+  return Row{{nullptr, (RRs + 1 <= rmax(VV) ? &ukr<RRs + 1, VV, kColMajor, kTail> : nullptr)...}};
 }
 
-template <bool kColMajor>
+template <bool kColMajor, bool kTail = false>
 struct UkrTable {
   using Seq = std::make_integer_sequence<int, kMaxRR>;
-  static constexpr auto v1 = ukr_row<kColMajor, 1>(Seq{});
-  static constexpr auto v2 = ukr_row<kColMajor, 2>(Seq{});
-  static constexpr auto v3 = ukr_row<kColMajor, 3>(Seq{});
-  static UkrFn<kColMajor> get(int rr, int vv) {
+  static constexpr auto v1 = ukr_row<kColMajor, kTail, 1>(Seq{});
+  static constexpr auto v2 = ukr_row<kColMajor, kTail, 2>(Seq{});
+  static constexpr auto v3 = ukr_row<kColMajor, kTail, 3>(Seq{});
+  static UkrFn get(int rr, int vv) {
     return vv == 3 ? v3.fn[rr] : vv == 2 ? v2.fn[rr] : v1.fn[rr];
   }
 };
@@ -231,6 +263,10 @@ void panel_tile(i64 r, i64 c, const float* vals, const Idx* cols, const RowT* ro
   const Split& s = splits.get(r);
   const i64 rb = row_base - p.y_row0;
   const i64 vstride = kColMajor ? r : c;
+  // The widths' register tiles run left to right, so the ragged vector (if any) is the last
+  // one of the last width in use.
+  const int last_w = s.n[2] > 0 ? 2 : s.n[1] > 0 ? 1 : 0;
+  const unsigned tail_mask = (1u << p.tail) - 1u;
   constexpr i64 kPtrChunk = 256;
   const float* xr[kPtrChunk];
   float* yr[kMaxRR];
@@ -248,7 +284,12 @@ void panel_tile(i64 r, i64 c, const float* vals, const Idx* cols, const RowT* ro
         for (int i = 0; i < rr; ++i)
           yr[i] = p.y + (rb + static_cast<i64>(rows[i0 + i])) * p.ldy + voff * L;
         const float* vp = kColMajor ? vk + i0 : vk + i0 * vstride;
-        UkrTable<kColMajor>::get(rr, vv)(vp, vstride, kn, xr, voff * L, yr, s.n[w]);
+        // (Only the packed stream, column-major, computes ragged ends in place: the tail
+        // kernels are instantiated for it alone.)
+        const UkrFn fn = kColMajor && p.tail > 0 && w == last_w
+                             ? UkrTable<kColMajor, kColMajor>::get(rr, vv)
+                             : UkrTable<kColMajor>::get(rr, vv);
+        fn(vp, vstride, kn, xr, voff * L, yr, s.n[w], tail_mask);
         i0 += rr;
       }
       voff += s.n[w] * vv;
@@ -630,6 +671,14 @@ GRIMSIM_INLINE void walk_raw(const BcrRaw& w, i64 u0, i64 u1, Fn&& fn) {
 }  // namespace
 
 int sparse_lanes() { return L; }
+
+bool bcr_stream_masked_tail() {
+#if defined(__AVX512F__)
+  return L == 16;
+#else
+  return false;
+#endif
+}
 
 void bcr_raw_panel(const BcrRaw& w, i64 u0, i64 u1, const Panel& p) {
   SplitCache splits(p.nv);

@@ -43,9 +43,11 @@ inline std::vector<i64> balanced_bounds(const std::vector<i64>& prefix, i64 part
 }
 
 // How run_panels cuts the work: vectors per N tile, and columns of W per K chunk (0: W is
-// not visited in chunks).
+// not visited in chunks); in_place_tail: the kernel computes N's ragged end in place
+// (Panel::tail), so it needs no zero-padded copies of X and Y.
 struct PanelLayout {
   i64 nt, kc;
+  bool in_place_tail = false;
 };
 
 // The row kernels' layout (CSR, N:M, pattern, raw BCR), no K chunks: vectors per N tile such
@@ -101,7 +103,8 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
     tile_v0.push_back(tile_v0.back() + nt);
   tile_v0.push_back(nv_total);
   const i64 n_tiles = static_cast<i64>(tile_v0.size()) - 1;
-  const bool ragged = n % lanes != 0;
+  const bool ragged = n % lanes != 0 && !layout.in_place_tail;
+  const i64 tail = layout.in_place_tail ? n % lanes : 0;
   i64 max_width = 0;
   for (i64 t = 0; t < n_tiles; ++t)
     max_width = std::max(max_width, (tile_v0[static_cast<std::size_t>(t + 1)] -
@@ -183,8 +186,11 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
       return;
     }
     const i64 width = (v1 - v0) * lanes;
+    const bool last_tile = t == n_tiles - 1;
+    const i64 cols = last_tile ? n - c0 : width;  // the columns of Y this tile owns
     Panel panel_view{x + c0, ld, y + c0, ld, 0, v1 - v0, row_map};
     panel_view.kc = kc;
+    panel_view.tail = last_tile ? tail : 0;
     // This thread's likely next task is `team` tasks on (tasks are handed out in order); its
     // chunk's share of that tile's X rows is prefetched during this task (when its rows are
     // short runs, above). The ragged tile reads its own small copy, so it is not prefetched.
@@ -203,8 +209,8 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
       }
     }
     if (!overwrite)
-      for (i64 r = r0; r < r1; ++r) std::fill(y + r * ld + c0, y + r * ld + c0 + width, 0.0f);
-    if (copy_panels) {
+      for (i64 r = r0; r < r1; ++r) std::fill(y + r * ld + c0, y + r * ld + c0 + cols, 0.0f);
+    if (copy_panels && panel_view.tail == 0) {
       float* panel = panels.data() + static_cast<i64>(thread) * k * max_width;
       for (i64 r = 0; r < k; ++r)
         std::memcpy(panel + r * width, x + r * ld + c0, sizeof(float) * width);

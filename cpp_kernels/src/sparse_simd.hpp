@@ -103,6 +103,9 @@ struct Panel {
   // Packed BCR: the units' tiles are visited in chunks of kc columns of W (rows of X), all
   // units per chunk, so the chunk's X rows stay in L2 (0: each unit's tiles in one go).
   std::int64_t kc = 0;
+  // Valid floats in the panel's last vector when N's ragged end is computed in place (packed
+  // BCR on tiers with masked loads, bcr_stream_masked_tail); 0: every vector is whole.
+  std::int64_t tail = 0;
 };
 
 }  // namespace grimsim::sparse_detail
@@ -110,6 +113,9 @@ struct Panel {
 namespace grimsim {
 // Floats per vector of the tier (the drivers size N tiles with it).
 GRIMSIM_MV_DECLARE(int sparse_lanes())
+// Whether bcr_stream_panel can compute a ragged last vector in place (Panel::tail): tiers
+// with masked loads and stores that cost no more than whole ones (AVX-512).
+GRIMSIM_MV_DECLARE(bool bcr_stream_masked_tail())
 // BCR, raw arrays: units [u0, u1); y += W x over the panel (y zeroed by the caller).
 GRIMSIM_MV_DECLARE(void bcr_raw_panel(const sparse_detail::BcrRaw& w, std::int64_t u0,
                                       std::int64_t u1, const sparse_detail::Panel& p))

@@ -866,7 +866,8 @@ class AnalyticalCPUModel:
         """N of at least one vector. With vectors of 8 or more lanes, packed BCR runs the
         whole vectors as panels and a ragged end of fewer than 8 columns on the narrow
         kernel, which reads the just-streamed weights a second time (bcr.cpp
-        BcrPacked::spmm); otherwise the ragged end is padded to a vector."""
+        BcrPacked::spmm); otherwise the ragged end is padded to a vector (computed in place
+        with masks on 16-lane vectors)."""
         lanes = self.machine.lanes
         if fmt != "bcr" or lanes < 8:
             return self._sparse_panel(ctx, idx, fmt)
@@ -955,8 +956,10 @@ class AnalyticalCPUModel:
         cost.add(self._level(kc * np.where(n_tiles > 1, nt, nv_total) * mc.lanes * _F4),
                  x_reads)
         self._store(cost.bytes, out, y_bytes * y_passes)
-        # the ragged last tile goes through zero-padded copies of X and Y
-        ragged = (nn % mc.lanes) > 0
+        # the ragged last tile goes through zero-padded copies of X and Y, except in packed
+        # BCR on 16-lane vectors (AVX-512), which computes it in place with masked loads and
+        # stores (bcr_stream_masked_tail)
+        ragged = ((nn % mc.lanes) > 0) & (fmt != "bcr" or mc.lanes < 16)
         last_w = np.where(ragged, last * mc.lanes, 0.0)
         copy_b = np.zeros((3, idx.size))
         _add_to(copy_b, _L2, 2.0 * (k + m) * last_w * _F4)

@@ -82,9 +82,11 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define GRIMSIM_INLINE inline __attribute__((always_inline))
+#define GRIMSIM_LAMBDA_INLINE __attribute__((always_inline))
 #define GRIMSIM_RESTRICT __restrict__
 #else
 #define GRIMSIM_INLINE inline
+#define GRIMSIM_LAMBDA_INLINE
 #define GRIMSIM_RESTRICT
 #endif
 
