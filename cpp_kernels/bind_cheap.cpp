@@ -38,7 +38,7 @@ py::array_t<float> input_f32(const py::array& a, const char* name) {
 // overlapping the input), or a new array of that shape.
 py::array_t<float> output_f32(const py::object& out_arr, const std::vector<std::int64_t>& shape,
                               const py::array& input) {
-  if (out_arr.is_none()) return py::array_t<float>(shape);
+  if (out_arr.is_none()) return new_f32(shape);
   if (!py::isinstance<py::array>(out_arr))
     throw grimsim::InvalidArgument("out must be None or a float32 numpy array");
   auto out = require_f32(out_arr.cast<py::array>(), "out", static_cast<int>(shape.size()));

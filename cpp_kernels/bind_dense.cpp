@@ -19,7 +19,7 @@ py::array_t<float> dense_reference(const py::array& w_in, const py::array& x_in)
   if (x.shape(0) != K)
     throw grimsim::InvalidArgument("x has " + std::to_string(x.shape(0)) +
                                    " rows but w has K=" + std::to_string(K) + " columns");
-  py::array_t<float> y({M, N});
+  py::array_t<float> y = new_f32({M, N});
   const float* wp = w.data();
   const float* xp = x.data();
   float* yp = y.mutable_data();
@@ -48,7 +48,7 @@ GemmArgs gemm_args(const py::array& w_in, const py::array& x_in, int threads) {
 
 py::array_t<float> dense_gemm(const py::array& w_in, const py::array& x_in, int threads) {
   const GemmArgs a = gemm_args(w_in, x_in, threads);
-  py::array_t<float> y({a.M, a.N});
+  py::array_t<float> y = new_f32({a.M, a.N});
   const float* wp = a.w.data();
   const float* xp = a.x.data();
   float* yp = y.mutable_data();
@@ -64,7 +64,7 @@ py::dict bench_dense(const py::array& w_in, const py::array& x_in, int threads,
                      std::int64_t flush_cache_bytes) {
   const GemmArgs a = gemm_args(w_in, x_in, threads);
   const auto opt = bench_options(threads, min_time_s, warmup, max_reps, flush_cache_bytes);
-  py::array_t<float> y({a.M, a.N});
+  py::array_t<float> y = new_f32({a.M, a.N});
   const float* wp = a.w.data();
   const float* xp = a.x.data();
   float* yp = y.mutable_data();
@@ -133,7 +133,8 @@ py::array_t<float> im2col(const py::array& in, const py::object& kernel,
   grimsim::ConvGeometry g;
   auto x = conv_input(in, g);
   set_window(g, kernel, stride, pad, dilation);
-  py::array_t<float> cols({g.channels * g.kernel_h * g.kernel_w, g.out_h() * g.out_w()});
+  py::array_t<float> cols =
+      new_f32({g.channels * g.kernel_h * g.kernel_w, g.out_h() * g.out_w()});
   const float* xp = x.data();
   float* cp = cols.mutable_data();
   {
@@ -182,7 +183,7 @@ py::array_t<float> conv2d_gemm(const py::array& in, const py::array& w2d,
                                const py::object& pad, const py::object& dilation,
                                std::int64_t groups, const py::object& bias, int threads) {
   auto a = conv_gemm_args(in, w2d, kernel, stride, pad, dilation, groups, bias, threads);
-  py::array_t<float> out({std::int64_t{1}, a.out_channels, a.g.out_h(), a.g.out_w()});
+  py::array_t<float> out = new_f32({std::int64_t{1}, a.out_channels, a.g.out_h(), a.g.out_w()});
   float* op = out.mutable_data();
   {
     py::gil_scoped_release release;
@@ -199,7 +200,7 @@ py::dict bench_conv2d_gemm(const py::array& in, const py::array& w2d, const py::
                            std::int64_t max_reps, std::int64_t flush_cache_bytes) {
   auto a = conv_gemm_args(in, w2d, kernel, stride, pad, dilation, groups, bias, threads);
   const auto opt = bench_options(threads, min_time_s, warmup, max_reps, flush_cache_bytes);
-  py::array_t<float> out({std::int64_t{1}, a.out_channels, a.g.out_h(), a.g.out_w()});
+  py::array_t<float> out = new_f32({std::int64_t{1}, a.out_channels, a.g.out_h(), a.g.out_w()});
   float* op = out.mutable_data();
   grimsim::TimingResult r;
   {
@@ -241,7 +242,7 @@ py::array_t<float> depthwise_conv2d(const py::array& in, const py::array& weight
                                     const py::object& dilation, const py::object& bias,
                                     int threads) {
   auto a = depthwise_args(in, weight, stride, pad, dilation, bias, threads);
-  py::array_t<float> out({std::int64_t{1}, a.g.channels, a.g.out_h(), a.g.out_w()});
+  py::array_t<float> out = new_f32({std::int64_t{1}, a.g.channels, a.g.out_h(), a.g.out_w()});
   float* op = out.mutable_data();
   {
     py::gil_scoped_release release;
@@ -256,7 +257,7 @@ py::dict bench_depthwise(const py::array& in, const py::array& weight, const py:
                          std::int64_t max_reps, std::int64_t flush_cache_bytes) {
   auto a = depthwise_args(in, weight, stride, pad, dilation, bias, threads);
   const auto opt = bench_options(threads, min_time_s, warmup, max_reps, flush_cache_bytes);
-  py::array_t<float> out({std::int64_t{1}, a.g.channels, a.g.out_h(), a.g.out_w()});
+  py::array_t<float> out = new_f32({std::int64_t{1}, a.g.channels, a.g.out_h(), a.g.out_w()});
   float* op = out.mutable_data();
   grimsim::TimingResult r;
   {
@@ -288,7 +289,7 @@ py::array_t<float> pool2d(const py::array& in, const py::object& kernel, const p
   grimsim::check_pool_geometry(g);
   py::array_t<float> out;
   if (out_arr.is_none()) {
-    out = py::array_t<float>({std::int64_t{1}, g.channels, g.out_h, g.out_w});
+    out = new_f32({std::int64_t{1}, g.channels, g.out_h, g.out_w});
   } else {
     if (!py::isinstance<py::array>(out_arr))
       throw grimsim::InvalidArgument("out must be None or a float32 numpy array");
@@ -366,7 +367,7 @@ WinogradArgs winograd_args(const py::array& in, const py::object& weight, const 
 py::array_t<float> winograd_conv3x3(const py::array& in, const py::object& weight,
                                     const py::object& bias, const py::object& pad, int threads) {
   auto a = winograd_args(in, weight, bias, pad, threads);
-  py::array_t<float> out({std::int64_t{1}, a.w->out_channels, a.out_h, a.out_w});
+  py::array_t<float> out = new_f32({std::int64_t{1}, a.w->out_channels, a.out_h, a.out_w});
   float* op = out.mutable_data();
   {
     py::gil_scoped_release release;
@@ -381,7 +382,7 @@ py::dict bench_winograd(const py::array& in, const py::object& weight, const py:
                         std::int64_t max_reps, std::int64_t flush_cache_bytes) {
   auto a = winograd_args(in, weight, bias, pad, threads);
   const auto opt = bench_options(threads, min_time_s, warmup, max_reps, flush_cache_bytes);
-  py::array_t<float> out({std::int64_t{1}, a.w->out_channels, a.out_h, a.out_w});
+  py::array_t<float> out = new_f32({std::int64_t{1}, a.w->out_channels, a.out_h, a.out_w});
   float* op = out.mutable_data();
   grimsim::TimingResult r;
   {
@@ -435,7 +436,7 @@ py::array_t<float> dense_gemm_packed(const std::shared_ptr<grimsim::PackedGemmWe
                                      const py::array& x_in, const py::object& bias,
                                      int threads) {
   auto a = packed_args(w, x_in, bias, threads);
-  py::array_t<float> y({w->M, a.N});
+  py::array_t<float> y = new_f32({w->M, a.N});
   float* yp = y.mutable_data();
   {
     py::gil_scoped_release release;
@@ -450,7 +451,7 @@ py::dict bench_dense_packed(const std::shared_ptr<grimsim::PackedGemmWeights>& w
                             std::int64_t flush_cache_bytes) {
   auto a = packed_args(w, x_in, bias, threads);
   const auto opt = bench_options(threads, min_time_s, warmup, max_reps, flush_cache_bytes);
-  py::array_t<float> y({w->M, a.N});
+  py::array_t<float> y = new_f32({w->M, a.N});
   float* yp = y.mutable_data();
   grimsim::TimingResult r;
   {

@@ -131,8 +131,8 @@ i64 check_x(const py::array_t<float>& x, i64 k) {
 }
 
 py::array_t<float> make_y(i64 m, i64 n, bool vector) {
-  if (vector) return py::array_t<float>(py::ssize_t(m));
-  return py::array_t<float>({py::ssize_t(m), py::ssize_t(n)});
+  if (vector) return new_f32({m});
+  return new_f32({m, n});
 }
 
 // y = W @ x, with x float32 C-contiguous of `x_ndim` dimensions (0: (K, N) or (K,)); the
@@ -161,7 +161,7 @@ py::dict bench(const Matrix& w, const py::array& x_in, int threads, double min_t
   const auto x = require_f32(x_in, "x", x_in.ndim() == 1 ? 1 : 2);
   const i64 n = check_x(x, cols);
   const auto opt = bench_options(threads, min_time_s, warmup, max_reps, flush);
-  std::vector<float> y(static_cast<std::size_t>(rows * n));
+  grimsim::AlignedArray<float> y(static_cast<std::size_t>(rows * n));
   grimsim::TimingResult r;
   {
     py::gil_scoped_release release;

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <vector>
 
+#include "grimsim/kernels.hpp"
 #include "grimsim/parallel.hpp"
 #include "sparse_simd.hpp"
 
@@ -139,19 +140,18 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
   const bool copy_panels =
       n_tiles > 1 && k * ld * 4 > kTlbReachBytes && x_row_reads >= 32 * k;
   const int team = static_cast<int>(std::min<i64>(threads, n_tiles * n_chunks));
-  std::vector<float> panels;
-  if (copy_panels) panels.resize(static_cast<std::size_t>(team * k * max_width));
+  AlignedArray<float> panels(copy_panels ? static_cast<std::size_t>(team * k * max_width) : 0);
 
   // The ragged tile's zero-padded X copy (shared) and Y scratch (rows x width).
   const i64 last_v0 = tile_v0[static_cast<std::size_t>(n_tiles - 1)];
   const i64 last_width = (nv_total - last_v0) * lanes;
-  std::vector<float> xpad, ypad;
+  AlignedArray<float> xpad, ypad;
   if (ragged) {
-    xpad.assign(static_cast<std::size_t>(k * last_width), 0.0f);
+    xpad = AlignedArray<float>(static_cast<std::size_t>(k * last_width), true);
     const i64 c0 = last_v0 * lanes, cols = n - c0;
     for (i64 r = 0; r < k; ++r)
       std::memcpy(xpad.data() + r * last_width, x + r * ld + c0, sizeof(float) * cols);
-    ypad.resize(static_cast<std::size_t>(rows * last_width));
+    ypad = AlignedArray<float>(static_cast<std::size_t>(rows * last_width));
   }
 
   // The next panel is prefetched in software only when its X rows are short runs. Hardware

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from grimsim import __version__
+from grimsim.aligned import aligned_copy
 from grimsim.calibration.plan import PlanUnit, Shape
 from grimsim.cost.learned import CalibrationError
 from grimsim.cost.profile import DeviceProfile
@@ -528,14 +529,15 @@ class KernelMeasurer:
         geo: dict[str, int] = {}
         pointwise = False
         if shape.is_conv:
-            inp = rng.standard_normal((1, shape.in_c, shape.in_h, shape.in_w), dtype=np.float32)
+            inp = aligned_copy(rng.standard_normal((1, shape.in_c, shape.in_h, shape.in_w),
+                                                   dtype=np.float32))
             geo = {"stride": shape.stride, "pad": shape.pad, "dilation": shape.dilation}
             pointwise = (shape.kh == shape.kw == 1 and shape.stride == 1 and shape.pad == 0)
             x = (inp.reshape(shape.in_c, shape.in_h * shape.in_w) if pointwise
                  else kern.im2col(inp, kernel=(shape.kh, shape.kw), **geo))
         else:
             inp = None
-            x = rng.standard_normal((shape.K, shape.N), dtype=np.float32)
+            x = aligned_copy(rng.standard_normal((shape.K, shape.N), dtype=np.float32))
         stats: dict[str, float]
         sparse: PreparedGemm | None = None
         nbytes = w.nbytes + x.nbytes + (inp.nbytes if inp is not None else 0)

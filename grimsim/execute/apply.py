@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from grimsim.aligned import aligned_copy
 from grimsim.errors import GrimsimError, MappingError, ModelFormatError, SchemeError, ShapeError
 from grimsim.execute.runner import check_weights, resolve_assignment
 from grimsim.meta import run_meta
@@ -86,8 +87,6 @@ SUMMARY_FILE = "summary.json"
 #: Layout version of formats.npz (its ``__formats__`` entry).
 FORMATS_LAYOUT = "grimsim.formats/1"
 _META_KEY = "__formats__"
-#: BCR values start on a 64-byte boundary (the layout ``check_format`` and the kernels want).
-_VALUE_ALIGN_BYTES = 64
 
 _FORMAT_CLASSES: dict[str, type] = {"dense": DenseFormat, "csr": CSRFormat, "nm": NMFormat,
                                     "pattern": PatternFormat, "bcr": BCRFormat}
@@ -292,15 +291,6 @@ def _format_entry(pruned: _Pruned) -> tuple[dict[str, Any], dict[str, np.ndarray
     return entry, arrays
 
 
-def _aligned_copy(values: np.ndarray) -> np.ndarray:
-    """float32 copy of ``values`` starting on a 64-byte boundary."""
-    raw = np.zeros(values.size * 4 + _VALUE_ALIGN_BYTES, dtype=np.uint8)
-    offset = (-raw.ctypes.data) % _VALUE_ALIGN_BYTES
-    out = raw[offset:offset + values.size * 4].view(np.float32)
-    out[:] = values.ravel()
-    return out
-
-
 def load_formats(path: str | os.PathLike[str]) -> dict[str, Format]:
     """Rebuild the compact formats written to ``formats.npz`` (GEMM row name -> format).
 
@@ -336,7 +326,8 @@ def _rebuild(p: Path, name: str, entry: Mapping[str, Any], data: Any) -> Format:
         for key, npz_key in entry["arrays"].items():
             arr = np.ascontiguousarray(data[npz_key])
             if cls is BCRFormat and key == "values":
-                arr = _aligned_copy(arr)
+                # on a cache line, the layout check_format and the kernels want
+                arr = aligned_copy(arr.ravel())
             arr.setflags(write=False)
             kwargs[key] = arr
         for key in _SCALAR_FIELDS:

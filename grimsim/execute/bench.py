@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from grimsim.aligned import CACHE_LINE_BYTES, aligned_copy
 from grimsim.execute.kernels import TIMING_STATISTICS, prepare
 from grimsim.meta import cpu_model
 from grimsim.pruning import encode, make_mask, parse_spec, reached_sparsity
@@ -150,10 +151,11 @@ def bench_kernels(shapes: Iterable[tuple[int, int, int]] = SHAPES,
 
     for M, K, N in shapes:
         w = rng.standard_normal((M, K)).astype(np.float32)
-        x = rng.standard_normal((K, N)).astype(np.float32)
+        # activations on a cache line, as an engine allocates them (for every peer alike)
+        x = aligned_copy(rng.standard_normal((K, N)).astype(np.float32))
         geom = _conv_geometry(M, K, N)
         # conv rows: Winograd and onnxruntime take the image, not its im2col
-        image = (rng.standard_normal((1, geom[0], geom[1], geom[1])).astype(np.float32)
+        image = (aligned_copy(rng.standard_normal((1, geom[0], geom[1], geom[1])))
                  if geom is not None else None)
         cases: list[tuple[str, str]] = [("dense", "dense")]
         if geom is not None:
@@ -272,6 +274,8 @@ def bench_meta() -> dict[str, Any]:
                  for info in threadpool_info()],
         "env": {v: os.environ.get(v) for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
                                                "OMP_NUM_THREADS")},
+        "activations": f"inputs and outputs start on a {CACHE_LINE_BYTES}-byte cache line "
+                       "(grimsim.aligned), the same arrays for every peer",
     }
 
 
@@ -352,7 +356,8 @@ def markdown(rows: Sequence[BenchRow], meta: dict[str, Any], summary: dict[str, 
              "Typical call: median over rounds of the harness medians (the row times below). "
              "Fastest call: minimum over rounds of the harness minima, the best estimate of the "
              "undisturbed hardware on a shared machine. Thread scaling: each 2-thread row's "
-             "time against ours at one thread timed in the same rounds (last column).", "",
+             "time against ours at one thread timed in the same rounds (last column). "
+             f"Activations: {meta.get('activations', 'as numpy allocates them')}.", "",
              "## Targets", ""]
 
     def fmt(value: float | None) -> str:

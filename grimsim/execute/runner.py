@@ -54,6 +54,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from grimsim.aligned import aligned_copy
 from grimsim.errors import GrimsimError, KernelCheckError, MappingError, SchemeError, ShapeError
 from grimsim.execute.cheap_ops import cheap_op, softmax_fn
 from grimsim.execute.kernels import TIMING_STATISTICS, PreparedGemm, prepare
@@ -435,7 +436,8 @@ class _Ctx:
         return np.random.default_rng([self.seed, *(zlib.crc32(s.encode()) for s in key)])
 
     def gauss(self, shape: Sequence[int], *key: str) -> np.ndarray:
-        return self.rng(*key).standard_normal(tuple(shape), dtype=np.float32)
+        """Random activations on a cache line, as an engine's tensors (grimsim.aligned)."""
+        return aligned_copy(self.rng(*key).standard_normal(tuple(shape), dtype=np.float32))
 
     def time(self, fn: Callable[[], object]) -> float:
         """Seconds of a Python callable under the harness (the run's statistic)."""

@@ -28,13 +28,14 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from grimsim.aligned import CACHE_LINE_BYTES, aligned_empty
 from grimsim.errors import SchemeError, ShapeError
 from grimsim.pruning import _plan
 from grimsim.pruning.masks import PATTERN_LIBRARY, kernel_positions, pattern_library
 from grimsim.pruning.scheme import PruningScheme, as_scheme
 
 #: Alignment of BCR values (bytes) and of each block's start (floats).
-VALUE_ALIGN_BYTES = 64
+VALUE_ALIGN_BYTES = CACHE_LINE_BYTES
 BLOCK_ALIGN_FLOATS = 16
 
 
@@ -164,13 +165,6 @@ Format = DenseFormat | CSRFormat | NMFormat | PatternFormat | BCRFormat
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _aligned_float32(count: int) -> np.ndarray:
-    """Zeroed float32[count] whose data starts on a 64-byte boundary."""
-    raw = np.zeros(count * 4 + VALUE_ALIGN_BYTES, dtype=np.uint8)
-    offset = (-raw.ctypes.data) % VALUE_ALIGN_BYTES
-    return raw[offset:offset + count * 4].view(np.float32)
 
 
 def _frozen(*arrays: np.ndarray) -> None:
@@ -333,7 +327,7 @@ def _encode_bcr(w: np.ndarray, mask: np.ndarray, block: tuple[int, int]) -> BCRF
     col_idx = (bcol[bj] * C + local_c).astype(np.int32)
     sizes = (nr * nc).astype(np.int64)
     val_ptr = _ptr(_plan.ceil16(sizes), np.int64)
-    values = _aligned_float32(int(val_ptr[-1]))
+    values = aligned_empty(int(val_ptr[-1]), zeroed=True)
     pw = np.zeros((nrb * R, ncb * C), dtype=np.float32)
     pw[:M, :K] = w
     kept_values = pw.reshape(nrb, R, ncb, C).transpose(0, 2, 1, 3)[stored][mb[stored]]
