@@ -6,9 +6,10 @@
 // Consecutive units form chunks of about equal work (multiply-adds), and N is cut into tiles
 // of whole SIMD vectors whose X panel (K x tile) fits in L2 next to the weights, so every
 // unit's pass reuses X from L2. Full tiles read X and write Y in place; the one tile holding
-// N's ragged end goes through zero-padded copies of X and Y, so the inner loops never need
-// masked loads. Tasks are (tile, chunk) pairs, tile-major, so the threads work on the same X
-// panel at the same time.
+// N's ragged end goes through zero-padded copies of X and Y, so the inner loops need no
+// masked loads, unless the kernel has them and computes that end in place
+// (PanelLayout::in_place_tail: packed BCR on AVX-512). Tasks are (tile, chunk) pairs,
+// tile-major, so the threads work on the same X panel at the same time.
 #pragma once
 #include <algorithm>
 #include <cstdint>
