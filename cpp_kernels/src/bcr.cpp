@@ -457,12 +457,16 @@ void BcrPacked::spmm(const float* x, i64 n, float* y, int threads) const {
   // copies of X and Y: measured on Zen 3 (2026-11-26, vs numpy in one process) 512x4608 at
   // 75 % went from 2.6-3.1x to 3.0-3.4x for N = 49..55. 4-lane tiers pad at most 3 columns
   // and keep the padded vector. AVX-512 computes a ragged end of 8-15 columns in place with
-  // masks instead of through the copies: measured on a Sapphire Rapids VM (2026-11-26, best
-  // of 5 interleaved runs vs numpy, 16x32 at 75 / 90 %) 1.1-1.5x / 1.2-1.8x faster for
-  // 512x4608 with N = 56, 60 and 256x2304 with N = 200-207. For 1-7 columns it was no better
-  // than the narrow pass (N = 49, 196: 0.95-0.98x; N = 33: 0.77-0.89x).
+  // masks once N spans more than 3 vectors; the copies cost about as much as the whole X then
+  // (one N tile holds it), while for narrower N they are small and give the kernel aligned
+  // rows. Measured on a Sapphire Rapids VM (2026-11-27, 16x32 at 75 / 90 %, best of 6
+  // interleaved runs, masked vs padded): N = 56 and 200 1.04-1.67x faster with masks;
+  // N = 8-40 0.73-1.03x on 1024x1024 and 512x4608 (256x2304 at 90 %: up to 1.23x), so they
+  // keep the copies. For 1-7 columns masks were no better than the narrow pass (N = 49, 196:
+  // 0.95-0.98x; N = 33: 0.77-0.89x).
   const i64 tail = n % lanes;
-  const bool masked = tail >= 8 && GRIMSIM_DISPATCH_AT(level, bcr_stream_masked_tail);
+  const bool masked =
+      tail >= 8 && n > 3 * lanes && GRIMSIM_DISPATCH_AT(level, bcr_stream_masked_tail);
   const i64 wide = lanes >= 8 && tail < 8 ? n - tail : n;
   sparse_detail::PanelLayout layout = sparse_detail::bcr_panel_layout(rows_, cols_, lanes);
   layout.in_place_tail = masked;

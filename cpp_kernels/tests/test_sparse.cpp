@@ -28,7 +28,7 @@ std::vector<float> dense_ref(const std::vector<float>& w, const std::vector<floa
 }
 
 constexpr double kTol = 2e-5;
-const i64 kNs[] = {0, 1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 33, 41, 49, 100};
+const i64 kNs[] = {0, 1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 33, 41, 49, 57, 100};
 
 void test_bcr(const std::string& tier) {
   struct Case {

@@ -867,7 +867,7 @@ class AnalyticalCPUModel:
         whole vectors as panels and a ragged end of fewer than 8 columns on the narrow
         kernel, which reads the just-streamed weights a second time (bcr.cpp
         BcrPacked::spmm); otherwise the ragged end is padded to a vector (computed in place
-        with masks on 16-lane vectors)."""
+        with masks on 16-lane vectors once N spans more than 3 of them)."""
         lanes = self.machine.lanes
         if fmt != "bcr" or lanes < 8:
             return self._sparse_panel(ctx, idx, fmt)
@@ -957,9 +957,10 @@ class AnalyticalCPUModel:
                  x_reads)
         self._store(cost.bytes, out, y_bytes * y_passes)
         # the ragged last tile goes through zero-padded copies of X and Y, except in packed
-        # BCR on 16-lane vectors (AVX-512), which computes it in place with masked loads and
-        # stores (bcr_stream_masked_tail)
-        ragged = ((nn % mc.lanes) > 0) & (fmt != "bcr" or mc.lanes < 16)
+        # BCR on 16-lane vectors (AVX-512) with N over 3 vectors, which computes it in place
+        # with masked loads and stores (bcr.cpp BcrPacked::spmm)
+        masked = (fmt == "bcr") & (mc.lanes >= 16) & (nn > 3 * mc.lanes)
+        ragged = ((nn % mc.lanes) > 0) & ~masked
         last_w = np.where(ragged, last * mc.lanes, 0.0)
         copy_b = np.zeros((3, idx.size))
         _add_to(copy_b, _L2, 2.0 * (k + m) * last_w * _F4)
