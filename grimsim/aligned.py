@@ -28,6 +28,12 @@ def aligned_empty(shape: int | Sequence[int], *, zeroed: bool = False) -> np.nda
     return raw[offset:offset + count * 4].view(np.float32).reshape(dims)
 
 
+def aligned_standard_normal(rng: np.random.Generator, shape: Sequence[int]) -> np.ndarray:
+    """``rng.standard_normal(shape, dtype=float32)`` drawn straight into a cache-line-aligned
+    array (the same values, no second buffer)."""
+    return rng.standard_normal(dtype=np.float32, out=aligned_empty(shape))
+
+
 def aligned_copy(a: np.ndarray) -> np.ndarray:
     """``a`` as float32, C-contiguous, on a cache line (a copy unless it already is all that)."""
     a = np.asarray(a)

@@ -284,11 +284,11 @@ void panel_tile(i64 r, i64 c, const float* vals, const Idx* cols, const RowT* ro
         for (int i = 0; i < rr; ++i)
           yr[i] = p.y + (rb + static_cast<i64>(rows[i0 + i])) * p.ldy + voff * L;
         const float* vp = kColMajor ? vk + i0 : vk + i0 * vstride;
-        // (Only the packed stream, column-major, computes ragged ends in place: the tail
-        // kernels are instantiated for it alone.)
-        const UkrFn fn = kColMajor && p.tail > 0 && w == last_w
-                             ? UkrTable<kColMajor, kColMajor>::get(rr, vv)
-                             : UkrTable<kColMajor>::get(rr, vv);
+        UkrFn fn = UkrTable<kColMajor>::get(rr, vv);
+        // only the packed stream (column-major) computes ragged ends in place, so the tail
+        // kernels are instantiated for it alone
+        if constexpr (kColMajor)
+          if (p.tail > 0 && w == last_w) fn = UkrTable<true, true>::get(rr, vv);
         fn(vp, vstride, kn, xr, voff * L, yr, s.n[w], tail_mask);
         i0 += rr;
       }

@@ -187,11 +187,10 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
       return;
     }
     const i64 width = (v1 - v0) * lanes;
-    const bool last_tile = t == n_tiles - 1;
-    const i64 cols = last_tile ? n - c0 : width;  // the columns of Y this tile owns
+    const i64 cols = std::min(width, n - c0);  // the columns of Y this tile owns
     Panel panel_view{x + c0, ld, y + c0, ld, 0, v1 - v0, row_map};
     panel_view.kc = kc;
-    panel_view.tail = last_tile ? tail : 0;
+    panel_view.tail = t == n_tiles - 1 ? tail : 0;
     // This thread's likely next task is `team` tasks on (tasks are handed out in order); its
     // chunk's share of that tile's X rows is prefetched during this task (when its rows are
     // short runs, above). The ragged tile reads its own small copy, so it is not prefetched.

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from grimsim import __version__
-from grimsim.aligned import aligned_copy
+from grimsim.aligned import aligned_standard_normal
 from grimsim.calibration.plan import PlanUnit, Shape
 from grimsim.cost.learned import CalibrationError
 from grimsim.cost.profile import DeviceProfile
@@ -529,15 +529,14 @@ class KernelMeasurer:
         geo: dict[str, int] = {}
         pointwise = False
         if shape.is_conv:
-            inp = aligned_copy(rng.standard_normal((1, shape.in_c, shape.in_h, shape.in_w),
-                                                   dtype=np.float32))
+            inp = aligned_standard_normal(rng, (1, shape.in_c, shape.in_h, shape.in_w))
             geo = {"stride": shape.stride, "pad": shape.pad, "dilation": shape.dilation}
             pointwise = (shape.kh == shape.kw == 1 and shape.stride == 1 and shape.pad == 0)
             x = (inp.reshape(shape.in_c, shape.in_h * shape.in_w) if pointwise
                  else kern.im2col(inp, kernel=(shape.kh, shape.kw), **geo))
         else:
             inp = None
-            x = aligned_copy(rng.standard_normal((shape.K, shape.N), dtype=np.float32))
+            x = aligned_standard_normal(rng, (shape.K, shape.N))
         stats: dict[str, float]
         sparse: PreparedGemm | None = None
         nbytes = w.nbytes + x.nbytes + (inp.nbytes if inp is not None else 0)

@@ -152,7 +152,7 @@ def bench_kernels(shapes: Iterable[tuple[int, int, int]] = SHAPES,
     for M, K, N in shapes:
         w = rng.standard_normal((M, K)).astype(np.float32)
         # activations on a cache line, as an engine allocates them (for every peer alike)
-        x = aligned_copy(rng.standard_normal((K, N)).astype(np.float32))
+        x = aligned_copy(rng.standard_normal((K, N)))
         geom = _conv_geometry(M, K, N)
         # conv rows: Winograd and onnxruntime take the image, not its im2col
         image = (aligned_copy(rng.standard_normal((1, geom[0], geom[1], geom[1])))

@@ -54,7 +54,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from grimsim.aligned import aligned_copy
+from grimsim.aligned import aligned_standard_normal
 from grimsim.errors import GrimsimError, KernelCheckError, MappingError, SchemeError, ShapeError
 from grimsim.execute.cheap_ops import cheap_op, softmax_fn
 from grimsim.execute.kernels import TIMING_STATISTICS, PreparedGemm, prepare
@@ -437,7 +437,7 @@ class _Ctx:
 
     def gauss(self, shape: Sequence[int], *key: str) -> np.ndarray:
         """Random activations on a cache line, as an engine's tensors (grimsim.aligned)."""
-        return aligned_copy(self.rng(*key).standard_normal(tuple(shape), dtype=np.float32))
+        return aligned_standard_normal(self.rng(*key), tuple(shape))
 
     def time(self, fn: Callable[[], object]) -> float:
         """Seconds of a Python callable under the harness (the run's statistic)."""
