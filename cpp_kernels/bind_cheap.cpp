@@ -14,44 +14,12 @@ namespace grimsim_bind {
 
 namespace {
 
-std::vector<std::int64_t> shape_of(const py::array& a) {
-  std::vector<std::int64_t> s(static_cast<std::size_t>(a.ndim()));
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s[static_cast<std::size_t>(i)] = a.shape(i);
-  return s;
-}
-
-std::string shape_text(const std::vector<std::int64_t>& s) {
-  std::string t = "(";
-  for (std::size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
-  return t + (s.size() == 1 ? ",)" : ")");
-}
-
 // A float32 C-contiguous input of any rank >= 1 with at least one element.
 py::array_t<float> input_f32(const py::array& a, const char* name) {
   grimsim::check(a.ndim() >= 1, std::string(name) + " must have at least one dimension");
   auto x = require_f32(a, name, static_cast<int>(a.ndim()));
   grimsim::check(x.size() >= 1, std::string(name) + " must not be empty");
   return x;
-}
-
-// `out` validated against the expected shape (float32, C-contiguous, writeable, not
-// overlapping the input), or a new array of that shape.
-py::array_t<float> output_f32(const py::object& out_arr, const std::vector<std::int64_t>& shape,
-                              const py::array& input) {
-  if (out_arr.is_none()) return new_f32(shape);
-  if (!py::isinstance<py::array>(out_arr))
-    throw grimsim::InvalidArgument("out must be None or a float32 numpy array");
-  auto out = require_f32(out_arr.cast<py::array>(), "out", static_cast<int>(shape.size()));
-  grimsim::check(shape_of(out) == shape, "out has shape " + shape_str(out) + ", expected " +
-                                             shape_text(shape));
-  grimsim::check(out.writeable(), "out must be writeable");
-  const auto* o0 = reinterpret_cast<const char*>(out.data());
-  const auto* i0 = static_cast<const char*>(input.data());
-  const bool apart = o0 + out.nbytes() <= i0 || i0 + input.nbytes() <= o0;
-  grimsim::check(apart || o0 == i0,
-                 "out must not partly overlap the input (the same array is fine only for "
-                 "element-wise ops)");
-  return out;
 }
 
 py::array_t<float> permute(const py::array& in, const std::vector<std::int64_t>& perm,
@@ -76,7 +44,7 @@ py::array_t<float> permute(const py::array& in, const std::vector<std::int64_t>&
     seen[static_cast<std::size_t>(a)] = true;
     out_shape[static_cast<std::size_t>(i)] = shape[static_cast<std::size_t>(a)];
   }
-  auto out = output_f32(out_arr, out_shape, x);
+  auto out = output_f32(out_arr, out_shape, x, /*in_place_ok=*/true);
   grimsim::check(out.data() != x.data() || rank == 1,
                  "permute cannot write into its input (pass another array as out)");
   float* op = out.mutable_data();
@@ -99,7 +67,7 @@ py::array_t<float> resize2d(const py::array& in, std::pair<std::int64_t, std::in
                      std::to_string(out_hw.second) + ")");
   const std::vector<std::int64_t> out_shape = {x.shape(0), x.shape(1), out_hw.first,
                                                out_hw.second};
-  auto out = output_f32(out_arr, out_shape, x);
+  auto out = output_f32(out_arr, out_shape, x, /*in_place_ok=*/true);
   grimsim::check(out.data() != x.data(), "resize cannot write into its input");
   float* op = out.mutable_data();
   const auto m = mode == "nearest" ? grimsim::ResizeMode::nearest : grimsim::ResizeMode::bilinear;
@@ -123,7 +91,7 @@ py::array_t<float> softmax(const py::array& in, int axis, const py::object& out_
   std::int64_t outer = 1, inner = 1;
   for (int i = 0; i < ax; ++i) outer *= shape[static_cast<std::size_t>(i)];
   for (int i = ax + 1; i < rank; ++i) inner *= shape[static_cast<std::size_t>(i)];
-  auto out = output_f32(out_arr, shape, x);
+  auto out = output_f32(out_arr, shape, x, /*in_place_ok=*/true);
   grimsim::check(out.data() != x.data() || inner == 1,
                  "a strided softmax cannot write into its input");
   float* op = out.mutable_data();
@@ -155,7 +123,7 @@ py::array_t<float> unary(const py::array& in, const std::string& kind, float alp
   grimsim::check_threads(threads);
   const grimsim::Unary k = unary_kind(kind);
   auto x = input_f32(in, "input");
-  auto out = output_f32(out_arr, shape_of(x), x);
+  auto out = output_f32(out_arr, shape_of(x), x, /*in_place_ok=*/true);
   float* op = out.mutable_data();
   {
     py::gil_scoped_release release;
@@ -178,7 +146,7 @@ py::array_t<float> channel_affine(const py::array& in, const py::array& scale_in
                  "scale and shift must hold one value per channel (" +
                      std::to_string(channels) + "), got " + shape_str(scale) + " and " +
                      shape_str(shift));
-  auto out = output_f32(out_arr, shape_of(x), x);
+  auto out = output_f32(out_arr, shape_of(x), x, /*in_place_ok=*/true);
   float* op = out.mutable_data();
   const std::int64_t inner = x.size() / (x.shape(0) * channels);
   {
@@ -210,7 +178,7 @@ py::array_t<float> layernorm(const py::array& in, const py::object& gamma_in,
   py::array_t<float> gamma_keep, beta_keep;
   const float* gamma = optional_vector(gamma_in, dim, "gamma", gamma_keep);
   const float* beta = optional_vector(beta_in, dim, "beta", beta_keep);
-  auto out = output_f32(out_arr, shape_of(x), x);
+  auto out = output_f32(out_arr, shape_of(x), x, /*in_place_ok=*/true);
   float* op = out.mutable_data();
   {
     py::gil_scoped_release release;
@@ -225,7 +193,7 @@ py::array_t<float> lrn(const py::array& in, std::int64_t size, float alpha, floa
   grimsim::check(in.ndim() >= 2, "input must have a channel axis (N, C, ...), got " +
                                      shape_str(in));
   auto x = input_f32(in, "input");
-  auto out = output_f32(out_arr, shape_of(x), x);
+  auto out = output_f32(out_arr, shape_of(x), x, /*in_place_ok=*/true);
   grimsim::check(out.data() != x.data(), "lrn cannot write into its input");
   float* op = out.mutable_data();
   const std::int64_t channels = x.shape(1), plane = x.size() / (x.shape(0) * channels);

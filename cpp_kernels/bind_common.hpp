@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -66,9 +67,10 @@ inline py::array_t<T> require_int(const py::array& a, const char* name, int ndim
 // A new C-contiguous float32 array (uninitialised) whose data starts on a cache line, as an
 // inference engine allocates its activations (numpy's large arrays start 16 bytes past one):
 // rows of whole lines are then read and written without 64-byte vector accesses split over
-// two lines. Every kernel output is made here. Measured on a Sapphire Rapids VM (2026-11-26,
-// 16x32 BCR at 75 / 90 %, interleaved A/B): a cache-line-aligned Y alone 2-7 % faster for
-// 1024x1024x32 and 128x1152x784, with an aligned X as well 9-25 % (N = 32, 784, 3136).
+// two lines (large ones start on a huge page: grimsim::alloc_aligned). Every kernel output
+// is made here. Measured on a Sapphire Rapids VM (2026-11-26, 16x32 BCR at 75 / 90 %,
+// interleaved A/B): a cache-line-aligned Y alone 2-7 % faster for 1024x1024x32 and
+// 128x1152x784, with an aligned X as well 9-25 % (N = 32, 784, 3136).
 inline py::array_t<float> new_f32(const std::vector<std::int64_t>& shape) {
   std::vector<py::ssize_t> dims(shape.begin(), shape.end());
   std::size_t count = 1;
@@ -76,12 +78,23 @@ inline py::array_t<float> new_f32(const std::vector<std::int64_t>& shape) {
     if (d < 0) throw grimsim::InvalidArgument("negative array dimension");
     count *= static_cast<std::size_t>(d);
   }
-  void* data = ::operator new(std::max<std::size_t>(count, 1) * sizeof(float),
-                              std::align_val_t{grimsim::AlignedArray<float>::kAlign});
-  py::capsule owner(data, [](void* p) {
-    ::operator delete(p, std::align_val_t{grimsim::AlignedArray<float>::kAlign});
-  });
-  return py::array_t<float>(dims, static_cast<float*>(data), owner);
+  auto buffer = std::make_unique<grimsim::AlignedArray<float>>(std::max<std::size_t>(count, 1));
+  py::capsule owner(buffer.get(),
+                    [](void* p) { delete static_cast<grimsim::AlignedArray<float>*>(p); });
+  float* data = buffer.release()->data();  // the capsule owns it from here
+  return py::array_t<float>(dims, data, owner);
+}
+
+inline std::vector<std::int64_t> shape_of(const py::array& a) {
+  std::vector<std::int64_t> s(static_cast<std::size_t>(a.ndim()));
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s[static_cast<std::size_t>(i)] = a.shape(i);
+  return s;
+}
+
+inline std::string shape_text(const std::vector<std::int64_t>& s) {
+  std::string t = "(";
+  for (std::size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
+  return t + (s.size() == 1 ? ",)" : ")");
 }
 
 // "name has shape (a, b, c)" for error messages.
@@ -92,6 +105,30 @@ inline std::string shape_str(const py::array& a) {
     s += std::to_string(a.shape(i));
   }
   return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+// `out` validated against the expected shape (float32, C-contiguous, writeable, not
+// overlapping the input; the very same array only where `in_place_ok`, for element-wise
+// ops), or a new array of that shape. Lets a caller reuse one buffer call after call, as an
+// engine's memory plan does, instead of paying for fresh pages each time.
+inline py::array_t<float> output_f32(const py::object& out_arr,
+                                     const std::vector<std::int64_t>& shape,
+                                     const py::array& input, bool in_place_ok) {
+  if (out_arr.is_none()) return new_f32(shape);
+  if (!py::isinstance<py::array>(out_arr))
+    throw grimsim::InvalidArgument("out must be None or a float32 numpy array");
+  auto out = require_f32(out_arr.cast<py::array>(), "out", static_cast<int>(shape.size()));
+  grimsim::check(shape_of(out) == shape, "out has shape " + shape_str(out) + ", expected " +
+                                             shape_text(shape));
+  grimsim::check(out.writeable(), "out must be writeable");
+  const auto* o0 = reinterpret_cast<const char*>(out.data());
+  const auto* i0 = static_cast<const char*>(input.data());
+  const bool apart = o0 + out.nbytes() <= i0 || i0 + input.nbytes() <= o0;
+  grimsim::check(apart || (in_place_ok && o0 == i0),
+                 in_place_ok ? "out must not partly overlap the input (the same array is fine "
+                               "only for element-wise ops)"
+                             : "out must not overlap the input");
+  return out;
 }
 
 // The keyword arguments every bench_* function takes after its kernel's own arguments.

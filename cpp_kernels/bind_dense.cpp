@@ -128,13 +128,14 @@ const float* optional_bias(const py::object& bias, std::int64_t n, py::array_t<f
 // im2col --------------------------------------------------------------------------------
 py::array_t<float> im2col(const py::array& in, const py::object& kernel,
                           const py::object& stride, const py::object& pad,
-                          const py::object& dilation, int threads) {
+                          const py::object& dilation, int threads, const py::object& out) {
   grimsim::check_threads(threads);
   grimsim::ConvGeometry g;
   auto x = conv_input(in, g);
   set_window(g, kernel, stride, pad, dilation);
   py::array_t<float> cols =
-      new_f32({g.channels * g.kernel_h * g.kernel_w, g.out_h() * g.out_w()});
+      output_f32(out, {g.channels * g.kernel_h * g.kernel_w, g.out_h() * g.out_w()}, x,
+                 /*in_place_ok=*/false);
   const float* xp = x.data();
   float* cp = cols.mutable_data();
   {
@@ -537,8 +538,10 @@ void register_dense(py::module_& m) {
 
   m.def("im2col", &im2col, py::arg("input"), py::arg("kernel"), py::arg("stride") = 1,
         py::arg("pad") = 0, py::arg("dilation") = 1, py::arg("threads") = 1,
+        py::arg("out") = py::none(),
         "im2col of input (1, C, H, W): (C*kh*kw, Ho*Wo), rows ordered channel, kernel row, "
-        "kernel column; zeros over the padding. kernel/stride/pad/dilation: int or (h, w).");
+        "kernel column; zeros over the padding. kernel/stride/pad/dilation: int or (h, w). "
+        "out: a float32 (C*kh*kw, Ho*Wo) array to fill and return (reused across calls).");
   m.def("conv2d_gemm", &conv2d_gemm, py::arg("input"), py::arg("w2d"), py::arg("kernel"),
         py::arg("stride") = 1, py::arg("pad") = 0, py::arg("dilation") = 1,
         py::arg("groups") = 1, py::arg("bias") = py::none(), py::arg("threads") = 1,

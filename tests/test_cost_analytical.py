@@ -450,6 +450,21 @@ def test_stores_past_the_llc_pay_for_the_line_read(sd855: DeviceProfile) -> None
     assert two.memory_s[1] == pytest.approx(one.memory_s[1])
 
 
+def test_bcr_accumulates_its_output_in_cache(sd855: DeviceProfile) -> None:
+    # packed BCR zero-fills each task's Y tile and then accumulates into it while it is in
+    # cache: an output past the LLC goes to DRAM once (with its line read), not twice
+    rows = gemm_rows(64, 27, 200_000, "bcr:16x32:0.75")
+    plain = dataclasses.replace(DEFAULT_PARAMS, dram_write_allocate=1.0)
+    one = AnalyticalCPUModel(sd855, params=plain).estimate(rows)
+    two = AnalyticalCPUModel(sd855).estimate(rows)
+    y_bytes = 64 * 200_000 * 4
+    dram = sd855.dram.effective_bandwidth_gbs * 1e9
+    assert two.memory_s[0] - one.memory_s[0] == pytest.approx(y_bytes / dram, rel=0.02)
+    # and the whole memory time is about X read + Y written once (+ its line read)
+    x_bytes = 27 * 200_000 * 4
+    assert two.memory_s[0] == pytest.approx((x_bytes + 2 * y_bytes) / dram, rel=0.1)
+
+
 def test_kernel_names(sd855: DeviceProfile, networks: dict[str, object]) -> None:
     rows = rows_for(networks["mobilenet_v2"], ["dense", "unstructured:0.75"])
     est = AnalyticalCPUModel(sd855).estimate(rows)

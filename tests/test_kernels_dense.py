@@ -197,6 +197,11 @@ def test_im2col_matches_sliding_windows(case, C, H, W, seed):
             want[:, ky, kx] = xp[:, ky * dh:ky * dh + sh * (ho - 1) + 1:sh,
                                  kx * dw:kx * dw + sw * (wo - 1) + 1:sw]
     np.testing.assert_array_equal(cols, want.reshape(C * kh * kw, ho * wo))
+    # into a caller's buffer (reused across calls): the same values, that very array back
+    out = np.full(cols.shape, np.nan, np.float32)
+    back = gk.im2col(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), 1, out)
+    assert back is out
+    np.testing.assert_array_equal(out, cols)
 
 
 @given(case=conv_cases, C=st.integers(1, 8), H=st.integers(1, 14), W=st.integers(1, 14),
@@ -311,6 +316,11 @@ def test_dense_rejects_bad_arguments(call, message):
         call(w, x)
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
 def _conv_inputs():
     return rng_arrays(2, (1, 4, 6, 6), (8, 4, 3, 3), (8,))
 
@@ -332,6 +342,13 @@ def _conv_inputs():
     (lambda x, w, b: gk.conv2d_gemm(x, w.reshape(8, -1), (3, 3, 3)), "int or a pair"),
     (lambda x, w, b: gk.conv2d_gemm(x, w.reshape(8, -1), 3, threads=0), "threads"),
     (lambda x, w, b: gk.im2col(x, 3, threads=0), "threads"),
+    (lambda x, w, b: gk.im2col(x, 3, out=np.empty((36, 36), np.float32)),
+     r"out has shape \(36, 36\), expected \(36, 16\)"),
+    (lambda x, w, b: gk.im2col(x, 3, out=np.empty((36, 16))), "out must be float32"),
+    (lambda x, w, b: gk.im2col(x, 3, out=np.empty((16, 36), np.float32).T), "C-contiguous"),
+    (lambda x, w, b: gk.im2col(x, 3, out=_read_only(np.empty((36, 16), np.float32))),
+     "writeable"),
+    (lambda x, w, b: gk.im2col(x, 3, out=[[0.0]]), "None or a float32 numpy array"),
     (lambda x, w, b: gk.depthwise_conv2d(x, w), r"expected \(4, 1, kh, kw\)"),
     (lambda x, w, b: gk.depthwise_conv2d(x, np.ascontiguousarray(w[:4, :1]), bias=b),
      "bias has shape"),
@@ -348,6 +365,16 @@ def test_conv_rejects_bad_arguments(call, message):
     x, w, b = _conv_inputs()
     with pytest.raises(ValueError, match=message):
         call(x, w, b)
+
+
+def test_im2col_rejects_an_out_overlapping_its_input():
+    buf = np.zeros(144 + 576, np.float32)
+    x = buf[:144].reshape(1, 4, 6, 6)
+    with pytest.raises(ValueError, match="must not overlap the input"):
+        gk.im2col(x, 3, out=buf[100:676].reshape(36, 16))
+    with pytest.raises(ValueError, match="must not overlap the input"):
+        gk.im2col(x, 3, out=buf[:576].reshape(36, 16))
+    gk.im2col(x, 3, out=buf[144:].reshape(36, 16))  # right after it: fine
 
 
 def test_kernel_argument_error_is_a_value_error():

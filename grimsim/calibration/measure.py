@@ -480,9 +480,11 @@ class KernelMeasurer:
                 if shape.is_conv and not ops.pointwise:
                     inp = ops.inp
                     assert inp is not None
+                    # into the same buffer each time, as an engine's memory plan reuses one
                     unfold = kern.time_callable(
                         lambda inp=inp, t=t: kern.im2col(inp, kernel=(shape.kh, shape.kw),
-                                                      threads=t, **ops.geo), threads=t, **opts)
+                                                      threads=t, out=ops.x, **ops.geo),
+                        threads=t, **opts)
                     timing = _sum_timings(timing, unfold)
             else:
                 timing = self._dense(shape, kernel, ops.w, ops.x, ops.inp, t, opts)
