@@ -100,6 +100,10 @@ def test_dense_gemm_every_simd_tier(monkeypatch):
         assert gk.simd_level() == tier
         assert_gemm_close(gk.dense_gemm(w, x, 2), w, x)
         assert_gemm_close(gk.dense_gemm(w, x[:, :1].copy(), 2), w, x[:, :1])
+        # GEMV rows ending in every tail length a tier's masked or scalar loads handle
+        for k in (1, 3, 7, 8, 9, 15, 16, 17, 23, 31, 33, 47):
+            wk, xk = rng_arrays(k, (13, k), (k, 1))
+            assert_gemm_close(gk.dense_gemm(wk, xk, 1), wk, xk)
 
 
 def test_dense_gemm_from_python_threads():

@@ -123,13 +123,21 @@ void gemv_rows(const float* w, std::int64_t K, const float* x, const float* bias
       b2 = fma(load(w2 + k + kLanes), x1, b2);
       b3 = fma(load(w3 + k + kLanes), x1, b3);
     }
-    for (; k < K; k += kLanes) {
-      const int n = static_cast<int>(imin(kLanes, K - k));
+    if (k + kLanes <= K) {
+      const vf x0 = load(x + k);
+      a0 = fma(load(w0 + k), x0, a0);
+      a1 = fma(load(w1 + k), x0, a1);
+      a2 = fma(load(w2 + k), x0, a2);
+      a3 = fma(load(w3 + k), x0, a3);
+      k += kLanes;
+    }
+    if (k < K) {
+      const int n = static_cast<int>(K - k);
       const vf x0 = load_partial(x + k, n);
-      a0 = fma(load_partial(w0 + k, n), x0, a0);
-      a1 = fma(load_partial(w1 + k, n), x0, a1);
-      a2 = fma(load_partial(w2 + k, n), x0, a2);
-      a3 = fma(load_partial(w3 + k, n), x0, a3);
+      b0 = fma(load_partial(w0 + k, n), x0, b0);
+      b1 = fma(load_partial(w1 + k, n), x0, b1);
+      b2 = fma(load_partial(w2 + k, n), x0, b2);
+      b3 = fma(load_partial(w3 + k, n), x0, b3);
     }
     y[r] = hsum(a0 + b0) + (bias ? bias[r] : 0.0f);
     y[r + 1] = hsum(a1 + b1) + (bias ? bias[r + 1] : 0.0f);
@@ -144,9 +152,13 @@ void gemv_rows(const float* w, std::int64_t K, const float* x, const float* bias
       a0 = fma(load(w0 + k), load(x + k), a0);
       b0 = fma(load(w0 + k + kLanes), load(x + k + kLanes), b0);
     }
-    for (; k < K; k += kLanes) {
-      const int n = static_cast<int>(imin(kLanes, K - k));
-      a0 = fma(load_partial(w0 + k, n), load_partial(x + k, n), a0);
+    if (k + kLanes <= K) {
+      a0 = fma(load(w0 + k), load(x + k), a0);
+      k += kLanes;
+    }
+    if (k < K) {
+      const int n = static_cast<int>(K - k);
+      b0 = fma(load_partial(w0 + k, n), load_partial(x + k, n), b0);
     }
     y[r] = hsum(a0 + b0) + (bias ? bias[r] : 0.0f);
   }
