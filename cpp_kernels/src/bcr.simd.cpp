@@ -39,26 +39,6 @@ constexpr int rmax(int vv) {
   return (kRegisters - vv - 1) / vv > kMaxRR ? kMaxRR : (kRegisters - vv - 1) / vv;
 }
 
-// The first n floats at p as a vector (the rest zero) / stored back, for a ragged last
-// vector along N. AVX-512 masks make these as cheap as whole loads and stores, and a masked
-// load never faults on the lanes it skips (the end of X or Y may be the end of a page); only
-// that tier computes ragged ends in place (bcr_stream_masked_tail).
-#if defined(__AVX512F__)
-GRIMSIM_INLINE vf load_tail(const float* p, unsigned mask) {
-  return reinterpret_cast<vf>(_mm512_maskz_loadu_ps(static_cast<__mmask16>(mask), p));
-}
-GRIMSIM_INLINE void store_tail(float* p, vf v, unsigned mask) {
-  _mm512_mask_storeu_ps(p, static_cast<__mmask16>(mask), reinterpret_cast<__m512>(v));
-}
-#else
-GRIMSIM_INLINE vf load_tail(const float* p, unsigned mask) {
-  return load_partial(p, __builtin_popcount(mask));
-}
-GRIMSIM_INLINE void store_tail(float* p, vf v, unsigned mask) {
-  store_partial(p, v, __builtin_popcount(mask));
-}
-#endif
-
 // Register tiles of one tile's RR rows over nsub consecutive groups of VV vectors along N:
 // Y[RR rows, VV vectors] += vals[RR x c] @ X[cols, VV vectors], group after group (the X rows
 // and weights stay in L1 between groups). Element (i, k) of the tile is v[k * stride + i]
@@ -96,7 +76,7 @@ void ukr(const float* GRIMSIM_RESTRICT v, i64 stride, i64 c,
       vf xv[VV];
 #pragma GCC unroll 4
       for (int j = 0; j < VV; ++j)
-        xv[j] = kRagged && j == VV - 1 ? load_tail(xk + j * L, tail_mask) : load(xk + j * L);
+        xv[j] = kRagged && j == VV - 1 ? load_masked(xk + j * L, tail_mask) : load(xk + j * L);
 #pragma GCC unroll 4
       for (int j = 0; j < kPfLines; ++j) __builtin_prefetch(xk + pf + j * 16, 0, 3);
       const float* vk = kColMajor ? v + k * stride : v + k;
@@ -113,7 +93,7 @@ void ukr(const float* GRIMSIM_RESTRICT v, i64 stride, i64 c,
 #pragma GCC unroll 4
       for (int j = 0; j < VV; ++j) {
         if (kRagged && j == VV - 1)
-          store_tail(yi + j * L, load_tail(yi + j * L, tail_mask) + acc[i][j], tail_mask);
+          store_masked(yi + j * L, load_masked(yi + j * L, tail_mask) + acc[i][j], tail_mask);
         else
           store(yi + j * L, load(yi + j * L) + acc[i][j]);
       }

@@ -912,6 +912,7 @@ class AnalyticalCPUModel:
         cost.tasks = n_tiles * n_chunks
         cost.imb = self._imbalance(ctx, idx, bands, n_chunks)
         cost.regions = np.ones(idx.size)
+        row_bytes = nv_total / n_tiles * mc.lanes * _F4  # one row of a tile's X or Y panel
         if fmt == "bcr":
             r = rows.rows_mean[idx]
             c = rows.cols_mean[idx]
@@ -922,8 +923,7 @@ class AnalyticalCPUModel:
             cost.main = n_blocks * c * col
             cost.side = n_blocks * (blk + n_tiles * p.bcr_tile_cycles)
             # a tile's X rows stay in L1 across its register tiles unless they overflow it
-            width = nv_total / n_tiles * mc.lanes * _F4
-            spills = c * width > mc.l1_bytes / 2
+            spills = c * row_bytes > mc.l1_bytes / 2
             # (passes per vector repeat every 6 vectors: the table's last column serves wider)
             per_tile = np.minimum(np.floor(nv_total / n_tiles), _MAX_NV)
             passes = np.where(spills, self._bcr_table(mc.x_passes, r, per_tile), 1.0)
@@ -952,15 +952,15 @@ class AnalyticalCPUModel:
         cost.bytes += self._weight_bytes(ctx, idx, first, f_bytes)
         cost.add(again, f_bytes * (n_tiles - 1))
         x_level = np.where(rows.im2col[idx], self._level(x_bytes * rows.groups[idx]), act_in)
-        cost.add(*self._streamed(x_level, x_bytes, x_bytes + f_bytes + y_bytes))
+        operands = x_bytes + f_bytes + y_bytes
+        cost.add(*self._streamed(x_level, x_bytes, operands))
         cost.add(self._level(kc * np.where(n_tiles > 1, nt, nv_total) * mc.lanes * _F4),
                  x_reads)
-        self._store(cost.bytes, *self._streamed(out, y_bytes, x_bytes + f_bytes + y_bytes))
+        self._store(cost.bytes, *self._streamed(out, y_bytes, operands))
         # each task zero-fills its Y tile right before accumulating into it (sparse_driver.hpp
         # run_panels), so the accumulation finds the tile where the fill left it: charging
         # both passes to Y's level put 3x224x224 -> 64 (Y 12.8 MB) at 4.7 ms for 1.2 ms measured
-        tile_y = m * nv_total / n_tiles * mc.lanes * _F4
-        cost.add(self._level(tile_y), y_bytes * y_again)
+        cost.add(self._level(m * row_bytes), y_bytes * y_again)
         # the ragged last tile goes through zero-padded copies of X and Y, except in packed
         # BCR on 16-lane vectors (AVX-512) with N over 3 vectors, which computes it in place
         # with masked loads and stores (bcr.cpp BcrPacked::spmm)

@@ -608,9 +608,9 @@ def _conv(ctx: _Ctx, layer: LayerWorkload) -> LayerRun:
     scheme = ctx.schemes.get(g.name, _DENSE)
     sparse = not scheme.is_dense and not depthwise
 
-    def unfolded() -> np.ndarray:
+    def unfolded(out: np.ndarray | None = None) -> np.ndarray:
         return (inp.reshape(c, -1) if pointwise
-                else k.im2col(inp, kernel=(kh, kw), threads=ctx.threads, **geo))
+                else k.im2col(inp, kernel=(kh, kw), threads=ctx.threads, out=out, **geo))
 
     pruned = _prune(ctx, layer, g, encode_groups=sparse)
     kg = g.K
@@ -660,8 +660,7 @@ def _conv(ctx: _Ctx, layer: LayerWorkload) -> LayerRun:
     else:
         x = np.asarray(unfolded())
         # timed into the same buffer each call, as an engine's memory plan reuses one
-        im2col_s = 0.0 if pointwise else ctx.time(
-            lambda: k.im2col(inp, kernel=(kh, kw), threads=ctx.threads, out=x, **geo))
+        im2col_s = 0.0 if pointwise else ctx.time(lambda: unfolded(x))
         xs = [np.ascontiguousarray(x[i * kg:(i + 1) * kg]) for i in range(groups)]
         prepared = [prepare(f) for f in pruned.formats]
         spmm_s = _time_groups(ctx, g, prepared, xs)

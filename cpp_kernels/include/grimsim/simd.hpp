@@ -228,14 +228,19 @@ GRIMSIM_INLINE vf fma_lane(vf acc, vf b, vf a) {
 // whose rows end in such tails ran 3-5x slower than one of whole vectors (136 x 247: 10.2 us
 // against 3.0 us for 128 x 256; Sapphire Rapids VM, 2026-11-27). AVX2's masked store is
 // slow on AMD cores (microcoded), so AVX2 keeps the scalar store.
+//
+// load_masked / store_masked take the lane mask of the first n lanes ((1 << n) - 1) instead,
+// for kernels that compute it once for a whole ragged column (packed BCR's tails).
 #if defined(__AVX512F__) && GRIMSIM_SIMD_BYTES == 64 && (defined(__GNUC__) || defined(__clang__))
-GRIMSIM_INLINE vf load_partial(const float* p, int n) {
-  const auto mask = static_cast<__mmask16>((1u << n) - 1u);
-  return reinterpret_cast<vf>(_mm512_maskz_loadu_ps(mask, p));
+GRIMSIM_INLINE vf load_masked(const float* p, unsigned mask) {
+  return reinterpret_cast<vf>(_mm512_maskz_loadu_ps(static_cast<__mmask16>(mask), p));
 }
+GRIMSIM_INLINE void store_masked(float* p, vf v, unsigned mask) {
+  _mm512_mask_storeu_ps(p, static_cast<__mmask16>(mask), reinterpret_cast<__m512>(v));
+}
+GRIMSIM_INLINE vf load_partial(const float* p, int n) { return load_masked(p, (1u << n) - 1u); }
 GRIMSIM_INLINE void store_partial(float* p, vf v, int n) {
-  const auto mask = static_cast<__mmask16>((1u << n) - 1u);
-  _mm512_mask_storeu_ps(p, mask, reinterpret_cast<__m512>(v));
+  store_masked(p, v, (1u << n) - 1u);
 }
 #else
 #if defined(__AVX2__) && GRIMSIM_SIMD_BYTES == 32 && (defined(__GNUC__) || defined(__clang__))
@@ -255,6 +260,17 @@ GRIMSIM_INLINE void store_partial(float* p, vf v, int n) {
   float tmp[kLanes];
   store(tmp, v);
   for (int i = 0; i < n; ++i) p[i] = tmp[i];
+}
+GRIMSIM_INLINE int mask_lanes(unsigned mask) {  // the n of a mask (1 << n) - 1
+  int n = 0;
+  for (; mask & 1u; mask >>= 1) ++n;
+  return n;
+}
+GRIMSIM_INLINE vf load_masked(const float* p, unsigned mask) {
+  return load_partial(p, mask_lanes(mask));
+}
+GRIMSIM_INLINE void store_masked(float* p, vf v, unsigned mask) {
+  store_partial(p, v, mask_lanes(mask));
 }
 #endif
 // Integer min/max for loop bounds (so kernels need no <algorithm> instantiation).
