@@ -206,6 +206,14 @@ def test_more_macs_not_faster(sd855: DeviceProfile, shape: tuple[int, int, int],
     m, k, n = shape
     if spec == "nm:2:4" and k < 4:
         k = 4
+    # Whole register tiles on every tier (MR of 4-16 rows, 4-16 lanes): partial ones go
+    # through a scratch tile or padded copies of X and Y whose fixed cost can outweigh the
+    # extra multiply-adds at tiny sizes (dense 4x1x16 is charged more than 8x1x16 on sd855
+    # for its edge tile's copy-out), and a lone partial BCR block keeps a row count rounded
+    # from the rate (15x2 at 75 % keeps 7 rows, 15x4 keeps 8).
+    m, n = -(-m // 48) * 48, -(-n // 16) * 16
+    if spec.startswith("bcr"):
+        k = max(k, 32)
     bigger = {"M": (2 * m, k, n), "K": (m, 2 * k, n), "N": (m, k, 2 * n)}[which]
     model = _model(sd855)
     small = model.estimate(gemm_rows(m, k, n, spec)).latency_s[0]
@@ -225,6 +233,10 @@ def test_bcr_sparser_not_slower(m: int, k: int, n: int, s: list[float],
     row for more columns: 3 rows x 8.7 columns -> 2 x 12 in a 4x16 block is slower on this
     engine, whose cost per column is the same for 2 or 3 rows, so that is not asserted.)"""
     lo, hi = sorted(s)
+    # Whole blocks: with an edge block the rate's remainder can move between the full blocks
+    # and the edge one, so a higher rate need not only drop columns (33x32 in 32x32 blocks at
+    # 75 -> 76.2 %: the full block keeps 16 -> 15 columns, the one-row edge block 8 -> 12).
+    m, k = max(block[0], m - m % block[0]), max(block[1], k - k % block[1])
     model = _model(load_profile(profile))
     spec = f"bcr:{block[0]}x{block[1]}:"
     t_lo = model.estimate(gemm_rows(m, k, n, f"{spec}{lo!r}:rows=0.5")).latency_s[0]

@@ -4,6 +4,7 @@
 #include <map>
 #include <vector>
 
+#include "cache_sizes.hpp"
 #include "grimsim/parallel.hpp"
 #include "sparse_checks.hpp"
 #include "sparse_driver.hpp"
@@ -468,7 +469,8 @@ void BcrPacked::spmm(const float* x, i64 n, float* y, int threads) const {
   const bool masked =
       tail >= 8 && n > 3 * lanes && GRIMSIM_DISPATCH_AT(level, bcr_stream_masked_tail);
   const i64 wide = lanes >= 8 && tail < 8 ? n - tail : n;
-  sparse_detail::PanelLayout layout = sparse_detail::bcr_panel_layout(rows_, cols_, lanes);
+  sparse_detail::PanelLayout layout = sparse_detail::bcr_panel_layout(
+      rows_, cols_, (wide + lanes - 1) / lanes, threads, lanes, cache_sizes().l2);
   layout.in_place_tail = masked;
   sparse_detail::run_panels(rows_, cols_, n_units, row_start, work_, x, wide, n, y, threads,
                             lanes, false, nullptr, tile_cols_, layout,

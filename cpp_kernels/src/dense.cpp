@@ -4,13 +4,10 @@
 #include <string>
 #include <vector>
 
+#include "cache_sizes.hpp"
 #include "dense_kernels.hpp"
 #include "grimsim/dense.hpp"
 #include "grimsim/parallel.hpp"
-
-#if defined(__unix__) || defined(__APPLE__)
-#include <unistd.h>
-#endif
 
 namespace grimsim {
 
@@ -29,28 +26,6 @@ void dense_gemm_reference(const float* w, const float* x, float* y, std::int64_t
 }
 
 namespace {
-
-struct CacheSizes {
-  std::int64_t l1 = 32 * 1024;   // per core; typical of x86 and of Cortex-A7x big cores
-  std::int64_t l2 = 512 * 1024;  // per core (Zen 3: 512 KiB; Cortex-A76: 256-512 KiB)
-};
-
-// Data cache sizes from the OS where it reports them (glibc), else the defaults above.
-CacheSizes detect_caches() {
-  CacheSizes c;
-#if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE)
-  const long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
-  const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-  if (l1 >= 8 * 1024 && l1 <= 1024 * 1024) c.l1 = l1;
-  if (l2 >= 64 * 1024 && l2 <= 64 * 1024 * 1024) c.l2 = l2;
-#endif
-  return c;
-}
-
-const CacheSizes& caches() {
-  static const CacheSizes c = detect_caches();
-  return c;
-}
 
 void set_blocking(GemmJob& job, const GemmTile& t) {
   job.kc = gemm_block_k(t.nr);
@@ -161,12 +136,12 @@ void gemv(SimdLevel level, const float* w, const float* x, const float* bias, fl
 
 // KC: a KC x NR B micro-panel takes half of L1 (A and C lines use the rest).
 std::int64_t gemm_block_k(int nr) {
-  return std::clamp<std::int64_t>(caches().l1 / (2 * 4 * nr) / 8 * 8, 64, 512);
+  return std::clamp<std::int64_t>(cache_sizes().l1 / (2 * 4 * nr) / 8 * 8, 64, 512);
 }
 
 // MC: an MC x KC A block takes half of L2.
 std::int64_t gemm_block_m(int mr, std::int64_t kc) {
-  return std::max<std::int64_t>(mr, caches().l2 / (2 * 4 * kc) / mr * mr);
+  return std::max<std::int64_t>(mr, cache_sizes().l2 / (2 * 4 * kc) / mr * mr);
 }
 
 void gemm_rowmajor(const float* w, const float* x, float* y, std::int64_t M, std::int64_t K,

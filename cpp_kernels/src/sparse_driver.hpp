@@ -66,20 +66,39 @@ inline PanelLayout panel_layout(i64 k, int lanes) {
   return {nt - nt % 6, 0};
 }
 
-// Packed BCR's N tile and K chunk: the tile as wide as keeps Y's panel (all M rows, which one
-// task covers unless N is short) in half of a 512 KiB L2 (6 to 48 vectors, a multiple of 6 as
-// above), and W's columns cut into chunks whose X rows take the other half. A tile record's
-// fixed work (header, row and X-row set-up, the ramp-up and Y update of each register-tile
-// pass) is then spread over up to 8x the passes of panel_layout's K-sized panels, while each
-// chunk's X rows still come from L2. Measured on Zen 3 (2026-11-26, fastest of 3 interleaved
-// runs, 16x32 BCR at 75 %): 128x1152x784 1.14 -> 0.88 ms, 256x2304x196 1.10 -> 0.85 ms,
-// 512x4608x49 1.16 -> 1.00 ms; budgets of 128-192 KiB or at most 24 vectors were 2-10 % slower.
-inline PanelLayout bcr_panel_layout(i64 rows, i64 k, int lanes) {
-  constexpr i64 kYBytes = 256 * 1024, kXBytes = 256 * 1024;
+// Packed BCR's N tile and K chunk for a core with l2_bytes of L2: the tile as wide as keeps
+// Y's panel (all M rows, which one task covers unless N is short) in half of L2 (6 to 192
+// vectors, a multiple of 6 as above), and W's columns cut into chunks whose X rows take
+// min(256 KiB, L2 / 2). A tile record's fixed work (header, row and X-row set-up, the ramp-up
+// and Y update of each register-tile pass) is then spread over many passes, while each
+// chunk's X rows still come from L2. Measured on Zen 3 (512 KiB L2; 2026-11-26, fastest of 3
+// interleaved runs, 16x32 BCR at 75 %): 128x1152x784 1.14 -> 0.88 ms, 256x2304x196 1.10 ->
+// 0.85 ms, 512x4608x49 1.16 -> 1.00 ms against K-sized panels; Y budgets of 128-192 KiB or at
+// most 24 vectors were 2-10 % slower. On a Sapphire Rapids VM (2 MiB L2; 2026-11-27, best of
+// 8 interleaved rounds, 16x32 BCR) a 1 MiB Y budget against the former fixed 256 KiB:
+// 128x1152x784 347 -> 282 us at 90 % (one N tile instead of 30 + 19 vectors), 512x256x784
+// 382 -> 275 us, 512x4608x196 1458 -> 1143 us; up to 192 vectors instead of 48: 64x576x3136
+// 376 -> 333 us; a larger X budget changed nothing (+-2 %).
+inline PanelLayout bcr_panel_layout(i64 rows, i64 k, i64 nv_total, int threads, int lanes,
+                                    i64 l2_bytes) {
+  const i64 y_bytes = std::max<i64>(l2_bytes / 2, 64 * 1024);
+  const i64 x_bytes = std::clamp<i64>(l2_bytes / 2, 64 * 1024, 256 * 1024);
   const i64 per_vector = static_cast<i64>(lanes) * 4;
-  i64 nt = std::clamp<i64>(kYBytes / (std::max<i64>(1, rows) * per_vector), 6, 48);
+  i64 nt = std::clamp<i64>(y_bytes / (std::max<i64>(1, rows) * per_vector), 6, 192);
   nt -= nt % 6;
-  const i64 kc = std::max<i64>(64, kXBytes / (nt * per_vector));
+  // Several threads: tiles of equal width, as many as run_panels would cut (a rest under nt / 2
+  // joins the last tile) rounded up to a whole number per thread. Fewer tiles than threads
+  // stay that many (the threads then split their rows): N tiles under ~25 vectors cost more in
+  // per-tile work than they save (2 threads, 128x1152x784, 16x32 at 75 %: halves of 25 + 24
+  // vectors 367 us, rows split 261 us; Sapphire Rapids VM, 2026-11-27).
+  const i64 tiles = std::max<i64>(1, (nv_total + nt / 2) / nt);
+  if (threads > 1 && tiles > 1) {
+    const i64 even = tiles >= threads ? (tiles + threads - 1) / threads * threads : tiles;
+    nt = std::max<i64>(6, (nv_total + even - 1) / even);
+  }
+  // the chunk's X rows as wide as the tile really is (N may be narrower than nt)
+  const i64 width = std::max<i64>(1, std::min(nt, nv_total));
+  const i64 kc = std::max<i64>(64, x_bytes / (width * per_vector));
   return {nt, kc >= k ? 0 : kc};
 }
 

@@ -8,6 +8,7 @@
 
 #include "grimsim/simd.hpp"
 #include "grimsim/sparse.hpp"
+#include "../src/sparse_driver.hpp"
 #include "sparse_test_util.hpp"
 #include "test_util.hpp"
 
@@ -332,6 +333,31 @@ void test_pattern_rejections() {
   expect("filter_order range", [](F& f) { f.filter_order[0] = 6; });
 }
 
+// Packed BCR's N tile and K chunk follow the core's L2 (Y panel in half of it, X chunk in
+// min(256 KiB, half)) and give each thread whole tiles of equal width.
+void test_bcr_panel_layout() {
+  namespace sd = grimsim::sparse_detail;
+  constexpr i64 kKiB = 1024;
+  // 512 KiB (Zen 3): the layout tuned there, 30 vectors (16 lanes) and chunks of 136 columns
+  sd::PanelLayout a = sd::bcr_panel_layout(128, 1152, 49, 1, 16, 512 * kKiB);
+  EXPECT(a.nt == 30 && a.kc == 136, "512 KiB: nt=%lld kc=%lld", static_cast<long long>(a.nt),
+         static_cast<long long>(a.kc));
+  // 2 MiB: Y's 128 rows x 126 vectors fill half of it; X chunks stay at 256 KiB, sized by
+  // the 49 vectors N really has
+  sd::PanelLayout b = sd::bcr_panel_layout(128, 1152, 49, 1, 16, 2048 * kKiB);
+  EXPECT(b.nt == 126 && b.kc == 83, "2 MiB: nt=%lld kc=%lld", static_cast<long long>(b.nt),
+         static_cast<long long>(b.kc));
+  EXPECT(b.nt * 128 * 16 * 4 <= 1024 * kKiB, "Y panel over half of L2");
+  // K within one chunk: W is not visited in chunks
+  EXPECT(sd::bcr_panel_layout(128, 32, 49, 1, 16, 2048 * kKiB).kc == 0, "short K chunked");
+  // 196 vectors on 2 threads: two tiles of 126 + 70 become 98 + 98
+  EXPECT(sd::bcr_panel_layout(128, 1152, 196, 2, 16, 2048 * kKiB).nt == 98, "uneven tiles");
+  // one tile for 2 threads stays whole (the threads split its rows instead)
+  EXPECT(sd::bcr_panel_layout(128, 1152, 49, 2, 16, 2048 * kKiB).nt == 126, "tile split");
+  // a tiny or unknown L2 still gives the minimum tile
+  EXPECT(sd::bcr_panel_layout(100000, 1152, 49, 1, 4, 0).nt == 6, "minimum tile");
+}
+
 }  // namespace
 
 int main() {
@@ -343,6 +369,7 @@ int main() {
     test_pattern(tier);
   }
   unsetenv("GRIMSIM_SIMD");
+  test_bcr_panel_layout();
   test_bcr_single_block();
   test_bcr_merge();
   test_bcr_rejections();

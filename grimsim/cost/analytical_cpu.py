@@ -901,7 +901,7 @@ class AnalyticalCPUModel:
         # n_tiles - 1 tiles of nt vectors, then the last one of `last` (nt / 2 .. 1.5 nt);
         # packed BCR visits W in chunks of kc columns whose X rows stay in L2
         if fmt == "bcr":
-            nt, n_tiles, last, kc = bcr_tile_layout(m, k, nv_total, mc.lanes)
+            nt, n_tiles, last, kc = bcr_tile_layout(m, k, nv_total, mc.lanes, mc.l2_bytes, t)
         else:
             nt, n_tiles, last = n_tile_layout(k, nv_total, mc.lanes)
             kc = k
@@ -916,8 +916,12 @@ class AnalyticalCPUModel:
         if fmt == "bcr":
             r = rows.rows_mean[idx]
             c = rows.cols_mean[idx]
-            col = n_full * self._bcr_table(mc.col_cost, r, nt) \
-                + self._bcr_table(mc.col_cost, r, last)
+            # a kept column costs by its own block's kept rows: the per-column cost is taken
+            # at the rows weighted by kept columns (sum r_b c_b / sum c_b), so a few small
+            # edge blocks do not make every column look short
+            r_col = _col_weighted_rows(nnz, n_blocks, c, r)
+            col = n_full * self._bcr_table(mc.col_cost, r_col, nt) \
+                + self._bcr_table(mc.col_cost, r_col, last)
             blk = n_full * self._bcr_table(mc.block_cost, r, nt) \
                 + self._bcr_table(mc.block_cost, r, last)
             cost.main = n_blocks * c * col
@@ -1048,7 +1052,8 @@ class AnalyticalCPUModel:
             s = np.where(nn >= 4, 1.0, np.where(nn >= 2, 2.0, 4.0))
             per_col = np.maximum(np.maximum(nn / mc.vfma, (2 + nn) / mc.loads),
                                  mc.latency / s)
-            cost.main = n_blocks * _cdiv(r, mc.lanes) * c * per_col
+            r_col = _col_weighted_rows(nnz, n_blocks, c, r)
+            cost.main = n_blocks * _cdiv(r_col, mc.lanes) * c * per_col
             cost.side = n_blocks * (r * nn * p.scalar_copy_cycles + p.narrow_tile_cycles)
         else:
             scalar_fma = mc.vfma  # scalar FMAs issue on the same pipes
@@ -1128,6 +1133,16 @@ def _recurrent_steps(rows: CostRows, idx: np.ndarray) -> np.ndarray:
                              for r in rep}.items():
         total[layer] = total.get(layer, 0) + reps
     return np.asarray([total.get(int(layer), 0) for layer in layers], dtype=np.float64)
+
+
+def _col_weighted_rows(nnz: np.ndarray, n_blocks: np.ndarray, cols_mean: np.ndarray,
+                       rows_mean: np.ndarray) -> np.ndarray:
+    """Kept rows per block weighted by the blocks' kept columns (nnz = sum r_b c_b over
+    n_blocks blocks of cols_mean columns on average); rows_mean where nothing is kept."""
+    kept_cols = n_blocks * cols_mean
+    # rounded: a ratio of float means such as 8.000000000000002 would round up a vector group
+    r = np.round(nnz / np.maximum(kept_cols, 1e-300), 9)
+    return np.where(kept_cols > 0, r, rows_mean)
 
 
 def _add_to(b: np.ndarray, level: np.ndarray | int, nbytes: Any) -> None:

@@ -76,13 +76,13 @@ BASELINE_FEATURES: tuple[str, ...] = (
 # block and 16-row band); packed BCR works in bands of 16 rows, CSR/N:M/pattern one row per
 # unit; 2+ threads split each tile's units into about 4 x threads / tiles chunks.
 # Packed BCR (sparse_driver.hpp bcr_panel_layout) sizes its tile by Y instead: as many vectors
-# (6..48) as keep the M rows of Y in _BCR_Y_BYTES, and visits W in chunks of columns whose X
-# rows take _BCR_X_BYTES (none when the chunk would cover K); with chunks, 2+ threads split a
-# tile's units into about threads / tiles chunks only.
+# (6..192) as keep the M rows of Y in half of the core's L2, and visits W in chunks of columns
+# whose X rows take min(256 KiB, L2 / 2) (none when the chunk would cover K); with chunks, 2+
+# threads split a tile's units into about threads / tiles chunks only.
 _PANEL_BYTES = 256 * 1024
 MIN_TILE_VECTORS, MAX_TILE_VECTORS = 6, 24  # sparse_driver.hpp panel_layout clamp
-BCR_MAX_TILE_VECTORS = 48
-_BCR_Y_BYTES = _BCR_X_BYTES = 256 * 1024
+BCR_MAX_TILE_VECTORS = 192
+_BCR_MIN_BUDGET_BYTES, _BCR_MAX_X_BYTES = 64 * 1024, 256 * 1024
 _TLB_REACH_BYTES = 64 * 4096
 _PAGE_BYTES = 4096
 _BCR_BAND_ROWS = 16
@@ -100,16 +100,26 @@ def n_tile_layout(k: np.ndarray, nv: np.ndarray,
     return _tiles(nt, nv)
 
 
-def bcr_tile_layout(m: np.ndarray, k: np.ndarray, nv: np.ndarray, lanes: float
+def bcr_tile_layout(m: np.ndarray, k: np.ndarray, nv: np.ndarray, lanes: float,
+                    l2_bytes: float, threads: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Packed BCR's (vectors per N tile, tiles, vectors of the last tile, columns of W per
-    K chunk) for M rows, K columns and nv vectors along N; the chunk is K when W is not
-    visited in chunks."""
+    K chunk) for M rows, K columns and nv vectors along N on a core with ``l2_bytes`` of L2
+    and ``threads`` threads; the chunk is K when W is not visited in chunks. On several
+    threads the tiles get equal widths, a whole number per thread once there are at least as
+    many tiles as threads."""
     per_vector = lanes * 4.0
-    nt = np.clip(np.floor(_BCR_Y_BYTES / (np.maximum(m, 1.0) * per_vector)),
+    y_budget = max(l2_bytes // 2, _BCR_MIN_BUDGET_BYTES)
+    x_budget = min(max(l2_bytes // 2, _BCR_MIN_BUDGET_BYTES), _BCR_MAX_X_BYTES)
+    nt = np.clip(np.floor(y_budget / (np.maximum(m, 1.0) * per_vector)),
                  MIN_TILE_VECTORS, BCR_MAX_TILE_VECTORS)
     nt -= np.mod(nt, MIN_TILE_VECTORS)
-    kc = np.maximum(64.0, np.floor(_BCR_X_BYTES / (nt * per_vector)))
+    t = np.maximum(np.asarray(threads, dtype=np.float64), 1.0)
+    tiles = np.maximum(1.0, np.floor((nv + np.floor(nt / 2)) / nt))
+    even = np.where(tiles >= t, np.ceil(tiles / t) * t, tiles)
+    nt = np.where((t > 1) & (tiles > 1), np.maximum(MIN_TILE_VECTORS, np.ceil(nv / even)), nt)
+    width = np.maximum(np.minimum(nt, nv), 1.0)  # the tile as wide as N really is
+    kc = np.maximum(64.0, np.floor(x_budget / (width * per_vector)))
     return (*_tiles(nt, nv), np.minimum(kc, np.maximum(k, 1.0)))
 
 
@@ -201,7 +211,8 @@ def _kernel_layout(rows: CostRows, machine: FeatureMachine) -> dict[str, np.ndar
     nv = _cdiv(n, lanes)
     bcr = rows.fmt == FORMATS.index("bcr")
     nt, n_tiles, _ = n_tile_layout(k, nv, lanes)
-    b_nt, b_tiles, _, b_kc = bcr_tile_layout(m, k, nv, lanes)
+    b_nt, b_tiles, _, b_kc = bcr_tile_layout(m, k, nv, lanes, machine.l2_bytes,
+                                             rows.threads)
     nt, n_tiles = np.where(bcr, b_nt, nt), np.where(bcr, b_tiles, n_tiles)
     narrow = n < lanes
     panel = np.where(bcr, b_kc, k) * np.minimum(nt, nv) * lanes * 4.0
