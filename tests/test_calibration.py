@@ -30,6 +30,7 @@ from grimsim.calibration.measure import (
     PointsFile,
     TimingOptions,
     combine_passes,
+    device_fingerprint,
     point_record,
     rows_from_records,
     unit_rows,
@@ -314,6 +315,27 @@ def test_points_of_another_machine_are_refused(tmp_path: Path) -> None:
 
     with pytest.raises(CalibrationError, match="another machine"):
         run_fake(tmp_path, 2.0, Other(FakeClock()))
+
+
+def test_points_of_another_kernel_build_are_refused(tmp_path: Path) -> None:
+    """A rebuilt kernel times differently: a resumed calibration must not pool its points
+    with those of the old build."""
+    run_fake(tmp_path, 2.0, FakeMeasurer(FakeClock()))
+
+    class Rebuilt(FakeMeasurer):
+        def fingerprint(self, profile: Any) -> dict[str, Any]:
+            return {**super().fingerprint(profile), "kernels_source": "0123456789abcdef"}
+
+    with pytest.raises(CalibrationError, match="kernel sources 0123456789abcdef"):
+        run_fake(tmp_path, 2.0, Rebuilt(FakeClock()))
+
+
+def test_the_fingerprint_names_the_kernel_sources() -> None:
+    import grimsim._kernels as kernels
+
+    fp = device_fingerprint(load_profile("sd855"))
+    assert fp["kernels_source"] == kernels.__source_hash__
+    assert len(fp["kernels_source"]) == 16 and int(fp["kernels_source"], 16) >= 0
 
 
 def test_adaptive_rounds_add_units_near_the_worst_points(tmp_path: Path) -> None:

@@ -178,6 +178,7 @@ def device_fingerprint(profile: DeviceProfile) -> dict[str, Any]:
         "parallel_backend": str(kernels.parallel_backend()),
         "hardware_threads": int(kernels.hardware_threads()),
         "kernels_version": str(getattr(kernels, "__version__", "unknown")),
+        "kernels_source": str(getattr(kernels, "__source_hash__", "unknown")),
         "grimsim": __version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
@@ -187,9 +188,10 @@ def device_fingerprint(profile: DeviceProfile) -> dict[str, Any]:
 
 def fingerprint_id(fp: Mapping[str, Any]) -> str:
     """A short hash of the parts of a fingerprint that must match to pool points: the
-    machine, its flags, the kernels' SIMD tier and threading (not versions or clocks)."""
+    machine, its flags, the kernels' SIMD tier, threading and sources (a rebuilt kernel times
+    differently; not versions or clocks)."""
     stable = {k: fp.get(k) for k in ("machine", "flags", "simd_level", "parallel_backend",
-                                     "hardware_threads")}
+                                     "hardware_threads", "kernels_source")}
     return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -674,9 +674,10 @@ def _check_compatible(state: LoadedPoints, fp: dict[str, Any], fp_id: str, path:
             raise CalibrationError(
                 f"{path}: session {s.get('session')} was measured on another machine or build "
                 f"({old.get('cpu_model')}, {old.get('simd_level')}, "
-                f"{old.get('hardware_threads')} threads) than this one ({fp.get('cpu_model')}, "
-                f"{fp.get('simd_level')}, {fp.get('hardware_threads')} threads); use a new "
-                "--out folder")
+                f"{old.get('hardware_threads')} threads, kernel sources "
+                f"{old.get('kernels_source')}) than this one ({fp.get('cpu_model')}, "
+                f"{fp.get('simd_level')}, {fp.get('hardware_threads')} threads, kernel sources "
+                f"{fp.get('kernels_source')}); use a new --out folder")
 
 
 def run_calibration(plan: Plan, profile: DeviceProfile, measurer: Measurer,
