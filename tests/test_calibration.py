@@ -306,28 +306,21 @@ def test_final_batch_drift_leaves_points_pending_for_the_next_run(tmp_path: Path
         {r["key"] for r in point_lines(tmp_path / "points.jsonl") if r["session"] == 2})
 
 
-def test_points_of_another_machine_are_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("changed, message", [
+    ({"machine": "elsewhere"}, "another machine"),
+    # a rebuilt kernel times differently: its points must not pool with the old build's
+    ({"kernels_source": "0123456789abcdef"}, "kernel sources 0123456789abcdef"),
+])
+def test_points_of_another_machine_or_build_are_refused(tmp_path: Path, changed: dict[str, str],
+                                                        message: str) -> None:
     run_fake(tmp_path, 2.0, FakeMeasurer(FakeClock()))
 
     class Other(FakeMeasurer):
         def fingerprint(self, profile: Any) -> dict[str, Any]:
-            return {**super().fingerprint(profile), "machine": "elsewhere"}
+            return {**super().fingerprint(profile), **changed}
 
-    with pytest.raises(CalibrationError, match="another machine"):
+    with pytest.raises(CalibrationError, match=message):
         run_fake(tmp_path, 2.0, Other(FakeClock()))
-
-
-def test_points_of_another_kernel_build_are_refused(tmp_path: Path) -> None:
-    """A rebuilt kernel times differently: a resumed calibration must not pool its points
-    with those of the old build."""
-    run_fake(tmp_path, 2.0, FakeMeasurer(FakeClock()))
-
-    class Rebuilt(FakeMeasurer):
-        def fingerprint(self, profile: Any) -> dict[str, Any]:
-            return {**super().fingerprint(profile), "kernels_source": "0123456789abcdef"}
-
-    with pytest.raises(CalibrationError, match="kernel sources 0123456789abcdef"):
-        run_fake(tmp_path, 2.0, Rebuilt(FakeClock()))
 
 
 def test_the_fingerprint_names_the_kernel_sources() -> None:
