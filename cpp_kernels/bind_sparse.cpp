@@ -15,6 +15,8 @@
 
 #include "bind_common.hpp"
 #include "grimsim/sparse.hpp"
+#include "src/cache_sizes.hpp"
+#include "src/sparse_driver.hpp"
 
 namespace grimsim_bind {
 
@@ -434,6 +436,27 @@ void bind_prepared(py::module_& m, const char* name, const char* doc) {
 }  // namespace
 
 void register_sparse(py::module_& m) {
+  m.def(
+      "bcr_panel_layout",
+      [](std::int64_t rows, std::int64_t k, std::int64_t nv_total, int threads, int lanes,
+         std::int64_t l2_bytes) {
+        grimsim::check(rows >= 0 && k >= 0, "rows and k must be >= 0, got rows=" +
+                                                  std::to_string(rows) + " k=" + std::to_string(k));
+        grimsim::check(nv_total >= 1, "nv_total must be >= 1, got " + std::to_string(nv_total));
+        grimsim::check(threads >= 1, "threads must be >= 1, got " + std::to_string(threads));
+        grimsim::check(lanes >= 1, "lanes must be >= 1, got " + std::to_string(lanes));
+        grimsim::check(l2_bytes >= 0, "l2_bytes must be >= 0, got " + std::to_string(l2_bytes));
+        const auto layout = grimsim::sparse_detail::bcr_panel_layout(rows, k, nv_total, threads,
+                                                                     lanes, l2_bytes);
+        return py::make_tuple(layout.nt, layout.kc);
+      },
+      py::arg("rows"), py::arg("k"), py::arg("nv_total"), py::arg("threads"), py::arg("lanes"),
+      py::arg("l2_bytes"),
+      "Packed BCR's (vectors per N tile, columns per K chunk; 0: W not chunked) for a matrix "
+      "of `rows` x `k` over nv_total SIMD vectors of N, as BcrPacked::spmm picks them (the "
+      "cost model's bcr_tile_layout mirrors it).");
+  m.def("l2_cache_bytes", [] { return grimsim::cache_sizes().l2; },
+        "The per-core L2 size the kernels size their blocking by (the OS's figure, else 512 KiB).");
   bind_prepared<grimsim::CsrMatrix>(m, "CsrPrepared", "A CSR matrix copied and validated once.");
   bind_prepared<grimsim::NmMatrix>(m, "NmPrepared", "An N:M matrix copied and validated once.");
   bind_prepared<grimsim::PatternMatrix>(m, "PatternPrepared",

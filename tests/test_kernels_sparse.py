@@ -550,3 +550,28 @@ def test_prepared_copy_is_private_and_checks_x() -> None:
         K_.spmm_prepared(handle, x, threads=0)
     timing = K_.bench_prepared(handle, x, threads=1, min_time_s=0.001)
     assert 0 < timing["min_s"] <= timing["median_s"]
+
+
+@given(rows=st.integers(1, 8192), k=st.integers(1, 20000), nv=st.integers(1, 1000),
+       threads=st.integers(1, 8), lanes=st.sampled_from([4, 8, 16]),
+       l2_kib=st.sampled_from([0, 128, 256, 512, 1024, 1280, 2048, 4096]))
+def test_the_cost_model_lays_out_packed_bcr_as_the_kernel_does(
+        rows: int, k: int, nv: int, threads: int, lanes: int, l2_kib: int) -> None:
+    """The analytical model's copy of the N tile / K chunk choice (features.bcr_tile_layout)
+    agrees with the kernel's own (sparse_driver.hpp bcr_panel_layout)."""
+    from grimsim.cost.features import bcr_tile_layout
+
+    nt, kc = K_.bcr_panel_layout(rows, k, nv, threads, lanes, l2_kib * 1024)
+    m_nt, _, _, m_kc = bcr_tile_layout(np.array([float(rows)]), np.array([float(k)]),
+                                       np.array([float(nv)]), float(lanes), l2_kib * 1024,
+                                       np.array([threads]))
+    assert m_nt[0] == nt
+    assert m_kc[0] == (kc if kc else k)  # the kernel says 0 when one chunk covers K
+
+
+def test_bcr_panel_layout_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="nv_total must be >= 1"):
+        K_.bcr_panel_layout(128, 1152, 0, 1, 16, 1 << 21)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        K_.bcr_panel_layout(128, 1152, 49, 0, 16, 1 << 21)
+    assert K_.l2_cache_bytes() >= 64 * 1024
