@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from grimsim.cost.features import bcr_tile_layout
 from grimsim.pruning import encode, make_mask
 
 K_ = pytest.importorskip("grimsim._kernels")
@@ -559,8 +560,6 @@ def test_the_cost_model_lays_out_packed_bcr_as_the_kernel_does(
         rows: int, k: int, nv: int, threads: int, lanes: int, l2_kib: int) -> None:
     """The analytical model's copy of the N tile / K chunk choice (features.bcr_tile_layout)
     agrees with the kernel's own (sparse_driver.hpp bcr_panel_layout)."""
-    from grimsim.cost.features import bcr_tile_layout
-
     nt, kc = K_.bcr_panel_layout(rows, k, nv, threads, lanes, l2_kib * 1024)
     m_nt, _, _, m_kc = bcr_tile_layout(np.array([float(rows)]), np.array([float(k)]),
                                        np.array([float(nv)]), float(lanes), l2_kib * 1024,

@@ -44,6 +44,12 @@ inline std::vector<i64> balanced_bounds(const std::vector<i64>& prefix, i64 part
   return bounds;
 }
 
+// How many N tiles run_panels cuts nv_total vectors into with tiles of nt: nt each, the last
+// one taking the rest, a rest under nt / 2 joining the tile before it.
+inline i64 panel_tiles(i64 nv_total, i64 nt) {
+  return std::max<i64>(1, (nv_total + nt / 2) / nt);
+}
+
 // How run_panels cuts the work: vectors per N tile, and columns of W per K chunk (0: W is
 // not visited in chunks); in_place_tail: the kernel computes N's ragged end in place
 // (Panel::tail), so it needs no zero-padded copies of X and Y.
@@ -86,12 +92,12 @@ inline PanelLayout bcr_panel_layout(i64 rows, i64 k, i64 nv_total, int threads, 
   const i64 per_vector = static_cast<i64>(lanes) * 4;
   i64 nt = std::clamp<i64>(y_bytes / (std::max<i64>(1, rows) * per_vector), 6, 192);
   nt -= nt % 6;
-  // Several threads: tiles of equal width, as many as run_panels would cut (a rest under nt / 2
-  // joins the last tile) rounded up to a whole number per thread. Fewer tiles than threads
+  // Several threads: tiles of equal width, as many as run_panels would cut rounded up to a
+  // whole number per thread. Fewer tiles than threads
   // stay that many (the threads then split their rows): N tiles under ~25 vectors cost more in
   // per-tile work than they save (2 threads, 128x1152x784, 16x32 at 75 %: halves of 25 + 24
   // vectors 367 us, rows split 261 us; Sapphire Rapids VM, 2026-11-27).
-  const i64 tiles = std::max<i64>(1, (nv_total + nt / 2) / nt);
+  const i64 tiles = panel_tiles(nv_total, nt);
   if (threads > 1 && tiles > 1) {
     const i64 even = tiles >= threads ? (tiles + threads - 1) / threads * threads : tiles;
     nt = std::max<i64>(6, (nv_total + even - 1) / even);
@@ -117,13 +123,12 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
                 Kernel&& kernel) {
   const i64 nt = layout.nt, kc = layout.kc;
   const i64 nv_total = (n + lanes - 1) / lanes;
-  // Tiles of nt vectors; the last one takes the rest (a rest under nt/2 joins the tile before
-  // it) and holds the ragged end of N, if any.
-  std::vector<i64> tile_v0{0};
-  for (i64 rest = nv_total; rest > nt && rest - nt >= (nt + 1) / 2; rest -= nt)
-    tile_v0.push_back(tile_v0.back() + nt);
-  tile_v0.push_back(nv_total);
-  const i64 n_tiles = static_cast<i64>(tile_v0.size()) - 1;
+  // Tiles of nt vectors (panel_tiles); the last one takes the rest and holds the ragged end
+  // of N, if any.
+  const i64 n_tiles = panel_tiles(nv_total, nt);
+  std::vector<i64> tile_v0(static_cast<std::size_t>(n_tiles) + 1);
+  for (i64 t = 0; t < n_tiles; ++t) tile_v0[static_cast<std::size_t>(t)] = t * nt;
+  tile_v0.back() = nv_total;
   const bool ragged = n % lanes != 0 && !layout.in_place_tail;
   const i64 tail = layout.in_place_tail ? n % lanes : 0;
   i64 max_width = 0;

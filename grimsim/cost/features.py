@@ -115,7 +115,7 @@ def bcr_tile_layout(m: np.ndarray, k: np.ndarray, nv: np.ndarray, lanes: float,
                  MIN_TILE_VECTORS, BCR_MAX_TILE_VECTORS)
     nt -= np.mod(nt, MIN_TILE_VECTORS)
     t = np.maximum(np.asarray(threads, dtype=np.float64), 1.0)
-    tiles = np.maximum(1.0, np.floor((nv + np.floor(nt / 2)) / nt))
+    _, tiles, _ = _tiles(nt, nv)
     even = np.where(tiles >= t, np.ceil(tiles / t) * t, tiles)
     nt = np.where((t > 1) & (tiles > 1), np.maximum(MIN_TILE_VECTORS, np.ceil(nv / even)), nt)
     width = np.maximum(np.minimum(nt, nv), 1.0)  # the tile as wide as N really is
