@@ -447,6 +447,26 @@ def test_a_measured_streaming_sweep_sets_the_rnn_steps_rate(sd855: DeviceProfile
     np.testing.assert_allclose(est.latency_s[one], plain.latency_s[one])
 
 
+def test_threads_stream_their_share_of_a_swept_working_set(sd855: DeviceProfile) -> None:
+    # a warm GEMV over 8 MiB of weights on a profile whose (one-core) sweep streams 70 GB/s
+    # up to 4 MiB and 20 GB/s at 8 MiB: two threads each stream their 4 MiB half at the
+    # 4 MiB rate, so together 7x faster, not at the one-core rate of the whole
+    curve = ((1024, 70.0), (4096, 70.0), (8192, 20.0), (65536, 12.0))
+    sources = (*sd855.sources, ("cpu.stream_gbs", Source("test", "a made-up sweep", "measured")))
+    swept = dataclasses.replace(sd855, stream_gbs=curve, sources=sources)
+    model = AnalyticalCPUModel(swept)
+    one = model.estimate(gemm_rows([2048], [1024], [1], "dense", threads=1))
+    two = model.estimate(gemm_rows([2048], [1024], [1], "dense", threads=2))
+    w_bytes = 2048 * 1024 * 4
+    assert one.memory_s[0] == pytest.approx(w_bytes / 20e9, rel=0.05)
+    assert two.memory_s[0] == pytest.approx(w_bytes / (2 * 70e9), rel=0.05)
+    # without a sweep (a built-in phone profile) DRAM is one shared rate, whatever the threads
+    plain = AnalyticalCPUModel(sd855)
+    cold_one = plain.estimate(gemm_rows([8192], [2048], [1], "dense", threads=1))
+    cold_two = plain.estimate(gemm_rows([8192], [2048], [1], "dense", threads=2))
+    assert cold_two.memory_s[0] == pytest.approx(cold_one.memory_s[0], rel=0.05)
+
+
 def test_stores_past_the_llc_pay_for_the_line_read(sd855: DeviceProfile) -> None:
     # a GEMM whose output (64 x 200000 floats, 51 MB) and input (21 MB) spill every cache:
     # memory is DRAM-bound and each stored byte moves dram_write_allocate bytes

@@ -510,15 +510,17 @@ class AnalyticalCPUModel:
             out = np.minimum(out, self._level(y_bytes))
         return first, again, act_in, out
 
-    def _streamed(self, level: np.ndarray, nbytes: Any, ws_bytes: Any = None, *,
-                  factor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _streamed(self, level: np.ndarray, nbytes: Any, ws_bytes: Any = None,
+                  threads: Any = 1.0, *, factor: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
         """(level, bytes) to charge for ``nbytes`` read or written at ``level`` by rows whose
-        cyclic working set is ``ws_bytes``. Warm rows run again and again, so on a profile
-        with a measured streaming sweep what they move beyond L2 streams as the sweep did:
-        such bytes go to the DRAM level, scaled to take the sweep's time for the working set
-        (a host's shared LLC serves working sets far beyond its nominal slice: 26 GB/s up to
-        ~64 MiB on the Sapphire Rapids VM, twice its DRAM rate). Other rows are unchanged.
-        ``factor``: ``_sweep_factor`` of the working sets, when several operands share them."""
+        cyclic working set is ``ws_bytes``, split over ``threads``. Warm rows run again and
+        again, so on a profile with a measured streaming sweep what they move beyond L2
+        streams as the sweep did: such bytes go to the DRAM level, scaled to take the sweep's
+        time for the working set (a host's shared LLC serves working sets far beyond its
+        nominal slice: 26 GB/s up to ~64 MiB on the Sapphire Rapids VM, twice its DRAM rate).
+        Other rows are unchanged. ``factor``: ``_sweep_factor`` of the working sets, when
+        several operands share them."""
         level = np.asarray(level)
         nbytes = np.asarray(nbytes, dtype=np.float64)
         if not self.machine.stream_log_bps.size or self.cache_state != "warm":
@@ -527,21 +529,27 @@ class AnalyticalCPUModel:
         if not off.size:
             return level, nbytes
         if factor is None:
-            ws = np.broadcast_to(np.asarray(ws_bytes, dtype=np.float64), level.shape)[off]
-            scale = self.machine.dram_bw / self._sweep_rate(ws)
-        else:
-            scale = factor[off]
+            factor = self._sweep_factor(ws_bytes, threads, level)
+            assert factor is not None
         nbytes = np.broadcast_to(nbytes, level.shape).copy()
-        nbytes[off] *= scale
+        nbytes[off] *= factor[off]
         level = level.copy()
         level[off] = _DRAM
         return level, nbytes
 
-    def _sweep_factor(self, ws_bytes: Any, *levels: np.ndarray) -> np.ndarray | None:
-        """DRAM bandwidth / the sweep's rate for working sets ``ws_bytes``, computed only
-        where one of ``levels`` lies beyond L2 (1 elsewhere), for ``_streamed(...,
-        factor=)``: the interpolation is the costliest step of a batched query, so operands
-        that share a working set share it. None where ``_streamed`` would change nothing."""
+    def _sweep_factor(self, ws_bytes: Any, threads: Any, *levels: np.ndarray
+                      ) -> np.ndarray | None:
+        """DRAM bandwidth / the rate at which ``threads`` cores stream a cyclic working set
+        of ``ws_bytes`` between them, computed only where one of ``levels`` lies beyond L2
+        (1 elsewhere), for ``_streamed(..., factor=)``: the interpolation is the costliest
+        step of a batched query, so operands that share a working set share it. None where
+        ``_streamed`` would change nothing.
+
+        The sweep is one core's; t cores each stream their 1/t share at one core's rate for
+        that share (their own L2s hold t times as much, and one core's rate beyond L2 is
+        bound by its own outstanding misses, not by the shared levels). Measured on the
+        Sapphire Rapids VM (GEMV over 1-256 MB of weights, 2026-11-27): 2 threads streamed
+        1.9-2.4x one thread's rate at every size; this rule says 2.0-2.3x."""
         if not self.machine.stream_log_bps.size or self.cache_state != "warm":
             return None
         beyond = np.asarray(levels[0]) != _L2
@@ -551,7 +559,9 @@ class AnalyticalCPUModel:
         on = np.flatnonzero(beyond)
         if on.size:
             ws = np.broadcast_to(np.asarray(ws_bytes, dtype=np.float64), beyond.shape)[on]
-            factor[on] = self.machine.dram_bw / self._sweep_rate(ws)
+            team = np.maximum(np.broadcast_to(np.asarray(threads, dtype=np.float64),
+                                              beyond.shape)[on], 1.0)
+            factor[on] = self.machine.dram_bw / (team * self._sweep_rate(ws / team))
         return factor
 
     def _sweep_rate(self, nbytes: np.ndarray) -> np.ndarray:
@@ -594,7 +604,8 @@ class AnalyticalCPUModel:
             # LLC falls off gradually, well before its nominal size): its rate, log-log
             # interpolated, replaces the capacity rule for the steps after the first
             on_curve = repeated & (later != _L2)
-            factor = self._sweep_factor(step, np.where(repeated, later, _L2), first)
+            factor = self._sweep_factor(step, ctx.threads[idx], np.where(repeated, later, _L2),
+                                        first)
             if factor is not None:
                 blended = np.where(on_curve, factor, blended)
             later = np.where(on_curve, _DRAM, later)
@@ -606,7 +617,7 @@ class AnalyticalCPUModel:
         # the learned correction carried that factor over to RNN steps already on the curve
         # (step >= per_call_w: the first step's working set is the step's)
         b = np.zeros((3, idx.size))
-        _add_to(b, *self._streamed(first, per_call_w / reps, step, factor=factor))
+        _add_to(b, *self._streamed(first, per_call_w / reps, step, ctx.threads[idx], factor=factor))
         if repeated.any():
             _add_to(b, later, per_call_w * (reps - 1) / reps * blended)
         return b
@@ -675,7 +686,7 @@ class AnalyticalCPUModel:
         x_level = np.where(rows.im2col[idx], self._level(x_bytes), act_in)
         bytes_b = np.zeros((3, idx.size))
         _add_to(bytes_b, *self._streamed(x_level, x_bytes * m_chunks,
-                                         x_bytes + w_bytes + y_bytes))
+                                         x_bytes + w_bytes + y_bytes, t))
         par_b = self._par(cost.tasks, t, cost.imb)
         pack_b = np.maximum(k * nn / mc.lanes * m_chunks / mc.clock_hz * par_b,
                             self._mem_s(bytes_b, par_b))
@@ -708,7 +719,7 @@ class AnalyticalCPUModel:
         in_bytes = rows.act_bytes_in[idx] / ctx.calls[idx]
         out_level = self._level(elems * rows.groups[idx] * _F4)
         ws = in_bytes + elems * rows.groups[idx] * _F4
-        factor = self._sweep_factor(ws, act_in, out_level)
+        factor = self._sweep_factor(ws, t, act_in, out_level)
         _add_to(b, *self._streamed(act_in, in_bytes, factor=factor))
         # the sweep is a read rate: streamed stores also pay their write-allocate read
         self._store(b, *self._streamed(out_level, elems * _F4, factor=factor))
@@ -797,7 +808,7 @@ class AnalyticalCPUModel:
         self._store(cost.bytes, out, y_bytes)
         # padding pass: zero-fill and copy the input into the padded planes
         b = np.zeros((3, idx.size))
-        _add_to(b, *self._streamed(act_in, x_bytes, x_bytes + pad_bytes))
+        _add_to(b, *self._streamed(act_in, x_bytes, x_bytes + pad_bytes, t))
         _add_to(b, self._level(pad_bytes), pad_bytes)
         par_pad = self._par(cin, t, np.ones(idx.size))
         cost.passes_s = np.maximum(pad_bytes / _F4 / mc.lanes / mc.clock_hz * par_pad,
@@ -843,7 +854,7 @@ class AnalyticalCPUModel:
         w_bytes = channels * taps * _F4
         first, _, act_in, out = self._levels(ctx, idx, w_bytes, x_bytes, y_bytes)
         cost.add(first, w_bytes)
-        cost.add(*self._streamed(act_in, x_bytes, x_bytes + y_bytes))
+        cost.add(*self._streamed(act_in, x_bytes, x_bytes + y_bytes, ctx.threads[idx]))
         self._store(cost.bytes, out, y_bytes)
         # depthwise runs all channels in one call per image
         return self._finish(ctx, idx, cost, "depthwise", batch * rows.repeats[idx])
@@ -1002,7 +1013,7 @@ class AnalyticalCPUModel:
         cost.add(again, f_bytes * (n_tiles - 1))
         x_level = np.where(rows.im2col[idx], self._level(x_bytes * rows.groups[idx]), act_in)
         operands = x_bytes + f_bytes + y_bytes
-        factor = self._sweep_factor(operands, x_level, out)
+        factor = self._sweep_factor(operands, t, x_level, out)
         cost.add(*self._streamed(x_level, x_bytes, factor=factor))
         cost.add(self._level(kc * np.where(n_tiles > 1, nt, nv_total) * mc.lanes * _F4),
                  x_reads)
@@ -1122,7 +1133,8 @@ class AnalyticalCPUModel:
             cost.add(again, f_bytes)
         else:
             cost.bytes += self._weight_bytes(ctx, idx, first, f_bytes)
-        cost.add(*self._streamed(act_in, x_bytes, x_bytes + f_bytes + y_bytes))
+        cost.add(*self._streamed(act_in, x_bytes, x_bytes + f_bytes + y_bytes,
+                                  ctx.threads[idx]))
         cost.add(out, 2 * y_bytes)  # read and written back: the read brings the line in
         if rows.im2col[idx].any():
             cost.passes_s = self._im2col_s(ctx, idx, act_in)
