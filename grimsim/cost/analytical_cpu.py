@@ -1013,11 +1013,13 @@ class AnalyticalCPUModel:
         cost.add(again, f_bytes * (n_tiles - 1))
         x_level = np.where(rows.im2col[idx], self._level(x_bytes * rows.groups[idx]), act_in)
         # a tile's row chunks go to up to that many threads, and each of them streams the
-        # tile's X panel in from wherever X lies
-        x_streamed = x_bytes * np.minimum(n_chunks, t)
-        operands = x_streamed + f_bytes + y_bytes
+        # tile's X panel: the first from wherever X lies, the others (in step with it, K
+        # chunk by K chunk) find its lines in the shared last-level cache
+        x_copies = np.minimum(n_chunks, t)
+        operands = x_bytes * x_copies + f_bytes + y_bytes
         factor = self._sweep_factor(operands, t, x_level, out)
-        cost.add(*self._streamed(x_level, x_streamed, factor=factor))
+        cost.add(*self._streamed(x_level, x_bytes, factor=factor))
+        cost.add(np.minimum(x_level, _LLC), x_bytes * (x_copies - 1))
         cost.add(self._level(kc * np.where(n_tiles > 1, nt, nv_total) * mc.lanes * _F4),
                  x_reads)
         self._store(cost.bytes, *self._streamed(out, y_bytes, factor=factor))
