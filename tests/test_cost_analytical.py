@@ -467,6 +467,24 @@ def test_threads_stream_their_share_of_a_swept_working_set(sd855: DeviceProfile)
     assert cold_two.memory_s[0] == pytest.approx(cold_one.memory_s[0], rel=0.05)
 
 
+def test_a_dip_in_the_sweep_is_taken_for_a_disturbed_run(sd855: DeviceProfile) -> None:
+    # a larger working set never streams faster: a sweep point below a later one was slowed
+    # by something else, so the model reads the sweep as its falling envelope
+    sources = (*sd855.sources, ("cpu.stream_gbs", Source("test", "a made-up sweep", "measured")))
+    dipped = dataclasses.replace(sd855, sources=sources, stream_gbs=(
+        (1024, 70.0), (8192, 26.0), (11585, 20.0), (16384, 25.0), (65536, 12.0)))
+    clean = dataclasses.replace(dipped, stream_gbs=(
+        (1024, 70.0), (8192, 26.0), (11585, 25.0), (16384, 25.0), (65536, 12.0)))
+    rows = gemm_rows([2048, 8192], [1408, 1024], [1, 1], "dense")  # 11 and 32 MiB of weights
+    np.testing.assert_allclose(AnalyticalCPUModel(dipped).estimate(rows).latency_s,
+                               AnalyticalCPUModel(clean).estimate(rows).latency_s)
+    # a sweep that really falls is kept as measured
+    falling = dataclasses.replace(clean, stream_gbs=(
+        (1024, 70.0), (8192, 26.0), (11585, 20.0), (16384, 18.0), (65536, 12.0)))
+    slower = AnalyticalCPUModel(falling).estimate(rows).latency_s
+    assert slower[0] > 1.15 * AnalyticalCPUModel(clean).estimate(rows).latency_s[0]
+
+
 def test_stores_past_the_llc_pay_for_the_line_read(sd855: DeviceProfile) -> None:
     # a GEMM whose output (64 x 200000 floats, 51 MB) and input (21 MB) spill every cache:
     # memory is DRAM-bound and each stored byte moves dram_write_allocate bytes
