@@ -706,3 +706,23 @@ def test_filter_and_column_pruning_cost_the_dense_gemm_of_what_they_keep(name: s
     # and pruning saves time: a quarter of the columns, half the rows
     assert np.all(col.latency_s < 0.5 * dense.latency_s)
     assert np.all(filt.latency_s < 0.8 * dense.latency_s)
+
+
+def test_gate_nonlinearities_cost_less_where_numpy_has_avx512_tanh(sd855: DeviceProfile) -> None:
+    # the same core but for its SIMD: numpy's float32 tanh is an SVML vector routine on
+    # AVX-512, so the gate math's compute (its tanh/sigmoid values) shrinks by the ratio of
+    # the two per-value costs, and nothing else about the row changes
+    big = sd855.clusters_big_first()[0]
+    wide = dataclasses.replace(sd855, clusters=tuple(
+        dataclasses.replace(c, simd="avx512") if c is big else c for c in sd855.clusters))
+    rows = rows_for(_gru_net(50, hidden=512), ["dense"])
+    (i,) = np.flatnonzero(rows.gemm == "rnn.elementwise")
+    narrow_est = AnalyticalCPUModel(sd855).estimate(rows)
+    wide_est = AnalyticalCPUModel(wide).estimate(rows)
+    p = DEFAULT_PARAMS
+    values = 50 * 512 * 3  # steps x hidden x (two sigmoids + one tanh)
+    clock = cpu_machine(sd855).clock_hz
+    saved = values * (p.transcendental_cycles - p.transcendental_cycles_avx512) / clock
+    assert narrow_est.compute_s[i] - wide_est.compute_s[i] == pytest.approx(
+        saved / p.efficiency["eltwise"], rel=0.02)
+    assert wide_est.overhead_s[i] == pytest.approx(narrow_est.overhead_s[i])

@@ -1189,13 +1189,16 @@ class AnalyticalCPUModel:
     def _gate_math(self, ctx: _Ctx, idx: np.ndarray, pos: np.ndarray, cost: _Cost, kind: str,
                    gates: int, nonlinear: int) -> None:
         """The element-wise row of a GRU/LSTM layer: its gate nonlinearities cost
-        ``transcendental_cycles`` each, and every time step dispatches the step's recurrent
-        kernel calls and its gate math's numpy calls one by one from Python
-        (``grimsim.execute.runner``), a fixed cost per step whatever the hidden size."""
+        ``transcendental_cycles`` each (``transcendental_cycles_avx512`` on AVX-512 cores),
+        and every time step dispatches the step's recurrent kernel calls and its gate math's
+        numpy calls one by one from Python (``grimsim.execute.runner``), a fixed cost per
+        step whatever the hidden size."""
         p = self.params
         rows = ctx.rows
         units = rows.elementwise_ops[idx] / (2.0 * gates + 4.0)
-        cost.main[pos] += units * nonlinear * p.transcendental_cycles
+        avx512 = self.profile.clusters_big_first()[0].simd == "avx512"
+        tanh = p.transcendental_cycles_avx512 if avx512 else p.transcendental_cycles
+        cost.main[pos] += units * nonlinear * tanh
         steps = _recurrent_steps(rows, idx) / gates
         per_step = gates * p.python_kernel_call_cycles \
             + p.recurrent_numpy_calls.get(kind, 0) * p.numpy_call_cycles
