@@ -414,6 +414,13 @@ def test_rnn_weights_stay_cached_between_steps_when_they_fit(sd855: DeviceProfil
     assert np.all(est.memory_s[sparse] / 100 < 0.7 * per_step_dram[sparse])
 
 
+def _with_sweep(profile: DeviceProfile, curve: tuple[tuple[int, float], ...]) -> DeviceProfile:
+    """The profile with a made-up measured streaming sweep ((KiB, GB/s) pairs)."""
+    sources = (*profile.sources,
+               ("cpu.stream_gbs", Source("test", "a made-up sweep", "measured")))
+    return dataclasses.replace(profile, stream_gbs=curve, sources=sources)
+
+
 def test_a_measured_streaming_sweep_sets_the_rnn_steps_rate(sd855: DeviceProfile,
                                                              networks: dict[str, object]) -> None:
     rows = rows_for(networks["gru_timit"], ["dense", "bcr:16x32:0.75"])
@@ -424,8 +431,7 @@ def test_a_measured_streaming_sweep_sets_the_rnn_steps_rate(sd855: DeviceProfile
     assert np.all(step_mib[sparse] < 4)
     # a shared LLC: 70 GB/s up to 8 MiB, falling to 12 GB/s past 32 MiB
     curve = ((1024, 70.0), (8192, 70.0), (16384, 20.0), (32768, 12.0))
-    sources = (*sd855.sources, ("cpu.stream_gbs", Source("test", "a made-up sweep", "measured")))
-    swept = dataclasses.replace(sd855, stream_gbs=curve, sources=sources)
+    swept = _with_sweep(sd855, curve)
     est = AnalyticalCPUModel(swept).estimate(rows)
     # the later steps stream at the sweep's rate for the step's working set (log-log between
     # its points: 12 MiB lies between 8 MiB at 70 and 16 MiB at 20 GB/s); the first step
@@ -452,9 +458,7 @@ def test_threads_stream_their_share_of_a_swept_working_set(sd855: DeviceProfile)
     # up to 4 MiB and 20 GB/s at 8 MiB: two threads each stream their 4 MiB half at the
     # 4 MiB rate, so together 7x faster, not at the one-core rate of the whole
     curve = ((1024, 70.0), (4096, 70.0), (8192, 20.0), (65536, 12.0))
-    sources = (*sd855.sources, ("cpu.stream_gbs", Source("test", "a made-up sweep", "measured")))
-    swept = dataclasses.replace(sd855, stream_gbs=curve, sources=sources)
-    model = AnalyticalCPUModel(swept)
+    model = AnalyticalCPUModel(_with_sweep(sd855, curve))
     one = model.estimate(gemm_rows([2048], [1024], [1], "dense", threads=1))
     two = model.estimate(gemm_rows([2048], [1024], [1], "dense", threads=2))
     w_bytes = 2048 * 1024 * 4
@@ -470,8 +474,7 @@ def test_threads_stream_their_share_of_a_swept_working_set(sd855: DeviceProfile)
 def test_a_dip_in_the_sweep_is_taken_for_a_disturbed_run(sd855: DeviceProfile) -> None:
     # a larger working set never streams faster: a sweep point below a later one was slowed
     # by something else, so the model reads the sweep as its falling envelope
-    sources = (*sd855.sources, ("cpu.stream_gbs", Source("test", "a made-up sweep", "measured")))
-    dipped = dataclasses.replace(sd855, sources=sources, stream_gbs=(
+    dipped = _with_sweep(sd855, (
         (1024, 70.0), (8192, 26.0), (11585, 20.0), (16384, 25.0), (65536, 12.0)))
     clean = dataclasses.replace(dipped, stream_gbs=(
         (1024, 70.0), (8192, 26.0), (11585, 25.0), (16384, 25.0), (65536, 12.0)))

@@ -125,6 +125,8 @@ class CpuMachine:
     # the profile's measured streaming rates: log buffer bytes -> log B/s (empty: none)
     stream_log_bytes: np.ndarray
     stream_log_bps: np.ndarray
+    # cycles per tanh/sigmoid value of the numpy gate math (numpy's SVML routine on AVX-512)
+    tanh_cycles: float
 
 
 def _rmax(vv: int, registers: int) -> int:
@@ -246,7 +248,9 @@ def cpu_machine(profile: DeviceProfile, params: KernelParams = DEFAULT_PARAMS) -
         speed_sum=speed_sum, speed_min=speed_min, col_cost=col, block_cost=blk,
         x_passes=passes,
         stream_log_bytes=np.log([kib * 1024.0 for kib, _ in profile.stream_gbs]),
-        stream_log_bps=np.log(_falling_envelope([gbs * 1e9 for _, gbs in profile.stream_gbs])))
+        stream_log_bps=np.log(_falling_envelope([gbs * 1e9 for _, gbs in profile.stream_gbs])),
+        tanh_cycles=(params.transcendental_cycles_avx512 if ref.simd == "avx512"
+                     else params.transcendental_cycles))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -258,10 +262,7 @@ def _falling_envelope(rates: Sequence[float]) -> np.ndarray:
     a run that something slowed, and is raised to it. On the Sapphire Rapids VM the sweep
     read 21.9 GB/s at 11.3 MiB between 26.1 at 8 and 25.1-26.2 at 16-45 MiB, and the GRU
     steps' 12 MiB working set was costed 1.2x slow from that one timing."""
-    out = np.asarray(rates, dtype=np.float64)
-    if out.size:
-        out = np.maximum.accumulate(out[::-1])[::-1]
-    return out
+    return np.maximum.accumulate(np.asarray(rates, dtype=np.float64)[::-1])[::-1]
 
 
 def _cdiv(a: Any, b: Any) -> Any:
@@ -536,14 +537,11 @@ class AnalyticalCPUModel:
         several operands share them."""
         level = np.asarray(level)
         nbytes = np.asarray(nbytes, dtype=np.float64)
-        if not self.machine.stream_log_bps.size or self.cache_state != "warm":
-            return level, nbytes
-        off = np.flatnonzero(level != _L2)  # only these need the curve (query speed)
-        if not off.size:
-            return level, nbytes
         if factor is None:
             factor = self._sweep_factor(ws_bytes, threads, level)
-            assert factor is not None
+        off = np.flatnonzero(level != _L2)
+        if factor is None or not off.size:
+            return level, nbytes
         nbytes = np.broadcast_to(nbytes, level.shape).copy()
         nbytes[off] *= factor[off]
         level = level.copy()
@@ -612,18 +610,15 @@ class AnalyticalCPUModel:
         resident = np.where(repeated & (later == _DRAM),
                             np.clip(mc.llc_bytes / np.maximum(step, 1.0), 0.0, 1.0), 0.0)
         blended = (1.0 - resident) + resident * mc.dram_bw / max(mc.llc_bw, 1.0)
-        if mc.stream_log_bps.size:
-            # a measured sweep says how fast a cyclic working set this size streams (a shared
-            # LLC falls off gradually, well before its nominal size): its rate, log-log
-            # interpolated, replaces the capacity rule for the steps after the first
+        # a measured sweep says how fast a cyclic working set this size streams (a shared
+        # LLC falls off gradually, well before its nominal size): its rate, log-log
+        # interpolated, replaces the capacity rule for the steps after the first
+        factor = self._sweep_factor(step, ctx.threads[idx], np.where(repeated, later, _L2),
+                                    first)
+        if factor is not None:
             on_curve = repeated & (later != _L2)
-            factor = self._sweep_factor(step, ctx.threads[idx], np.where(repeated, later, _L2),
-                                        first)
-            if factor is not None:
-                blended = np.where(on_curve, factor, blended)
+            blended = np.where(on_curve, factor, blended)
             later = np.where(on_curve, _DRAM, later)
-        else:
-            factor = None
         # warm: the first step is a cyclic working set too (the call runs again and again, as
         # calibration times it); without this an isolated GEMV of a 12-64 MiB matrix was
         # costed at the DRAM rate while a host's large shared LLC served it 1.5-2x faster, and
@@ -711,9 +706,9 @@ class AnalyticalCPUModel:
         """Seconds of the im2col pass per call (0 for rows that need none)."""
         rows = ctx.rows
         need = rows.im2col[idx]
-        out = np.zeros(idx.size)
         if need.all():
             return self._im2col_rows(ctx, idx, act_in)
+        out = np.zeros(idx.size)
         sel = np.flatnonzero(need)
         if sel.size:
             out[sel] = self._im2col_rows(ctx, idx[sel], act_in[sel])
@@ -1196,9 +1191,7 @@ class AnalyticalCPUModel:
         p = self.params
         rows = ctx.rows
         units = rows.elementwise_ops[idx] / (2.0 * gates + 4.0)
-        avx512 = self.profile.clusters_big_first()[0].simd == "avx512"
-        tanh = p.transcendental_cycles_avx512 if avx512 else p.transcendental_cycles
-        cost.main[pos] += units * nonlinear * tanh
+        cost.main[pos] += units * nonlinear * self.machine.tanh_cycles
         steps = _recurrent_steps(rows, idx) / gates
         per_step = gates * p.python_kernel_call_cycles \
             + p.recurrent_numpy_calls.get(kind, 0) * p.numpy_call_cycles

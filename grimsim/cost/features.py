@@ -166,12 +166,16 @@ def _cdiv(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
     return np.floor((a + b - 1) / b)
 
 
+def _images(rows: CostRows) -> np.ndarray:
+    """Images per row that a convolution runs one kernel call each for (1 for other ops)."""
+    conv = np.isin(rows.op, [OPS.index(Op.CONV), OPS.index(Op.DWCONV)])
+    return np.where(conv, np.maximum(rows.batch, 1), 1)
+
+
 def _per_call(rows: CostRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(M, K, N) of one kernel call: one group, and one image for convolutions."""
-    conv = np.isin(rows.op, [OPS.index(Op.CONV), OPS.index(Op.DWCONV)])
-    batch = np.where(conv, np.maximum(rows.batch, 1), 1)
     m = rows.M / np.maximum(rows.groups, 1)
-    n = rows.N / batch
+    n = rows.N / _images(rows)
     return m.astype(np.float64), rows.K.astype(np.float64), n.astype(np.float64)
 
 
@@ -276,8 +280,7 @@ def correction_features(rows: CostRows, estimate: EstimateBatch,
     # as calibration times it: a row's total over 100 GRU steps lay far outside every
     # calibrated point, and the trees' flat extrapolation there moved gru_timit's predicted
     # step GEMVs by 20 % between two fits of the same points
-    conv = np.isin(rows.op, [OPS.index(Op.CONV), OPS.index(Op.DWCONV)])
-    calls = np.maximum(rows.repeats, 1) * np.where(conv, np.maximum(rows.batch, 1), 1)
+    calls = np.maximum(rows.repeats, 1) * _images(rows)
     cols["log2_call_us"] = np.log2(np.maximum(estimate.analytical_s * 1e6 / calls, 1e-3))
     cols["compute_share"] = estimate.compute_s / safe
     cols["memory_share"] = estimate.memory_s / safe
