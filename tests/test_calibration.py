@@ -66,11 +66,48 @@ def test_every_stratum_appears_in_the_first_round() -> None:
     strata = {u.stratum for u in plan.units}
     assert {"dense:gemm", "dense:gemv", "bcr:16x32:0.75", "unstructured:0.5",
             "nm:2:4"} <= strata
-    first = {u.stratum for u in plan.units[:len(strata)]}
-    assert first == strata
+    # the recurrent-step units come first (see the next test), then strata take turns
+    rest = [u for u in plan.units if u.shape.steps == 1]
+    assert list(plan.units[len(plan.units) - len(rest):]) == rest
+    rest_strata = {u.stratum for u in rest}
+    assert {u.stratum for u in rest[:len(rest_strata)]} == rest_strata
     keys = [u.key for u in plan.units]
     assert len(keys) == len(set(keys))
     assert plan.n_points == 2 * len(plan.units)
+
+
+def test_recurrent_gemms_are_planned_as_their_steps_run() -> None:
+    plan = build_plan([n for n in ONLY_GRU if n != "lstm_2x1024"], (1, 2),
+                      schemes=("dense", "bcr:16x32:0.75"), space_filling=4)
+    steps = [u for u in plan.units if u.shape.steps > 1]
+    # each (recurrent shape, scheme) once, first in the plan, with the step's gate count
+    assert plan.units[:len(steps)] == tuple(steps)
+    assert {(u.shape.op, u.shape.steps, u.shape.cycle, u.spec) for u in steps} == {
+        (op, 100, gates, spec) for op, gates in ((Op.GRU, 3), (Op.LSTM, 4))
+        for spec in ("dense", "bcr:16x32:0.75")}
+    assert {(u.shape.M, u.shape.K, u.shape.N) for u in steps} == {(1024, 1024, 1)}
+    # the step GEMMs are not also timed alone, and the input projections stay single calls
+    rnn = [u for u in plan.units if u.shape.op in (Op.GRU, Op.LSTM)]
+    assert all(u.shape.steps > 1 for u in rnn if u.shape.N == 1)
+    assert any(u.shape.steps == 1 and u.shape.N == 100 for u in rnn)
+    rows = unit_rows(steps, [1] * len(steps))
+    np.testing.assert_array_equal(rows.repeats, 100)
+    np.testing.assert_array_equal(rows.step_bytes,
+                                  rows.format_bytes * [u.shape.cycle for u in steps])
+
+
+@pytest.mark.parametrize("bad", [dict(cycle=3), dict(steps=0), dict(steps=5, prunable=False),
+                                 dict(steps=5, groups=2)])
+def test_impossible_recurrent_shapes_are_refused(bad: dict[str, Any]) -> None:
+    with pytest.raises(GrimsimError):
+        Shape(**{"op": Op.GRU, "M": 8, "K": 8, "N": 1, **bad})
+
+
+def test_points_of_older_files_read_as_single_calls() -> None:
+    old = {"op": "fc", "M": 8, "K": 16, "N": 1, "groups": 1, "prunable": True}
+    shape = Shape.from_dict(old)
+    assert (shape.steps, shape.cycle) == (1, 1) and shape.key == "fc:8x16x1:g1"
+    assert Shape(op=Op.GRU, M=8, K=16, N=1, steps=7, cycle=3).key == "gru:8x16x1:g1:s7c3"
 
 
 def test_each_stratum_spreads_its_first_units_over_the_range() -> None:
@@ -509,6 +546,33 @@ def test_kernel_measurer_keeps_operands_between_passes() -> None:
     small.measure(other, [1], ["gemm"])
     assert small.measure(other, [1], ["gemm"])[0].setup_s == 0.0
     assert small.measure(unit, [1], ["bcr"])[0].setup_s > 0
+
+
+def test_a_recurrent_step_unit_times_its_gates_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    kern = pytest.importorskip("grimsim._kernels")
+    shape = Shape(op=Op.GRU, M=64, K=64, N=1, steps=10, cycle=3)
+    unit = PlanUnit(shape, "bcr:8x16:0.5", "test", stratum_of(shape, "bcr:8x16:0.5"))
+    measurer = KernelMeasurer(TimingOptions(min_time_s=0.0, warmup=1, max_reps=5))
+    real = measurer.measure(unit, [1, 2], ["bcr", "bcr"])
+    assert all(0 < m.min_s <= m.median_s < 1.0 for m in real)
+    gates = measurer._operands(unit).step
+    assert len(gates) == 3 and all(g.kernel == "bcr" for g in gates)
+    h = np.ones((64, 1), np.float32)
+    outs = [g.run(h) for g in gates]  # each gate its own weights
+    assert not np.allclose(outs[0], outs[1]) and not np.allclose(outs[1], outs[2])
+    # one harness call runs every gate once; the point is one gate's share x the steps
+    calls: list[int] = []
+
+    def fake_time_callable(fn: Any, threads: int, **_: Any) -> dict[str, Any]:
+        fn()
+        return {"median_s": 6e-6, "min_s": 3e-6, "mean_s": 6e-6, "max_s": 9e-6, "reps": 4}
+
+    monkeypatch.setattr(type(gates[0]), "run", lambda self, x, t=1: calls.append(id(self)))
+    monkeypatch.setattr(kern, "time_callable", fake_time_callable)
+    (m,) = measurer.measure(unit, [1], ["bcr"])
+    assert sorted(calls) == sorted(id(g) for g in gates)
+    assert m.min_s == pytest.approx(3e-6 * 10 / 3) and m.median_s == pytest.approx(2e-5)
+    assert m.reps == 4
 
 
 def test_combine_passes_keeps_the_fastest_call_and_the_median_pass() -> None:

@@ -585,8 +585,7 @@ def _elementwise_overhead(profile: DeviceProfile, net: object,
 def test_recurrent_gate_math_charges_every_step(sd855: DeviceProfile) -> None:
     p = DEFAULT_PARAMS
     clock = cpu_machine(sd855).clock_hz
-    per_step = (3 * p.python_kernel_call_cycles
-                + p.recurrent_numpy_calls["gru"] * p.numpy_call_cycles) / clock
+    per_step = p.recurrent_numpy_calls["gru"] * p.numpy_call_cycles / clock
     base = _elementwise_overhead(sd855, _gru_net(10))
     # each step dispatches its kernel calls and gate ops: linear in the steps, x directions
     assert _elementwise_overhead(sd855, _gru_net(40)) - base == pytest.approx(30 * per_step,
@@ -596,11 +595,27 @@ def test_recurrent_gate_math_charges_every_step(sd855: DeviceProfile) -> None:
     # several candidate schemes per GEMM in one table do not multiply the steps
     assert _elementwise_overhead(sd855, _gru_net(10), ["dense", "bcr:16x32:0.75"]) \
         == pytest.approx(base)
-    lstm_step = (4 * p.python_kernel_call_cycles
-                 + p.recurrent_numpy_calls["lstm"] * p.numpy_call_cycles) / clock
+    lstm_step = p.recurrent_numpy_calls["lstm"] * p.numpy_call_cycles / clock
     assert _elementwise_overhead(sd855, _gru_net(40, kind="lstm")) \
         - _elementwise_overhead(sd855, _gru_net(10, kind="lstm")) \
         == pytest.approx(30 * lstm_step, rel=1e-6)
+
+
+def test_recurrent_gemms_pay_a_python_call_every_step(sd855: DeviceProfile) -> None:
+    # grimsim run calls each gate's kernel from Python every step, and calibration times
+    # the step's GEMMs that way: the call is on the GEMM's row, once per step
+    clock = cpu_machine(sd855).clock_hz
+    model = AnalyticalCPUModel(sd855)
+
+    def hh_overhead(steps: int) -> float:
+        rows = rows_for(_gru_net(steps), ["dense"])
+        est = model.estimate(rows)
+        return float(est.overhead_s[np.flatnonzero(rows.gemm == "rnn.r.hh")[0]])
+
+    alone = float(model.estimate(gemm_rows(64, 64, 1, "dense")).overhead_s[0])
+    python_call = DEFAULT_PARAMS.python_kernel_call_cycles / clock
+    for steps in (10, 40):
+        assert hh_overhead(steps) == pytest.approx(steps * (alone + python_call), rel=1e-6)
 
 
 def test_recurrent_gate_nonlinearities_cost_more_than_plain_ops(sd855: DeviceProfile) -> None:

@@ -47,7 +47,14 @@ from grimsim.cost.profile import DeviceProfile
 from grimsim.cost.rows import CostRows, gemm_rows
 from grimsim.errors import GrimsimError
 from grimsim.execute.kernels import PreparedGemm, prepare
-from grimsim.pruning import encode, format_block, make_mask, parse_spec, reached_sparsity
+from grimsim.pruning import (
+    DenseFormat,
+    encode,
+    format_block,
+    make_mask,
+    parse_spec,
+    reached_sparsity,
+)
 from grimsim.pruning.workload import format_stats
 
 __all__ = [
@@ -146,6 +153,8 @@ class _Operands:
     sparse: PreparedGemm | None  # the sparse kernel, prepared once (None: dense)
     nbytes: int
     setup_s: float
+    #: a recurrent step's GEMMs (``Shape.cycle`` of them, this unit's first), called in turn
+    step: tuple[PreparedGemm, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,6 +358,7 @@ def _shape_rows(shapes: Sequence[Shape], spec: str, threads: Sequence[int]) -> C
     op = shapes[0].op
     col = np.asarray
     kw: dict[str, Any] = {"op": op, "groups": col([s.groups for s in shapes]),
+                          "repeats": col([s.steps for s in shapes]),
                           "threads": col(list(threads))}
     if shapes[0].is_conv:
         kw.update(kernel=(col([s.kh for s in shapes]), col([s.kw for s in shapes])),
@@ -406,6 +416,10 @@ def _grouped_rows(items: Sequence[tuple[Shape, str, int, Mapping[str, Any] | Non
                                        ).astype(dtype)
             cols["from_weights"] = np.ones(len(idx), bool)
             rows = replace(rows, **cols, _checked=False)
+        # a recurrent step streams all its gates' formats (the timed gate's stand for each)
+        cycle = np.asarray([items[i][0].cycle for i in idx], dtype=np.int64)
+        rows = replace(rows, step_bytes=np.where(rows.repeats > 1, rows.format_bytes * cycle, 0),
+                       _checked=False)
         parts.append(rows)
         order.extend(idx)
     rows = CostRows.concat(parts)
@@ -424,6 +438,19 @@ def _timing(d: Mapping[str, Any]) -> tuple[float, float, float, int]:
 def _sum_timings(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     return {"median_s": a["median_s"] + b["median_s"], "min_s": a["min_s"] + b["min_s"],
             "mean_s": a["mean_s"] + b["mean_s"], "reps": min(a["reps"], b["reps"])}
+
+
+def _time_step(step: Sequence[PreparedGemm], x: np.ndarray, threads: int, steps: int,
+               opts: Mapping[str, Any]) -> dict[str, Any]:
+    """A recurrent step's GEMMs called in turn from Python, as ``grimsim run``'s recurrence
+    calls them (gate math aside: the cost model has a row of its own for it), timed by the
+    harness; the times are one GEMM's share of a step x ``steps``, the cost row's total."""
+    import grimsim._kernels as kern
+
+    timing = dict(kern.time_callable(lambda: [p.run(x, threads) for p in step],
+                                     threads=threads, **opts))
+    scale = steps / len(step)
+    return {k: v * scale if k != "reps" else v for k, v in timing.items()}
 
 
 class KernelMeasurer:
@@ -477,7 +504,9 @@ class KernelMeasurer:
         out = []
         for t, kernel in zip(threads, kernels_by_thread, strict=True):
             p0, w0 = cpu_pressure_us(), time.perf_counter()
-            if ops.sparse is not None:
+            if ops.step:
+                timing = _time_step(ops.step, ops.x, t, shape.steps, opts)
+            elif ops.sparse is not None:
                 timing = ops.sparse.bench(ops.x, t, **opts)
                 if shape.is_conv and not ops.pointwise:
                     inp = ops.inp
@@ -563,9 +592,22 @@ class KernelMeasurer:
                      "block_c": float(block[1]) if block else 0.0}
             sparse = prepare(fmt)  # as grimsim run and bench-kernels run it (BCR packed once)
             nbytes += 2 * int(fmt.nbytes)  # the format, and the kernels' packed copy
+        step: tuple[PreparedGemm, ...] = ()
+        if shape.steps > 1:
+            # the step's other gates: weights of their own, pruned alike
+            step = (sparse or prepare(DenseFormat(w, w.shape)),)
+            for _ in range(shape.cycle - 1):
+                gate = rng.standard_normal((shape.M, shape.K), dtype=np.float32)
+                if scheme.is_dense:
+                    step += (prepare(DenseFormat(gate, gate.shape)),)
+                    nbytes += gate.nbytes
+                else:
+                    gate_fmt = encode(gate, make_mask(gate, scheme), scheme)
+                    step += (prepare(gate_fmt),)
+                    nbytes += gate.nbytes + 2 * int(gate_fmt.nbytes)
         return _Operands(w=w, x=x, inp=inp, geo=geo, pointwise=pointwise, stats=stats,
                          sparse=sparse, nbytes=nbytes,
-                         setup_s=time.perf_counter() - t_setup)
+                         setup_s=time.perf_counter() - t_setup, step=step)
 
     @staticmethod
     def _dense(shape: Shape, kernel: str, w: np.ndarray, x: np.ndarray,

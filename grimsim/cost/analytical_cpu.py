@@ -314,6 +314,7 @@ class AnalyticalCPUModel:
             raise GrimsimError(f"kernel parameters lack efficiency/call_cycles for "
                                f"{', '.join(missing)}")
         self.machine = cpu_machine(profile, params)
+        self._python_call_s = params.python_kernel_call_cycles / self.machine.clock_hz
         # cycles per output value of each cheap op kind, indexed by the rows' op code
         self._cheap_cycles = np.zeros(len(OPS))
         for op, cycles in params.cheap_cycles_per_value.items():
@@ -495,7 +496,10 @@ class AnalyticalCPUModel:
         memory = self._mem_s(cost.bytes, par) * total_factor
         team = np.minimum(t, cost.tasks)
         fork = np.where(team > 1, cost.regions * mc.barrier_s, 0.0)
-        call = self.params.call_cycles[kernel] / mc.clock_hz
+        # a recurrent step's kernels are called one by one from Python (grimsim run), and
+        # calibration times the step's GEMMs that way: the call belongs to the GEMM's row
+        call = self.params.call_cycles[kernel] / mc.clock_hz \
+            + np.where(ctx.rows.repeats[idx] > 1, self._python_call_s, 0.0)
         overhead = (cost.side / (mc.clock_hz * eff) * par + cost.passes_s + fork
                     + call) * total_factor
         return compute, memory, overhead
@@ -1185,16 +1189,15 @@ class AnalyticalCPUModel:
                    gates: int, nonlinear: int) -> None:
         """The element-wise row of a GRU/LSTM layer: its gate nonlinearities cost
         ``transcendental_cycles`` each (``transcendental_cycles_avx512`` on AVX-512 cores),
-        and every time step dispatches the step's recurrent kernel calls and its gate math's
-        numpy calls one by one from Python (``grimsim.execute.runner``), a fixed cost per
-        step whatever the hidden size."""
+        and every time step dispatches its gate math's numpy calls one by one from Python
+        (``grimsim.execute.runner``), a fixed cost per step whatever the hidden size (the
+        step's kernel calls from Python are on the recurrent GEMMs' rows, ``_finish``)."""
         p = self.params
         rows = ctx.rows
         units = rows.elementwise_ops[idx] / (2.0 * gates + 4.0)
         cost.main[pos] += units * nonlinear * self.machine.tanh_cycles
         steps = _recurrent_steps(rows, idx) / gates
-        per_step = gates * p.python_kernel_call_cycles \
-            + p.recurrent_numpy_calls.get(kind, 0) * p.numpy_call_cycles
+        per_step = p.recurrent_numpy_calls.get(kind, 0) * p.numpy_call_cycles
         cost.passes_s[pos] += steps * per_step / self.machine.clock_hz
 
 

@@ -11,7 +11,8 @@ Two feature sets over the same rows:
   copy, reuse of X and row lengths, N tiles and parallel tasks). The correction predicts
   ``log(measured / analytical)``, so the analytical prior carries the physics and the model
   learns what it misses - on the host calibration, mostly the regimes where operands spill
-  a cache level or the TLB (see benchmarks/fidelity.md).
+  a cache level or the TLB (see benchmarks/fidelity.md). A recurrent step's GEMM counts
+  the step's weights (all its gates, ``step_bytes``) as its weight working set.
 * ``BASELINE_FEATURES``: shape/FLOP features only, no analytical prior, for the nn-Meter-style
   random-forest baseline that predicts ``log(latency)`` directly (nn-Meter, MobiSys 2021,
   uses per-kernel random forests on such configuration features).
@@ -209,6 +210,8 @@ def _kernel_layout(rows: CostRows, machine: FeatureMachine) -> dict[str, np.ndar
     groups = np.maximum(rows.groups, 1).astype(np.float64)
     nnz = rows.nnz / groups
     w_bytes = np.where(rows.format_bytes > 0, rows.format_bytes, rows.weight_bytes) / groups
+    # a recurrent step's GEMMs stream all the step's weights before this one's come again
+    w_bytes = np.maximum(w_bytes, rows.step_bytes / groups)
     x_bytes = k * n * 4.0
     y_bytes = m * n * 4.0
     lanes = float(machine.lanes)
