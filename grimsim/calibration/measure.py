@@ -416,7 +416,7 @@ def _grouped_rows(items: Sequence[tuple[Shape, str, int, Mapping[str, Any] | Non
                                        ).astype(dtype)
             cols["from_weights"] = np.ones(len(idx), bool)
             rows = replace(rows, **cols, _checked=False)
-        # a recurrent step streams all its gates' formats (the timed gate's stand for each)
+        # a recurrent step streams all its gates' formats (the timed gate's format stands for each)
         cycle = np.asarray([items[i][0].cycle for i in idx], dtype=np.int64)
         rows = replace(rows, step_bytes=np.where(rows.repeats > 1, rows.format_bytes * cycle, 0),
                        _checked=False)
