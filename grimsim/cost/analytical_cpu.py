@@ -265,6 +265,11 @@ def _falling_envelope(rates: Sequence[float]) -> np.ndarray:
     return np.maximum.accumulate(np.asarray(rates, dtype=np.float64)[::-1])[::-1]
 
 
+#: dense.cpp kReadAInPlaceMaxPanels: up to this many NR-column panels of B per call the GEMM
+#: reads W in place instead of packing it
+_READ_A_IN_PLACE_PANELS = 8
+
+
 def _cdiv(a: Any, b: Any) -> Any:
     """Ceiling division (as floats: numpy's float floor-division is slow)."""
     return np.ceil(np.true_divide(a, b))
@@ -682,19 +687,26 @@ class AnalyticalCPUModel:
         first, _, act_in, out = self._levels(ctx, idx, w_bytes, x_bytes, y_bytes)
         reps = rows.repeats[idx].astype(np.float64)
         a_level = self._level(mp * mc.mr * k * _F4)
-        cost.add(a_level, n_chunks * w_bytes)
+        # up to _READ_A_IN_PLACE_PANELS micro-panels of B the micro-kernel reads W where it
+        # lies (dense.cpp gemm_rowmajor): no packing pass, the first task's reads come from
+        # W's level and the other tasks' from the level W fits
+        packed = panels > _READ_A_IN_PLACE_PANELS
+        bytes_w = self._weight_bytes(ctx, idx, first, w_bytes)
+        cost.bytes += np.where(packed, 0.0, bytes_w)
+        cost.add(a_level, np.where(packed, n_chunks, n_chunks - 1) * w_bytes)
         cost.add(_L2, panels * w_bytes)  # A streamed per B micro-panel
         cost.add(_L2, x_bytes * _cdiv(m, mc.mc))  # packed B re-reads
         y_chunk = self._level(m * np.minimum(nn, chunk_panels * mc.nr) * _F4)
         cost.add(y_chunk, y_bytes * np.maximum(0, 2 * kb - 2))
         self._store(cost.bytes, out, y_bytes)
-        # passes: pack A (every call), pack B (per task), im2col
+        # passes: pack A (every call with more panels than read in place), pack B (per
+        # task), im2col
         pack_par = self._par(_cdiv(mpanels, np.maximum(1, np.floor(65536 / (k * mc.mr)))), t,
                              np.ones(idx.size))
-        bytes_a = self._weight_bytes(ctx, idx, first, w_bytes)
+        bytes_a = bytes_w.copy()
         _add_to(bytes_a, a_level, w_bytes)
-        pack_a = np.maximum(m * k * p.pack_a_cycles / mc.clock_hz * pack_par,
-                            self._mem_s(bytes_a, pack_par))
+        pack_a = np.where(packed, np.maximum(m * k * p.pack_a_cycles / mc.clock_hz * pack_par,
+                                             self._mem_s(bytes_a, pack_par)), 0.0)
         x_level = np.where(rows.im2col[idx], self._level(x_bytes), act_in)
         bytes_b = np.zeros((3, idx.size))
         _add_to(bytes_b, *self._streamed(x_level, x_bytes * m_chunks,
