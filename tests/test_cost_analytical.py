@@ -582,6 +582,15 @@ def _elementwise_overhead(profile: DeviceProfile, net: object,
     return float(est.overhead_s[i])
 
 
+def test_x_rows_on_cache_lines_gather_no_straddled_line(sd855: DeviceProfile) -> None:
+    # the sparse kernels read each X row's tile segment from L2: rows of 1024 floats start
+    # on a 64-byte line, rows of 1020 floats mostly straddle one more line per segment
+    est = AnalyticalCPUModel(sd855).estimate(
+        gemm_rows([512, 512], [1024, 1024], [1024, 1020], "unstructured:0.75"))
+    per_column = est.memory_s / np.array([1024, 1020])
+    assert per_column[0] < 0.9 * per_column[1]
+
+
 @pytest.mark.parametrize("device", ["sd855", "rpi4"])
 def test_gemm_reads_weights_in_place_up_to_eight_panels(device: str) -> None:
     # dense.cpp packs W only when N spans more than 8 NR-wide panels; below that the

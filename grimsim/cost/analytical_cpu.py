@@ -1011,7 +1011,7 @@ class AnalyticalCPUModel:
             # (passes per vector repeat every 6 vectors: the table's last column serves wider)
             per_tile = np.minimum(np.floor(nv_total / n_tiles), _MAX_NV)
             passes = np.where(spills, self._bcr_table(mc.x_passes, r, per_tile), 1.0)
-            x_reads = n_blocks * c * self._gathered(nv_total, n_tiles) * np.maximum(passes, 1)
+            x_reads = n_blocks * c * self._gathered(nv_total, n_tiles, nn) * np.maximum(passes, 1)
             y_again = 1.0  # zero-filled first, accumulated block by block
         else:
             nnz_tab, row_tab = self._row_tables[fmt]
@@ -1025,7 +1025,7 @@ class AnalyticalCPUModel:
                 rows_side = rows_side + n_blocks * p.pattern_kernel_cycles * n_tiles \
                     * _cdiv(nt, 4)
             cost.side = rows_side
-            x_reads = nnz * self._gathered(nv_total, n_tiles)
+            x_reads = nnz * self._gathered(nv_total, n_tiles, nn)
             y_again = 0.0  # every row stored once
         f_bytes = np.where(rows.format_bytes[idx] > 0, rows.format_bytes[idx],
                            rows.weight_bytes[idx]) / rows.groups[idx]
@@ -1067,12 +1067,14 @@ class AnalyticalCPUModel:
             cost.regions += np.where(rows.im2col[idx], 1.0, 0.0)
         return self._finish(ctx, idx, cost, fmt, g * reps)
 
-    def _gathered(self, nv_total: np.ndarray, n_tiles: np.ndarray) -> np.ndarray:
+    def _gathered(self, nv_total: np.ndarray, n_tiles: np.ndarray,
+                  nn: np.ndarray) -> np.ndarray:
         """Bytes moved from L2 when one X row is read over every N tile: each tile's segment
         of that row is a separate gather (X rows are N floats apart), costing its cache lines
-        plus, on average, one line it straddles."""
+        plus, on average, one line it straddles - none where the rows start on a line."""
         width = nv_total / n_tiles * self.machine.lanes * _F4
-        return n_tiles * (np.ceil(width / _LINE) + 1.0) * _LINE
+        straddle = np.where(np.mod(nn * _F4, _LINE) == 0, 0.0, 1.0)
+        return n_tiles * (np.ceil(width / _LINE) + straddle) * _LINE
 
     def _bcr_table(self, table: np.ndarray, r: np.ndarray, nv: np.ndarray) -> np.ndarray:
         """Per-tile cost of r (fractional) kept rows over nv vectors: exact up to the table
