@@ -1073,7 +1073,8 @@ class AnalyticalCPUModel:
         of that row is a separate gather (X rows are N floats apart), costing its cache lines
         plus, on average, one line it straddles - none where the rows start on a line."""
         width = nv_total / n_tiles * self.machine.lanes * _F4
-        straddle = np.where(np.mod(nn * _F4, _LINE) == 0, 0.0, 1.0)
+        # rows of a multiple of 16 floats start on a line (a float % is slow)
+        straddle = np.where(np.floor(nn * (_F4 / _LINE)) * (_LINE / _F4) == nn, 0.0, 1.0)
         return n_tiles * (np.ceil(width / _LINE) + straddle) * _LINE
 
     def _bcr_table(self, table: np.ndarray, r: np.ndarray, nv: np.ndarray) -> np.ndarray:
