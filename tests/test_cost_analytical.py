@@ -612,7 +612,7 @@ def test_recurrent_gate_math_charges_every_step(sd855: DeviceProfile) -> None:
     clock = cpu_machine(sd855).clock_hz
     per_step = p.recurrent_numpy_calls["gru"] * p.numpy_call_cycles / clock
     base = _elementwise_overhead(sd855, _gru_net(10))
-    # each step dispatches its kernel calls and gate ops: linear in the steps, x directions
+    # each step dispatches its gate ops from Python: linear in the steps, x directions
     assert _elementwise_overhead(sd855, _gru_net(40)) - base == pytest.approx(30 * per_step,
                                                                                rel=1e-6)
     assert _elementwise_overhead(sd855, _gru_net(10, bidirectional=True)) - base \

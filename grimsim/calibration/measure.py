@@ -598,13 +598,10 @@ class KernelMeasurer:
             step = (sparse or prepare(DenseFormat(w, w.shape)),)
             for _ in range(shape.cycle - 1):
                 gate = rng.standard_normal((shape.M, shape.K), dtype=np.float32)
-                if scheme.is_dense:
-                    step += (prepare(DenseFormat(gate, gate.shape)),)
-                    nbytes += gate.nbytes
-                else:
-                    gate_fmt = encode(gate, make_mask(gate, scheme), scheme)
-                    step += (prepare(gate_fmt),)
-                    nbytes += gate.nbytes + 2 * int(gate_fmt.nbytes)
+                gate_fmt = (DenseFormat(gate, gate.shape) if scheme.is_dense
+                            else encode(gate, make_mask(gate, scheme), scheme))
+                step += (prepare(gate_fmt),)
+                nbytes += gate.nbytes + (0 if scheme.is_dense else 2 * int(gate_fmt.nbytes))
         return _Operands(w=w, x=x, inp=inp, geo=geo, pointwise=pointwise, stats=stats,
                          sparse=sparse, nbytes=nbytes,
                          setup_s=time.perf_counter() - t_setup, step=step)

@@ -427,9 +427,8 @@ def build_plan(exclude_networks: Iterable[str] = (), threads: Sequence[int] = (1
     # the recurrent-step units are few (one per zoo RNN shape and scheme) and the only
     # points of their regime (a step's gates cycling through the caches): they go first, so
     # any budget times them
-    steps = [u for u in units if u.shape.steps > 1]
-    rest = [u for u in units if u.shape.steps == 1]
-    ordered = (order_units(steps) if steps else []) + (order_units(rest) if rest else [])
+    ordered = (order_units([u for u in units if u.shape.steps > 1])
+               + order_units([u for u in units if u.shape.steps == 1]))
     return Plan(units=tuple(ordered), threads=thr, skipped=tuple(skipped),
                 networks=used, meta={"schemes": specs, "space_filling": space_filling,
                                      "seed": seed, "zoo_shapes": len(zoo)})
