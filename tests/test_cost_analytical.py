@@ -607,6 +607,22 @@ def test_gemm_reads_weights_in_place_up_to_eight_panels(device: str) -> None:
     assert est.latency_s[1] > est.latency_s[0]
 
 
+@pytest.mark.parametrize("device", ["sd855", "rpi4"])
+def test_lean_bcr_panels_pay_no_register_tile_setup(device: str) -> None:
+    # bcr.simd.cpp LeanPanel: panels of up to 16 vectors run tiles of up to rmax(3) rows
+    # (rmax(VV) for 1-3 vectors) with no set-up per register tile beyond its Y vectors;
+    # taller tiles and wider panels pay the generic path's set-up
+    p = DEFAULT_PARAMS
+    mc = cpu_machine(load_profile(device))
+    y_only = p.y_vector_cycles
+    rows3 = min(8, (mc.registers - 4) // 3)
+    for nv in (1, 2, 3, 4, 7, 16):
+        for r in (1, rows3):
+            assert mc.block_cost[r, nv] == pytest.approx(r * nv * y_only)
+    assert mc.block_cost[rows3, 17] >= rows3 * 17 * y_only + p.block_overhead_cycles
+    assert mc.block_cost[rows3 + 1, 4] >= (rows3 + 1) * 4 * y_only + p.block_overhead_cycles
+
+
 def test_recurrent_gate_math_charges_every_step(sd855: DeviceProfile) -> None:
     p = DEFAULT_PARAMS
     clock = cpu_machine(sd855).clock_hz

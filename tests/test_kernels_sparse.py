@@ -168,6 +168,23 @@ def test_bcr_packed_over_k_chunks(M: int, K: int, keep_rows: float, n: int, thre
     assert_close(K_.bcr_spmm_packed(packed, x, threads=threads), reference(w, x), K)
 
 
+@pytest.mark.parametrize("n", [16, 32, 48, 64, 72, 80, 96, 112, 120, 200, 256, 264, 272])
+@pytest.mark.parametrize("rows_kept", [1, 5, 8, 11])
+def test_bcr_packed_panels_of_every_width_and_tile_height(n: int, rows_kept: int) -> None:
+    """Panels of up to 16 vectors run tiles of up to 8 rows (AVX-512) in groups of 3 and 2
+    vectors straight from the packed records; taller tiles and wider panels take the generic
+    path. Every cut of N into groups (3 + 1 as 2 + 2, masked ragged ends of 8-15 columns) and
+    both paths on one and two threads must give the product."""
+    rng = np.random.default_rng(n * 100 + rows_kept)
+    M, K = 96, 320
+    w = bcr_matrix(rng, M, K, (16, 32), rows_kept / 16, 10 / 32, 0.1)
+    x = x_for(rng, K, n)
+    packed = K_.bcr_pack(**bcr_arrays(w, (16, 32)))
+    ref = reference(w, x)
+    for threads in (1, 2):
+        assert_close(K_.bcr_spmm_packed(packed, x, threads=threads), ref, K)
+
+
 def test_bcr_pack_merges_rows_sharing_their_columns() -> None:
     """Column pruning keeps every row of a block row with the same columns: the packed form
     holds one tile per 64-row band instead of one per block (load-redundancy elimination)."""

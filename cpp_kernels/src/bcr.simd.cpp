@@ -126,6 +126,93 @@ struct UkrTable {
   }
 };
 
+// A tile of RR rows (one register tile) over nsub consecutive groups of VV vectors along N,
+// straight from its packed record: X rows addressed from the column indices and Y rows from
+// the row mask as the pass goes; with kTail the last vector of the last group holds only the
+// lanes of tail_mask. For narrow panels the generic path's set-up per tile (row list, X- and
+// Y-row pointer arrays, split lookup, the width and chunk loops) took about as long as the
+// tile's FMAs: at 90 % (5 rows x 10 columns a tile) a profile put 44 % of the time outside the
+// micro-kernel, and tiles merged across blocks ran twice as fast.
+template <int RR, int VV, bool kTail, class Idx>
+void tile_groups(const float* GRIMSIM_RESTRICT v, const Idx* GRIMSIM_RESTRICT cols, i64 c,
+                 unsigned mask, const float* GRIMSIM_RESTRICT x, i64 ldx, float* y, i64 ldy,
+                 i64 nsub, unsigned tail_mask) {
+  // the next group's X lines, as in ukr (AVX-512 only)
+  constexpr int kPfLines = L >= 16 ? (VV * L * 4 + 63) / 64 : 0;
+  auto group = [&](i64 s, auto ragged) GRIMSIM_LAMBDA_INLINE {
+    constexpr bool kRagged = decltype(ragged)::value;
+    const i64 off = s * VV * L;
+    const i64 pf = s + 1 < nsub ? off + VV * L : -1;
+    vf acc[RR][VV];
+#pragma GCC unroll 8
+    for (int i = 0; i < RR; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < VV; ++j) acc[i][j] = zero();
+    i64 k = 0;
+    do {  // c >= 1
+      const float* xk = x + static_cast<i64>(cols[k]) * ldx;
+      vf xv[VV];
+#pragma GCC unroll 4
+      for (int j = 0; j < VV; ++j)
+        xv[j] = kRagged && j == VV - 1 ? load_masked(xk + off + j * L, tail_mask)
+                                       : load(xk + off + j * L);
+      if (kPfLines > 0 && pf >= 0) {
+#pragma GCC unroll 4
+        for (int j = 0; j < kPfLines; ++j) __builtin_prefetch(xk + pf + j * 16, 0, 3);
+      }
+      const float* vk = v + k * RR;  // column-major with r = RR rows
+#pragma GCC unroll 8
+      for (int i = 0; i < RR; ++i) {
+        const vf w = set1(vk[i]);
+#pragma GCC unroll 4
+        for (int j = 0; j < VV; ++j) acc[i][j] = fma(w, xv[j], acc[i][j]);
+      }
+    } while (++k < c);
+    unsigned m = mask;
+#pragma GCC unroll 8
+    for (int i = 0; i < RR; ++i) {
+      float* yi = y + static_cast<i64>(__builtin_ctz(m)) * ldy + off;
+      m &= m - 1;
+#pragma GCC unroll 4
+      for (int j = 0; j < VV; ++j) {
+        if (kRagged && j == VV - 1)
+          store_masked(yi + j * L, load_masked(yi + j * L, tail_mask) + acc[i][j], tail_mask);
+        else
+          store(yi + j * L, load(yi + j * L) + acc[i][j]);
+      }
+    }
+  };
+  const i64 whole = kTail ? nsub - 1 : nsub;
+  for (i64 s = 0; s < whole; ++s) group(s, std::false_type{});
+  if constexpr (kTail) group(nsub - 1, std::true_type{});
+}
+
+template <class Idx>
+using GroupsFn = void (*)(const float*, const Idx*, i64, unsigned, const float*, i64, float*,
+                          i64, i64, unsigned);
+
+template <class Idx>
+struct GroupsRow {
+  GroupsFn<Idx> fn[kMaxRR + 1];  // by rows; null beyond rmax(VV)
+};
+
+template <class Idx, int VV, bool kTail, int... RRs>
+constexpr GroupsRow<Idx> groups_row(std::integer_sequence<int, RRs...>) {
+  return GroupsRow<Idx>{
+      {nullptr, (RRs + 1 <= rmax(VV) ? &tile_groups<RRs + 1, VV, kTail, Idx> : nullptr)...}};
+}
+
+// tile_groups by [tail][VV - 1][RR]
+template <class Idx>
+struct GroupsTable {
+  using Seq = std::make_integer_sequence<int, kMaxRR>;
+  static constexpr GroupsRow<Idx> fn[2][3] = {
+      {groups_row<Idx, 1, false>(Seq{}), groups_row<Idx, 2, false>(Seq{}),
+       groups_row<Idx, 3, false>(Seq{})},
+      {groups_row<Idx, 1, true>(Seq{}), groups_row<Idx, 2, true>(Seq{}),
+       groups_row<Idx, 3, true>(Seq{})}};
+};
+
 // Estimated cycles of r rows over VV vectors for a typical 16 kept columns, cut into balanced
 // register tiles: 2 FMA and 2 load pipes, an FMA latency of 4-5 cycles (fewer than ~10
 // accumulators stall), and a fixed cost per register-tile pass (ramp-up, the Y update and
@@ -561,6 +648,60 @@ void stream_narrow_typed(const BcrStream& w, i64 u0, i64 u1, const float* x, i64
       [](i64, i64) {});
 }
 
+// Panels of up to kLeanMaxVectors vectors run tiles of up to rmax(3) rows (rmax(VV) for a
+// panel of VV <= 3 vectors) through tile_groups: n3 groups of 3 vectors, then n2 of 2 (3 + 1
+// vectors run as 2 + 2, as best_split has it for such rows). Against the generic path
+// (Sapphire Rapids VM, 2026-11-27, 16x32 BCR, 1 thread, best of 5-8 interleaved rounds):
+// at 90 % N = 16 2.4x, 32 1.7x, 48 1.6x, 49 1.2-1.4x, 64 1.1x, 128 1.07x, 196 1.03x faster;
+// at 75 % 1.0-1.7x; at 50 % (tiles of 11 rows) unchanged. A panel of 49 vectors ran 0.97x:
+// there the generic path's pointer arrays serve many groups, so wider panels keep it.
+constexpr i64 kLeanMaxVectors = 16;
+
+template <class Idx>
+class LeanPanel {
+ public:
+  explicit LeanPanel(const Panel& p) : p_(p), tail_mask_((1u << p.tail) - 1u) {
+    if (p.nv < 1 || p.nv > kLeanMaxVectors || (p.nv <= 3 && p.tail > 0)) return;
+    if (p.nv <= 3) {
+      vv_ = p.nv;
+      rows_ = rmax(static_cast<int>(p.nv));
+      return;
+    }
+    rows_ = rmax(3);
+    const i64 rem = p.nv % 3;
+    n3_ = rem == 1 ? p.nv / 3 - 1 : p.nv / 3;
+    n2_ = rem == 0 ? 0 : rem == 2 ? 1 : 2;
+    // the ragged vector (if any) is the panel's last
+    tail3_ = p.tail > 0 && n2_ == 0;
+    tail2_ = p.tail > 0 && n2_ > 0;
+  }
+  // Whether a tile of r rows takes this path.
+  bool takes(i64 r) const { return r >= 1 && r <= rows_; }
+  // Runs one tile (r <= rows_, c >= 1) of the band whose first Y row is yband.
+  void run(const Record<Idx>& t, float* yband) const {
+    const auto& table = GroupsTable<Idx>::fn;
+    const auto r = static_cast<int>(t.r);
+    if (vv_ > 0) {
+      table[0][vv_ - 1].fn[r](t.vals, t.cols, t.c, t.mask, p_.x, p_.ldx, yband, p_.ldy, 1, 0u);
+      return;
+    }
+    if (n3_ > 0)
+      table[tail3_][2].fn[r](t.vals, t.cols, t.c, t.mask, p_.x, p_.ldx, yband, p_.ldy, n3_,
+                            tail_mask_);
+    if (n2_ > 0)
+      table[tail2_][1].fn[r](t.vals, t.cols, t.c, t.mask, p_.x + 3 * n3_ * L, p_.ldx,
+                            yband + 3 * n3_ * L, p_.ldy, n2_, tail_mask_);
+  }
+
+ private:
+  const Panel& p_;
+  unsigned tail_mask_;
+  i64 rows_ = 0;  // 0: no tile takes this path
+  i64 vv_ = 0;    // > 0: the whole panel is one group of vv_ vectors
+  i64 n3_ = 0, n2_ = 0;
+  int tail3_ = 0, tail2_ = 0;
+};
+
 // Panels visit W in K chunks (Panel::kc; one chunk when 0): per chunk, every unit's tiles that
 // start in it (tiles are sorted by first column within a unit; a tile reaching past the chunk
 // runs whole, and the last chunk takes whatever is left). With one chunk each unit's Y rows
@@ -572,6 +713,7 @@ void stream_panel_typed(const BcrStream& w, i64 u0, i64 u1, const Panel& p) {
   NextPanel next(p);
   const i64 total = w.unit_offset[u1] - w.unit_offset[u0];
   const i64 kc = p.kc > 0 ? p.kc : w.cols;
+  const LeanPanel<Idx> lean(p);
   constexpr i64 kGroup = 256;
   const unsigned char* cursor[kGroup];
   i64 done = 0;
@@ -583,12 +725,17 @@ void stream_panel_typed(const BcrStream& w, i64 u0, i64 u1, const Panel& p) {
       for (i64 u = g0; u < g1; ++u) {
         const unsigned char* q = cursor[u - g0];
         const unsigned char* end = w.stream + w.unit_offset[u + 1];
+        float* yband = p.y + (w.unit_row0[u] - p.y_row0) * p.ldy;
         while (q < end) {
           const Record<Idx> rec = read_record<Idx>(q);
           if (!last && static_cast<i64>(rec.cols[0]) >= k1) break;
-          std::uint8_t rows[16];
-          mask_rows(rec.mask, rows);
-          panel_tile<true>(rec.r, rec.c, rec.vals, rec.cols, rows, w.unit_row0[u], p, splits);
+          if (rec.c > 0 && lean.takes(rec.r)) {
+            lean.run(rec, yband);
+          } else {
+            std::uint8_t rows[16];
+            mask_rows(rec.mask, rows);
+            panel_tile<true>(rec.r, rec.c, rec.vals, rec.cols, rows, w.unit_row0[u], p, splits);
+          }
           // Progress by stream position: the record's work ends where the next one starts.
           done += rec.next - q;
           next.advance(done, total);

@@ -86,6 +86,7 @@ _LINE = 64.0  # cache line bytes (every core modelled here: Arm Cortex-A/X, Zen)
 _SPLIT_FMA, _SPLIT_LOAD, _SPLIT_LAT, _SPLIT_COLS, _SPLIT_Y, _SPLIT_TILE = \
     0.5, 0.5, 5.0, 16.0, 2.0, 20.0
 _MAX_RR = 8  # bcr.simd.cpp kMaxRR
+_LEAN_MAX_NV = 16  # bcr.simd.cpp kLeanMaxVectors
 _BAND_ROWS = 64  # sparse_simd.hpp kBandRows: BCR thread-work units are bands of a block row
 _MAX_NV = MAX_TILE_VECTORS
 _TABLE_ROWS = 128  # kept rows per BCR tile tabulated exactly; linear beyond
@@ -189,7 +190,13 @@ def _bcr_tables(registers: int, vfma: float, loads: float, lat: float, block_cyc
         col += n_vv * dev[:, None]
         blk += n_vv * tiles[:, None] * block_cycles
         passes += vv * n_vv * tiles[:, None]
-    blk += r_all[:, None] * nv[None, :] * y_cycles
+    y_only = r_all[:, None] * nv[None, :] * y_cycles
+    # Panels of up to _LEAN_MAX_NV vectors run short tiles straight from their packed records
+    # (bcr.simd.cpp LeanPanel): no set-up per register tile beyond its Y vectors
+    lean_rows = np.array([0] + [_rmax(int(v), registers) if v <= 3 else _rmax(3, registers)
+                                for v in range(1, _MAX_NV + 1)])
+    lean = (r_all[:, None] <= lean_rows[None, :]) & (nv[None, :] <= _LEAN_MAX_NV)
+    blk = np.where(lean, 0.0, blk) + y_only
     passes[:, 1:] /= nv[None, 1:]
     return col, blk, passes
 
