@@ -39,65 +39,77 @@ constexpr int rmax(int vv) {
   return (kRegisters - vv - 1) / vv > kMaxRR ? kMaxRR : (kRegisters - vv - 1) / vv;
 }
 
-// Register tiles of one tile's RR rows over nsub consecutive groups of VV vectors along N:
-// Y[RR rows, VV vectors] += vals[RR x c] @ X[cols, VV vectors], group after group (the X rows
-// and weights stay in L1 between groups). Element (i, k) of the tile is v[k * stride + i]
-// (column-major) or v[i * stride + k]; x and yr[] point at the first group's columns. With
-// kTail, the last vector of the last group holds only the lanes of tail_mask (N's ragged end).
+// One register tile: Y[RR rows, VV vectors from column off] += W[RR x c] @ X[cols, same].
+// xrow(k) is the X row of kept column k, yrow(i) the Y row of tile row i (called for
+// i = 0, 1, ... in turn); element (i, k) of W is v[k * stride + i] (column-major) or
+// v[i * stride + k]. With kRagged the last vector holds only the lanes of tail_mask (N's
+// ragged end). With `prefetch`, the X lines at pf_off of each row (the next group's) are
+// prefetched into L1 while this one runs: the rows of a tile are scattered, so the hardware
+// prefetchers miss them, and each group's first loads would otherwise wait on L2. AVX-512 only:
+// measured there (Sapphire Rapids VM, 2026-11-26, 16x32 BCR, best of 4 alternating runs: +2
+// to +9 % on N >= 196, within +-5 % on N = 32, 49), while the AVX2 tier showed no gain on that
+// core and keeps its Zen 3 tuning.
+template <int RR, int VV, bool kColMajor, bool kRagged, class XRow, class YRow>
+GRIMSIM_INLINE void register_tile(const float* GRIMSIM_RESTRICT v, i64 stride, i64 c,
+                                  XRow&& xrow, YRow&& yrow, i64 off, bool prefetch, i64 pf_off,
+                                  unsigned tail_mask) {
+  constexpr int kPfLines = L >= 16 ? (VV * L * 4 + 63) / 64 : 0;
+  // The accumulators start at zero and are added to Y at the end, so the FMA chains do not
+  // wait for the previous tile's stores to the same Y rows.
+  vf acc[RR][VV];
+#pragma GCC unroll 8
+  for (int i = 0; i < RR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < VV; ++j) acc[i][j] = zero();
+  // c >= 1 (empty tiles are skipped): a do-while keeps the accumulators in registers.
+  i64 k = 0;
+  do {
+    const float* xk = xrow(k);
+    vf xv[VV];
+#pragma GCC unroll 4
+    for (int j = 0; j < VV; ++j)
+      xv[j] = kRagged && j == VV - 1 ? load_masked(xk + off + j * L, tail_mask)
+                                     : load(xk + off + j * L);
+    if (kPfLines > 0 && prefetch) {
+#pragma GCC unroll 4
+      for (int j = 0; j < kPfLines; ++j) __builtin_prefetch(xk + pf_off + j * 16, 0, 3);
+    }
+    const float* vk = kColMajor ? v + k * stride : v + k;
+#pragma GCC unroll 8
+    for (int i = 0; i < RR; ++i) {
+      const vf w = set1(kColMajor ? vk[i] : vk[i * stride]);
+#pragma GCC unroll 4
+      for (int j = 0; j < VV; ++j) acc[i][j] = fma(w, xv[j], acc[i][j]);
+    }
+  } while (++k < c);
+#pragma GCC unroll 8
+  for (int i = 0; i < RR; ++i) {
+    float* yi = yrow(i) + off;
+#pragma GCC unroll 4
+    for (int j = 0; j < VV; ++j) {
+      if (kRagged && j == VV - 1)
+        store_masked(yi + j * L, load_masked(yi + j * L, tail_mask) + acc[i][j], tail_mask);
+      else
+        store(yi + j * L, load(yi + j * L) + acc[i][j]);
+    }
+  }
+}
+
+// Register tiles of one tile's RR rows over nsub consecutive groups of VV vectors along N,
+// group after group (the X rows and weights stay in L1 between groups), from pointer arrays:
+// xr[k] + xoff is the X row of kept column k at the first group's columns, yr[i] the Y row of
+// tile row i there. With kTail, the last vector of the last group is ragged (tail_mask). Each
+// group prefetches the next one's X lines (the last group its own, already there).
 template <int RR, int VV, bool kColMajor, bool kTail>
 void ukr(const float* GRIMSIM_RESTRICT v, i64 stride, i64 c,
          const float* const* GRIMSIM_RESTRICT xr, i64 xoff, float* const* yr, i64 nsub,
          unsigned tail_mask) {
-  // 64-byte lines of one group's X row to prefetch (below); AVX-512 only: measured there
-  // (Sapphire Rapids VM, 2026-11-26, 16x32 BCR, best of 4 alternating runs: +2 to +9 % on
-  // N >= 196, within +-5 % on N = 32, 49), while the AVX2 tier showed no gain on that core
-  // and keeps its Zen 3 tuning.
-  constexpr int kPfLines = L >= 16 ? (VV * L * 4 + 63) / 64 : 0;
+  auto xrow = [&](i64 k) GRIMSIM_LAMBDA_INLINE { return xr[k] + xoff; };
+  auto yrow = [&](int i) GRIMSIM_LAMBDA_INLINE { return yr[i]; };
   auto group = [&](i64 s, auto ragged) GRIMSIM_LAMBDA_INLINE {
-    constexpr bool kRagged = decltype(ragged)::value;
     const i64 off = s * VV * L;
-    const i64 xo = xoff + off;
-    // The next group's X (the same rows, VV vectors on) is prefetched into L1 a line at a
-    // time while this one runs (the last group prefetches its own lines, already there):
-    // the rows of a tile are scattered, so the hardware prefetchers miss them, and each
-    // group's first loads would otherwise wait on L2.
-    const i64 pf = s + 1 < nsub ? VV * L : 0;
-    // The accumulators start at zero and are added to Y at the end, so the FMA chains do
-    // not wait for the previous tile's stores to the same Y rows.
-    vf acc[RR][VV];
-#pragma GCC unroll 8
-    for (int i = 0; i < RR; ++i)
-#pragma GCC unroll 4
-      for (int j = 0; j < VV; ++j) acc[i][j] = zero();
-    // c >= 1 (empty tiles are skipped): a do-while keeps the accumulators in registers.
-    i64 k = 0;
-    do {
-      const float* xk = xr[k] + xo;
-      vf xv[VV];
-#pragma GCC unroll 4
-      for (int j = 0; j < VV; ++j)
-        xv[j] = kRagged && j == VV - 1 ? load_masked(xk + j * L, tail_mask) : load(xk + j * L);
-#pragma GCC unroll 4
-      for (int j = 0; j < kPfLines; ++j) __builtin_prefetch(xk + pf + j * 16, 0, 3);
-      const float* vk = kColMajor ? v + k * stride : v + k;
-#pragma GCC unroll 8
-      for (int i = 0; i < RR; ++i) {
-        const vf w = set1(kColMajor ? vk[i] : vk[i * stride]);
-#pragma GCC unroll 4
-        for (int j = 0; j < VV; ++j) acc[i][j] = fma(w, xv[j], acc[i][j]);
-      }
-    } while (++k < c);
-#pragma GCC unroll 8
-    for (int i = 0; i < RR; ++i) {
-      float* yi = yr[i] + off;
-#pragma GCC unroll 4
-      for (int j = 0; j < VV; ++j) {
-        if (kRagged && j == VV - 1)
-          store_masked(yi + j * L, load_masked(yi + j * L, tail_mask) + acc[i][j], tail_mask);
-        else
-          store(yi + j * L, load(yi + j * L) + acc[i][j]);
-      }
-    }
+    register_tile<RR, VV, kColMajor, decltype(ragged)::value>(
+        v, stride, c, xrow, yrow, off, true, off + (s + 1 < nsub ? VV * L : 0), tail_mask);
   };
   const i64 whole = kTail ? nsub - 1 : nsub;
   for (i64 s = 0; s < whole; ++s) group(s, std::false_type{});
@@ -127,60 +139,27 @@ struct UkrTable {
 };
 
 // A tile of RR rows (one register tile) over nsub consecutive groups of VV vectors along N,
-// straight from its packed record: X rows addressed from the column indices and Y rows from
-// the row mask as the pass goes; with kTail the last vector of the last group holds only the
-// lanes of tail_mask. For narrow panels the generic path's set-up per tile (row list, X- and
-// Y-row pointer arrays, split lookup, the width and chunk loops) took about as long as the
-// tile's FMAs: at 90 % (5 rows x 10 columns a tile) a profile put 44 % of the time outside the
-// micro-kernel, and tiles merged across blocks ran twice as fast.
+// straight from its packed record (column-major values, r = RR): X rows addressed from the
+// column indices and Y rows from the row mask as the pass goes; with kTail the last vector of
+// the last group is ragged (tail_mask). For narrow panels the generic path's set-up per tile
+// (row list, X- and Y-row pointer arrays, split lookup, the width and chunk loops) took about
+// as long as the tile's FMAs: at 90 % (5 rows x 10 columns a tile) a profile put 44 % of the
+// time outside the micro-kernel, and tiles merged across blocks ran twice as fast.
 template <int RR, int VV, bool kTail, class Idx>
 void tile_groups(const float* GRIMSIM_RESTRICT v, const Idx* GRIMSIM_RESTRICT cols, i64 c,
                  unsigned mask, const float* GRIMSIM_RESTRICT x, i64 ldx, float* y, i64 ldy,
                  i64 nsub, unsigned tail_mask) {
-  // the next group's X lines, as in ukr (AVX-512 only)
-  constexpr int kPfLines = L >= 16 ? (VV * L * 4 + 63) / 64 : 0;
+  auto xrow = [&](i64 k) GRIMSIM_LAMBDA_INLINE { return x + static_cast<i64>(cols[k]) * ldx; };
   auto group = [&](i64 s, auto ragged) GRIMSIM_LAMBDA_INLINE {
-    constexpr bool kRagged = decltype(ragged)::value;
-    const i64 off = s * VV * L;
-    const i64 pf = s + 1 < nsub ? off + VV * L : -1;
-    vf acc[RR][VV];
-#pragma GCC unroll 8
-    for (int i = 0; i < RR; ++i)
-#pragma GCC unroll 4
-      for (int j = 0; j < VV; ++j) acc[i][j] = zero();
-    i64 k = 0;
-    do {  // c >= 1
-      const float* xk = x + static_cast<i64>(cols[k]) * ldx;
-      vf xv[VV];
-#pragma GCC unroll 4
-      for (int j = 0; j < VV; ++j)
-        xv[j] = kRagged && j == VV - 1 ? load_masked(xk + off + j * L, tail_mask)
-                                       : load(xk + off + j * L);
-      if (kPfLines > 0 && pf >= 0) {
-#pragma GCC unroll 4
-        for (int j = 0; j < kPfLines; ++j) __builtin_prefetch(xk + pf + j * 16, 0, 3);
-      }
-      const float* vk = v + k * RR;  // column-major with r = RR rows
-#pragma GCC unroll 8
-      for (int i = 0; i < RR; ++i) {
-        const vf w = set1(vk[i]);
-#pragma GCC unroll 4
-        for (int j = 0; j < VV; ++j) acc[i][j] = fma(w, xv[j], acc[i][j]);
-      }
-    } while (++k < c);
     unsigned m = mask;
-#pragma GCC unroll 8
-    for (int i = 0; i < RR; ++i) {
-      float* yi = y + static_cast<i64>(__builtin_ctz(m)) * ldy + off;
+    auto yrow = [&](int) GRIMSIM_LAMBDA_INLINE {
+      float* yi = y + static_cast<i64>(__builtin_ctz(m)) * ldy;
       m &= m - 1;
-#pragma GCC unroll 4
-      for (int j = 0; j < VV; ++j) {
-        if (kRagged && j == VV - 1)
-          store_masked(yi + j * L, load_masked(yi + j * L, tail_mask) + acc[i][j], tail_mask);
-        else
-          store(yi + j * L, load(yi + j * L) + acc[i][j]);
-      }
-    }
+      return yi;
+    };
+    const i64 off = s * VV * L;
+    register_tile<RR, VV, true, decltype(ragged)::value>(v, RR, c, xrow, yrow, off,
+                                                          s + 1 < nsub, off + VV * L, tail_mask);
   };
   const i64 whole = kTail ? nsub - 1 : nsub;
   for (i64 s = 0; s < whole; ++s) group(s, std::false_type{});
