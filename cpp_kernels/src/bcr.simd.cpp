@@ -95,6 +95,15 @@ GRIMSIM_INLINE void register_tile(const float* GRIMSIM_RESTRICT v, i64 stride, i
   }
 }
 
+// Runs group(s, ragged) for the nsub groups of a register-tile pass in order; with kTail the
+// last one gets ragged = std::true_type (its last vector is N's ragged end).
+template <bool kTail, class Group>
+GRIMSIM_INLINE void for_each_group(i64 nsub, Group&& group) {
+  const i64 whole = kTail ? nsub - 1 : nsub;
+  for (i64 s = 0; s < whole; ++s) group(s, std::false_type{});
+  if constexpr (kTail) group(nsub - 1, std::true_type{});
+}
+
 // Register tiles of one tile's RR rows over nsub consecutive groups of VV vectors along N,
 // group after group (the X rows and weights stay in L1 between groups), from pointer arrays:
 // xr[k] + xoff is the X row of kept column k at the first group's columns, yr[i] the Y row of
@@ -111,31 +120,31 @@ void ukr(const float* GRIMSIM_RESTRICT v, i64 stride, i64 c,
     register_tile<RR, VV, kColMajor, decltype(ragged)::value>(
         v, stride, c, xrow, yrow, off, true, off + (s + 1 < nsub ? VV * L : 0), tail_mask);
   };
-  const i64 whole = kTail ? nsub - 1 : nsub;
-  for (i64 s = 0; s < whole; ++s) group(s, std::false_type{});
-  if constexpr (kTail) group(nsub - 1, std::true_type{});
+  for_each_group<kTail>(nsub, group);
 }
+
+// The micro-kernels of one register-tile width, indexed by rows (null beyond its rmax).
+template <class Fn>
+struct ByRows {
+  Fn fn[kMaxRR + 1];
+};
+using RowSeq = std::make_integer_sequence<int, kMaxRR>;
 
 using UkrFn = void (*)(const float*, i64, i64, const float* const*, i64, float* const*, i64,
                        unsigned);
 
 template <bool kColMajor, bool kTail, int VV, int... RRs>
-constexpr auto ukr_row(std::integer_sequence<int, RRs...>) {
-  struct Row {
-    UkrFn fn[kMaxRR + 1];
-  };
-  return Row{{nullptr, (RRs + 1 <= rmax(VV) ? &ukr<RRs + 1, VV, kColMajor, kTail> : nullptr)...}};
+constexpr ByRows<UkrFn> ukr_row(std::integer_sequence<int, RRs...>) {
+  return {{nullptr, (RRs + 1 <= rmax(VV) ? &ukr<RRs + 1, VV, kColMajor, kTail> : nullptr)...}};
 }
 
+// ukr by [VV - 1][RR]
 template <bool kColMajor, bool kTail = false>
 struct UkrTable {
-  using Seq = std::make_integer_sequence<int, kMaxRR>;
-  static constexpr auto v1 = ukr_row<kColMajor, kTail, 1>(Seq{});
-  static constexpr auto v2 = ukr_row<kColMajor, kTail, 2>(Seq{});
-  static constexpr auto v3 = ukr_row<kColMajor, kTail, 3>(Seq{});
-  static UkrFn get(int rr, int vv) {
-    return vv == 3 ? v3.fn[rr] : vv == 2 ? v2.fn[rr] : v1.fn[rr];
-  }
+  static constexpr ByRows<UkrFn> width[3] = {ukr_row<kColMajor, kTail, 1>(RowSeq{}),
+                                             ukr_row<kColMajor, kTail, 2>(RowSeq{}),
+                                             ukr_row<kColMajor, kTail, 3>(RowSeq{})};
+  static UkrFn get(int rr, int vv) { return width[vv - 1].fn[rr]; }
 };
 
 // A tile of RR rows (one register tile) over nsub consecutive groups of VV vectors along N,
@@ -161,35 +170,26 @@ void tile_groups(const float* GRIMSIM_RESTRICT v, const Idx* GRIMSIM_RESTRICT co
     register_tile<RR, VV, true, decltype(ragged)::value>(v, RR, c, xrow, yrow, off,
                                                           s + 1 < nsub, off + VV * L, tail_mask);
   };
-  const i64 whole = kTail ? nsub - 1 : nsub;
-  for (i64 s = 0; s < whole; ++s) group(s, std::false_type{});
-  if constexpr (kTail) group(nsub - 1, std::true_type{});
+  for_each_group<kTail>(nsub, group);
 }
 
 template <class Idx>
 using GroupsFn = void (*)(const float*, const Idx*, i64, unsigned, const float*, i64, float*,
                           i64, i64, unsigned);
 
-template <class Idx>
-struct GroupsRow {
-  GroupsFn<Idx> fn[kMaxRR + 1];  // by rows; null beyond rmax(VV)
-};
-
 template <class Idx, int VV, bool kTail, int... RRs>
-constexpr GroupsRow<Idx> groups_row(std::integer_sequence<int, RRs...>) {
-  return GroupsRow<Idx>{
-      {nullptr, (RRs + 1 <= rmax(VV) ? &tile_groups<RRs + 1, VV, kTail, Idx> : nullptr)...}};
+constexpr ByRows<GroupsFn<Idx>> groups_row(std::integer_sequence<int, RRs...>) {
+  return {{nullptr, (RRs + 1 <= rmax(VV) ? &tile_groups<RRs + 1, VV, kTail, Idx> : nullptr)...}};
 }
 
 // tile_groups by [tail][VV - 1][RR]
 template <class Idx>
 struct GroupsTable {
-  using Seq = std::make_integer_sequence<int, kMaxRR>;
-  static constexpr GroupsRow<Idx> fn[2][3] = {
-      {groups_row<Idx, 1, false>(Seq{}), groups_row<Idx, 2, false>(Seq{}),
-       groups_row<Idx, 3, false>(Seq{})},
-      {groups_row<Idx, 1, true>(Seq{}), groups_row<Idx, 2, true>(Seq{}),
-       groups_row<Idx, 3, true>(Seq{})}};
+  static constexpr ByRows<GroupsFn<Idx>> fn[2][3] = {
+      {groups_row<Idx, 1, false>(RowSeq{}), groups_row<Idx, 2, false>(RowSeq{}),
+       groups_row<Idx, 3, false>(RowSeq{})},
+      {groups_row<Idx, 1, true>(RowSeq{}), groups_row<Idx, 2, true>(RowSeq{}),
+       groups_row<Idx, 3, true>(RowSeq{})}};
 };
 
 // Estimated cycles of r rows over VV vectors for a typical 16 kept columns, cut into balanced
@@ -641,44 +641,47 @@ class LeanPanel {
  public:
   explicit LeanPanel(const Panel& p) : p_(p), tail_mask_((1u << p.tail) - 1u) {
     if (p.nv < 1 || p.nv > kLeanMaxVectors || (p.nv <= 3 && p.tail > 0)) return;
+    rows_ = rmax(static_cast<int>(p.nv < 3 ? p.nv : 3));
+    const auto& table = GroupsTable<Idx>::fn;
+    i64 off = 0;
+    auto add = [&](int vv, i64 groups) {
+      if (groups <= 0) return;
+      // the ragged vector (if any) is the panel's last: the last run's last group
+      const bool ragged = p.tail > 0 && off + vv * groups == p.nv;
+      runs_[n_runs_++] = {groups, off * L, &table[ragged ? 1 : 0][vv - 1]};
+      off += vv * groups;
+    };
     if (p.nv <= 3) {
-      vv_ = p.nv;
-      rows_ = rmax(static_cast<int>(p.nv));
-      return;
+      add(static_cast<int>(p.nv), 1);
+    } else {
+      const i64 rem = p.nv % 3;
+      add(3, rem == 1 ? p.nv / 3 - 1 : p.nv / 3);
+      add(2, rem == 0 ? 0 : rem == 2 ? 1 : 2);
     }
-    rows_ = rmax(3);
-    const i64 rem = p.nv % 3;
-    n3_ = rem == 1 ? p.nv / 3 - 1 : p.nv / 3;
-    n2_ = rem == 0 ? 0 : rem == 2 ? 1 : 2;
-    // the ragged vector (if any) is the panel's last
-    tail3_ = p.tail > 0 && n2_ == 0;
-    tail2_ = p.tail > 0 && n2_ > 0;
   }
   // Whether a tile of r rows takes this path.
   bool takes(i64 r) const { return r >= 1 && r <= rows_; }
   // Runs one tile (r <= rows_, c >= 1) of the band whose first Y row is yband.
   void run(const Record<Idx>& t, float* yband) const {
-    const auto& table = GroupsTable<Idx>::fn;
-    const auto r = static_cast<int>(t.r);
-    if (vv_ > 0) {
-      table[0][vv_ - 1].fn[r](t.vals, t.cols, t.c, t.mask, p_.x, p_.ldx, yband, p_.ldy, 1, 0u);
-      return;
+    for (int i = 0; i < n_runs_; ++i) {
+      const Run& u = runs_[i];
+      u.kernels->fn[t.r](t.vals, t.cols, t.c, t.mask, p_.x + u.col0, p_.ldx, yband + u.col0,
+                         p_.ldy, u.groups, tail_mask_);
     }
-    if (n3_ > 0)
-      table[tail3_][2].fn[r](t.vals, t.cols, t.c, t.mask, p_.x, p_.ldx, yband, p_.ldy, n3_,
-                            tail_mask_);
-    if (n2_ > 0)
-      table[tail2_][1].fn[r](t.vals, t.cols, t.c, t.mask, p_.x + 3 * n3_ * L, p_.ldx,
-                            yband + 3 * n3_ * L, p_.ldy, n2_, tail_mask_);
   }
 
  private:
+  // `groups` consecutive groups of one width from float column col0 of the panel, and the
+  // tile_groups kernels for them by rows
+  struct Run {
+    i64 groups, col0;
+    const ByRows<GroupsFn<Idx>>* kernels;
+  };
   const Panel& p_;
   unsigned tail_mask_;
   i64 rows_ = 0;  // 0: no tile takes this path
-  i64 vv_ = 0;    // > 0: the whole panel is one group of vv_ vectors
-  i64 n3_ = 0, n2_ = 0;
-  int tail3_ = 0, tail2_ = 0;
+  Run runs_[2] = {};
+  int n_runs_ = 0;
 };
 
 // Panels visit W in K chunks (Panel::kc; one chunk when 0): per chunk, every unit's tiles that

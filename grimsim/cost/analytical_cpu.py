@@ -193,8 +193,7 @@ def _bcr_tables(registers: int, vfma: float, loads: float, lat: float, block_cyc
     y_only = r_all[:, None] * nv[None, :] * y_cycles
     # Panels of up to _LEAN_MAX_NV vectors run short tiles straight from their packed records
     # (bcr.simd.cpp LeanPanel): no set-up per register tile beyond its Y vectors
-    lean_rows = np.array([0] + [_rmax(int(v), registers) if v <= 3 else _rmax(3, registers)
-                                for v in range(1, _MAX_NV + 1)])
+    lean_rows = np.array([0] + [_rmax(min(v, 3), registers) for v in range(1, _MAX_NV + 1)])
     lean = (r_all[:, None] <= lean_rows[None, :]) & (nv[None, :] <= _LEAN_MAX_NV)
     blk = np.where(lean, 0.0, blk) + y_only
     passes[:, 1:] /= nv[None, 1:]
