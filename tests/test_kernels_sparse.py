@@ -185,6 +185,36 @@ def test_bcr_packed_panels_of_every_width_and_tile_height(n: int, rows_kept: int
         assert_close(K_.bcr_spmm_packed(packed, x, threads=threads), ref, K)
 
 
+@pytest.mark.parametrize("n", [17, 23, 33, 39, 49, 55, 196, 199, 785])
+@pytest.mark.parametrize("rows_kept", [1, 5, 16])
+def test_bcr_packed_ragged_ends_of_one_to_seven_columns(n: int, rows_kept: int) -> None:
+    """A ragged end of 1-7 columns beside whole vectors: AVX-512 folds it into the panel pass
+    (per tile, summed per band and K chunk), other tiers run it as a second narrow pass. Every
+    width of it, tiles of 1 to 16 rows (16: the generic path), over K chunks (K = 1600), one
+    and two threads."""
+    rng = np.random.default_rng(n * 100 + rows_kept)
+    M, K = 96, 1600
+    w = bcr_matrix(rng, M, K, (16, 32), rows_kept / 16, 10 / 32, 0.1)
+    x = x_for(rng, K, n)
+    packed = K_.bcr_pack(**bcr_arrays(w, (16, 32)))
+    ref = reference(w, x)
+    for threads in (1, 2):
+        assert_close(K_.bcr_spmm_packed(packed, x, threads=threads), ref, K)
+
+
+def test_bcr_packed_ragged_end_in_the_last_of_several_n_tiles() -> None:
+    """With 1024 rows an N tile holds at most 12 vectors (L2 up to 2 MiB): only the last of
+    several tiles carries the ragged columns, and each thread's share of its rows adds them."""
+    rng = np.random.default_rng(3)
+    M, K, n = 1024, 96, 12 * 16 * 3 + 5
+    w = bcr_matrix(rng, M, K, (16, 32), 5 / 16, 10 / 32, 0.0)
+    x = x_for(rng, K, n)
+    packed = K_.bcr_pack(**bcr_arrays(w, (16, 32)))
+    ref = reference(w, x)
+    for threads in (1, 2):
+        assert_close(K_.bcr_spmm_packed(packed, x, threads=threads), ref, K)
+
+
 def test_bcr_pack_merges_rows_sharing_their_columns() -> None:
     """Column pruning keeps every row of a block row with the same columns: the packed form
     holds one tile per 64-row band instead of one per block (load-redundancy elimination)."""

@@ -464,20 +464,27 @@ void BcrPacked::spmm(const float* x, i64 n, float* y, int threads) const {
   // interleaved runs, masked vs padded): N = 56 and 200 1.04-1.67x faster with masks;
   // N = 8-40 0.73-1.03x on 1024x1024 and 512x4608 (256x2304 at 90 %: up to 1.23x), so they
   // keep the copies. For 1-7 columns masks were no better than the narrow pass (N = 49, 196:
-  // 0.95-0.98x; N = 33: 0.77-0.89x).
+  // 0.95-0.98x; N = 33: 0.77-0.89x); there AVX-512 folds them into the panel pass instead
+  // (Panel::fold, fold_tile in bcr.simd.cpp): no second pass over the stream and no copies.
+  // Against the narrow pass (same VM, 2026-11-27, 16x32, 1 thread, the two builds in
+  // alternating processes, best of 8 rounds; N = 17, 33, 49, 196, 785, 3139): 0.99-1.07x at
+  // 90 % and 75 %, 1.02-1.16x at 50 % (N = 48, without a ragged end: 0.99-1.0x).
   const i64 tail = n % lanes;
   const bool masked =
       tail >= 8 && n > 3 * lanes && GRIMSIM_DISPATCH_AT(level, bcr_stream_masked_tail);
   const i64 wide = lanes >= 8 && tail < 8 ? n - tail : n;
   sparse_detail::PanelLayout layout = sparse_detail::bcr_panel_layout(
       rows_, cols_, (wide + lanes - 1) / lanes, threads, lanes, cache_sizes().l2);
+  const bool fold = wide < n && wide >= lanes && lanes >= 16 &&
+                    GRIMSIM_DISPATCH_AT(level, bcr_stream_masked_tail);
   layout.in_place_tail = masked;
+  layout.fold_cols = fold ? n - wide : 0;
   sparse_detail::run_panels(rows_, cols_, n_units, row_start, work_, x, wide, n, y, threads,
                             lanes, false, nullptr, tile_cols_, layout,
                             [&](i64 u0, i64 u1, const sparse_detail::Panel& p) {
                               GRIMSIM_DISPATCH_AT(level, bcr_stream_panel, s, u0, u1, p);
                             });
-  if (wide == n) return;
+  if (wide == n || fold) return;
   std::vector<float> xt(static_cast<std::size_t>(cols_ * tail));
   std::vector<float> yt(static_cast<std::size_t>(rows_ * tail));
   for (i64 r = 0; r < cols_; ++r)

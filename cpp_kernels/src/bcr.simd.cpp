@@ -684,6 +684,101 @@ class LeanPanel {
   int n_runs_ = 0;
 };
 
+// N's ragged end of T (1-7) columns beside a panel of whole vectors (Panel::fold), one tile
+// at a time right after its register tiles: lanes over the tile's kept rows as in the narrow
+// kernel (kept column k of the column-major values is one vector, times the broadcast
+// x[col_k, j]); the r results per column are placed on the band's rows (a vector of 16) and
+// summed there over the unit's tiles, then added to Y once per unit and K chunk. The tile's X
+// rows were just loaded by its register tiles, so the ragged values come from L1. Before, the
+// ragged end was a second pass of the narrow kernel over the whole stream plus strided copies
+// of those columns in and out (e.g. N = 49: 3 vectors + 1 column).
+constexpr int kFoldMax = 7;
+struct FoldBand {
+  alignas(64) float acc[kFoldMax][sparse_detail::kPackedBandRows];
+};
+
+// Lanes [0, popcount(mask)) of v (at most 16) added onto the band rows of mask's set bits.
+GRIMSIM_INLINE void add_on_rows(vf v, unsigned mask, float* band) {
+#if defined(__AVX512F__) && GRIMSIM_SIMD_BYTES == 64
+  const __m512 e =
+      _mm512_maskz_expand_ps(static_cast<__mmask16>(mask), reinterpret_cast<__m512>(v));
+  _mm512_store_ps(band, _mm512_add_ps(_mm512_load_ps(band), e));
+#else
+  float t[L];
+  store(t, v);
+  for (int i = 0; i < L && mask != 0; ++i) {
+    band[__builtin_ctz(mask)] += t[i];
+    mask &= mask - 1;
+  }
+#endif
+}
+
+template <int T, class Idx>
+void fold_tile(const float* GRIMSIM_RESTRICT vals, const Idx* GRIMSIM_RESTRICT cols, i64 r,
+               i64 c, unsigned mask, const float* GRIMSIM_RESTRICT x, i64 ldx, FoldBand& band) {
+  // independent accumulator sets hide the FMA latency for small T
+  constexpr int S = T >= 4 ? 1 : T >= 2 ? 2 : 4;
+  // groups of L kept rows (one on 16-lane tiers, the only ones that fold: r <= 16)
+  unsigned rest = mask;
+  for (i64 a = 0; a < r; a += L) {
+    const i64 rn = r - a < L ? r - a : L;
+    const unsigned lanes = (1u << rn) - 1u;  // rn <= 16
+    vf acc[S][T];
+#pragma GCC unroll 4
+    for (int s = 0; s < S; ++s)
+#pragma GCC unroll 8
+      for (int j = 0; j < T; ++j) acc[s][j] = zero();
+    const float* va = vals + a;
+    const Idx* ck = cols;
+    auto column = [&](int s) GRIMSIM_LAMBDA_INLINE {
+      const vf v = load_masked(va, lanes);
+      const float* xr = x + static_cast<i64>(*ck) * ldx;
+#pragma GCC unroll 8
+      for (int j = 0; j < T; ++j) acc[s][j] = fma(v, set1(xr[j]), acc[s][j]);
+      va += r;
+      ++ck;
+    };
+    i64 k = S;
+    for (; k <= c; k += S) {
+#pragma GCC unroll 4
+      for (int s = 0; s < S; ++s) column(s);
+    }
+    for (k -= S; k < c; ++k) column(0);
+    // the group's rows: the next rn set bits of the mask
+    unsigned sm = rest;
+    if (rn == r) {
+      rest = 0;
+    } else {
+      for (i64 i = 0; i < rn; ++i) rest &= rest - 1;
+      sm ^= rest;
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < T; ++j) {
+      vf sum = acc[0][j];
+#pragma GCC unroll 4
+      for (int s = 1; s < S; ++s) sum = sum + acc[s][j];
+      add_on_rows(sum, sm, band.acc[j]);
+    }
+  }
+}
+
+template <class Idx>
+using FoldFn = void (*)(const float*, const Idx*, i64, i64, unsigned, const float*, i64,
+                        FoldBand&);
+
+// fold_tile by T (null for 0)
+template <class Idx>
+struct FoldTable {
+  static constexpr FoldFn<Idx> fn[kFoldMax + 1] = {nullptr,
+                                                   &fold_tile<1, Idx>,
+                                                   &fold_tile<2, Idx>,
+                                                   &fold_tile<3, Idx>,
+                                                   &fold_tile<4, Idx>,
+                                                   &fold_tile<5, Idx>,
+                                                   &fold_tile<6, Idx>,
+                                                   &fold_tile<7, Idx>};
+};
+
 // Panels visit W in K chunks (Panel::kc; one chunk when 0): per chunk, every unit's tiles that
 // start in it (tiles are sorted by first column within a unit; a tile reaching past the chunk
 // runs whole, and the last chunk takes whatever is left). With one chunk each unit's Y rows
@@ -696,6 +791,10 @@ void stream_panel_typed(const BcrStream& w, i64 u0, i64 u1, const Panel& p) {
   const i64 total = w.unit_offset[u1] - w.unit_offset[u0];
   const i64 kc = p.kc > 0 ? p.kc : w.cols;
   const LeanPanel<Idx> lean(p);
+  const FoldFn<Idx> fold =
+      p.fold > 0 && p.fold <= kFoldMax ? FoldTable<Idx>::fn[p.fold] : nullptr;
+  const float* x_fold = p.x + p.nv * L;
+  FoldBand band;
   constexpr i64 kGroup = 256;
   const unsigned char* cursor[kGroup];
   i64 done = 0;
@@ -708,6 +807,9 @@ void stream_panel_typed(const BcrStream& w, i64 u0, i64 u1, const Panel& p) {
         const unsigned char* q = cursor[u - g0];
         const unsigned char* end = w.stream + w.unit_offset[u + 1];
         float* yband = p.y + (w.unit_row0[u] - p.y_row0) * p.ldy;
+        if (fold != nullptr)
+          for (int j = 0; j < p.fold; ++j)
+            for (i64 i = 0; i < sparse_detail::kPackedBandRows; ++i) band.acc[j][i] = 0.0f;
         while (q < end) {
           const Record<Idx> rec = read_record<Idx>(q);
           if (!last && static_cast<i64>(rec.cols[0]) >= k1) break;
@@ -718,12 +820,20 @@ void stream_panel_typed(const BcrStream& w, i64 u0, i64 u1, const Panel& p) {
             mask_rows(rec.mask, rows);
             panel_tile<true>(rec.r, rec.c, rec.vals, rec.cols, rows, w.unit_row0[u], p, splits);
           }
+          if (fold != nullptr && rec.c > 0 && rec.r > 0)
+            fold(rec.vals, rec.cols, rec.r, rec.c, rec.mask, x_fold, p.ldx, band);
           // Progress by stream position: the record's work ends where the next one starts.
           done += rec.next - q;
           next.advance(done, total);
           q = rec.next;
         }
         cursor[u - g0] = q;
+        if (fold != nullptr) {
+          const i64 band_rows = w.unit_row0[u + 1] - w.unit_row0[u];
+          float* yf = yband + p.nv * L;
+          for (i64 i = 0; i < band_rows; ++i)
+            for (int j = 0; j < p.fold; ++j) yf[i * p.ldy + j] += band.acc[j][i];
+        }
       }
       if (last) break;
     }

@@ -56,6 +56,9 @@ inline i64 panel_tiles(i64 nv_total, i64 nt) {
 struct PanelLayout {
   i64 nt, kc;
   bool in_place_tail = false;
+  // packed BCR: the last N tile also computes the fold_cols (1-7) columns after its vectors
+  // (Panel::fold)
+  i64 fold_cols = 0;
 };
 
 // The row kernels' layout (CSR, N:M, pattern, raw BCR), no K chunks: vectors per N tile such
@@ -232,9 +235,12 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
         panel_view.pf_bytes = run_bytes;
       }
     }
+    const i64 fold = t == n_tiles - 1 ? layout.fold_cols : 0;
+    panel_view.fold = fold;
     if (!overwrite)
-      for (i64 r = r0; r < r1; ++r) std::fill(y + r * ld + c0, y + r * ld + c0 + cols, 0.0f);
-    if (copy_panels && panel_view.tail == 0) {
+      for (i64 r = r0; r < r1; ++r)
+        std::fill(y + r * ld + c0, y + r * ld + c0 + cols + fold, 0.0f);
+    if (copy_panels && panel_view.tail == 0 && fold == 0) {
       float* panel = panels.data() + static_cast<i64>(thread) * k * max_width;
       for (i64 r = 0; r < k; ++r)
         std::memcpy(panel + r * width, x + r * ld + c0, sizeof(float) * width);

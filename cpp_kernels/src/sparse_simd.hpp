@@ -106,6 +106,9 @@ struct Panel {
   // Valid floats in the panel's last vector when N's ragged end is computed in place (packed
   // BCR on tiers with masked loads, bcr_stream_masked_tail); 0: every vector is whole.
   std::int64_t tail = 0;
+  // Packed BCR: columns [nv * lanes, nv * lanes + fold) of X and Y, N's ragged end of 1-7
+  // columns, computed per tile beside the whole vectors (0: none).
+  std::int64_t fold = 0;
 };
 
 }  // namespace grimsim::sparse_detail

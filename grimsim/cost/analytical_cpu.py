@@ -943,10 +943,11 @@ class AnalyticalCPUModel:
     def _sparse_wide(self, ctx: _Ctx, idx: np.ndarray, fmt: str
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """N of at least one vector. With vectors of 8 or more lanes, packed BCR runs the
-        whole vectors as panels and a ragged end of fewer than 8 columns on the narrow
-        kernel, which reads the just-streamed weights a second time (bcr.cpp
-        BcrPacked::spmm); otherwise the ragged end is padded to a vector (computed in place
-        with masks on 16-lane vectors once N spans more than 3 of them)."""
+        whole vectors as panels and a ragged end of fewer than 8 columns beside them: on
+        16-lane vectors folded into the panel pass, tile by tile (``_bcr_fold``), on 8-lane
+        ones on the narrow kernel, which reads the just-streamed weights a second time
+        (bcr.cpp BcrPacked::spmm); otherwise the ragged end is padded to a vector (computed
+        in place with masks on 16-lane vectors once N spans more than 3 of them)."""
         lanes = self.machine.lanes
         if fmt != "bcr" or lanes < 8:
             return self._sparse_panel(ctx, idx, fmt)
@@ -956,10 +957,13 @@ class AnalyticalCPUModel:
         tail = np.where(rest < 8, rest, 0.0)
         n_wide = ctx.n_call.copy()
         n_wide[idx] = nn - tail
-        wide = _Ctx(ctx.rows, ctx.threads, ctx.calls, n_wide, ctx.m_call, self)
+        wide = _Ctx(ctx.rows, ctx.threads, ctx.calls, n_wide, ctx.m_call, self, ctx.n_call)
         res = self._sparse_panel(wide, idx, fmt)
         split = np.flatnonzero(tail > 0)
         if split.size == 0:
+            return res
+        if lanes >= 16:
+            res[0][split] += self._bcr_fold(ctx, idx[split], tail[split])
             return res
         n_end = np.zeros_like(ctx.n_call)
         n_end[idx] = tail
@@ -968,6 +972,32 @@ class AnalyticalCPUModel:
         for part, more in zip(res, extra, strict=True):
             part[split] += more
         return res
+
+    def _bcr_fold(self, ctx: _Ctx, idx: np.ndarray, tail: np.ndarray) -> np.ndarray:
+        """Compute seconds of packed BCR's ragged end of ``tail`` (1-7) columns folded into
+        the panel pass (bcr.simd.cpp fold_tile): per tile, the narrow kernel's lanes over its
+        kept rows for each kept column, then the results placed on the band's rows. Its
+        weights and X values are the ones the tile's register tiles have just loaded, so it
+        adds no traffic; it runs in the panel tasks, split over the threads as they are."""
+        mc = self.machine
+        p = self.params
+        rows = ctx.rows
+        r = rows.rows_mean[idx]
+        c = rows.cols_mean[idx]
+        nnz = rows.nnz[idx] / rows.groups[idx]
+        n_blocks = rows.n_blocks[idx] / rows.groups[idx]
+        s = np.where(tail >= 4, 1.0, np.where(tail >= 2, 2.0, 4.0))
+        per_col = np.maximum(np.maximum(tail / mc.vfma, (2 + tail) / mc.loads),
+                             mc.latency / s)
+        r_col = _col_weighted_rows(nnz, n_blocks, c, r)
+        cycles = n_blocks * (_cdiv(r_col, mc.lanes) * c * per_col + tail
+                             + p.fold_tile_cycles)
+        t = ctx.threads[idx]
+        units, bands = self._units(ctx, idx, "bcr")
+        tasks = np.minimum(t, units)
+        par = self._par(tasks, t, self._imbalance(ctx, idx, bands, tasks))
+        calls = ctx.calls[idx] * rows.repeats[idx].astype(np.float64)
+        return cycles / (mc.clock_hz * p.efficiency["bcr"]) * par * calls
 
     def _sparse_panel(self, ctx: _Ctx, idx: np.ndarray, fmt: str
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1008,6 +1038,10 @@ class AnalyticalCPUModel:
             r_col = _col_weighted_rows(nnz, n_blocks, c, r)
             col = n_full * self._bcr_table(mc.col_cost, r_col, nt) \
                 + self._bcr_table(mc.col_cost, r_col, last)
+            # X rows that do not start on a cache line split vector loads over two lines
+            loads = n_full * nt * self._bcr_table(mc.x_passes, r_col, np.minimum(nt, _MAX_NV)) \
+                + last * self._bcr_table(mc.x_passes, r_col, np.minimum(last, _MAX_NV))
+            col = col + p.split_load_cycles * self._split_share(ctx.ld_call[idx]) * loads
             blk = n_full * self._bcr_table(mc.block_cost, r, nt) \
                 + self._bcr_table(mc.block_cost, r, last)
             cost.main = n_blocks * c * col
@@ -1017,7 +1051,8 @@ class AnalyticalCPUModel:
             # (passes per vector repeat every 6 vectors: the table's last column serves wider)
             per_tile = np.minimum(np.floor(nv_total / n_tiles), _MAX_NV)
             passes = np.where(spills, self._bcr_table(mc.x_passes, r, per_tile), 1.0)
-            x_reads = n_blocks * c * self._gathered(nv_total, n_tiles, nn) * np.maximum(passes, 1)
+            x_reads = n_blocks * c * self._gathered(nv_total, n_tiles, ctx.ld_call[idx]) \
+                * np.maximum(passes, 1)
             y_again = 1.0  # zero-filled first, accumulated block by block
         else:
             nnz_tab, row_tab = self._row_tables[fmt]
@@ -1073,11 +1108,21 @@ class AnalyticalCPUModel:
             cost.regions += np.where(rows.im2col[idx], 1.0, 0.0)
         return self._finish(ctx, idx, cost, fmt, g * reps)
 
+    def _split_share(self, ld: np.ndarray) -> np.ndarray:
+        """Share of vector loads from rows ``ld`` floats apart that cross a cache line: a
+        row's offset in its line repeats every V / gcd(4 ld, V) rows (V the vector's bytes)
+        and is 0 once in that cycle; from any other offset, V / 64 of the loads cross."""
+        v = min(self.machine.lanes * 4, _LINE)
+        row_bytes = 4 * np.maximum(ld, 1).astype(np.int64)
+        misaligned = 1.0 - np.gcd(row_bytes, v) / v
+        return misaligned * (v / _LINE)
+
     def _gathered(self, nv_total: np.ndarray, n_tiles: np.ndarray,
                   nn: np.ndarray) -> np.ndarray:
         """Bytes moved from L2 when one X row is read over every N tile: each tile's segment
-        of that row is a separate gather (X rows are N floats apart), costing its cache lines
-        plus, on average, one line it straddles - none where the rows start on a line."""
+        of that row is a separate gather (X rows are ``nn`` floats apart), costing its cache
+        lines plus, on average, one line it straddles - none where the rows start on a
+        line."""
         width = nv_total / n_tiles * self.machine.lanes * _F4
         # rows of a multiple of 16 floats start on a line (a float % is slow)
         straddle = np.where(np.floor(nn * (_F4 / _LINE)) * (_LINE / _F4) == nn, 0.0, 1.0)
@@ -1260,13 +1305,17 @@ class _Ctx:
     """Per-estimate arrays shared by the kernel families."""
 
     def __init__(self, rows: CostRows, threads: np.ndarray, calls: np.ndarray,
-                 n_call: np.ndarray, m_call: np.ndarray, model: AnalyticalCPUModel) -> None:
+                 n_call: np.ndarray, m_call: np.ndarray, model: AnalyticalCPUModel,
+                 ld_call: np.ndarray | None = None) -> None:
         self.rows = rows
         self.threads = threads
         self.calls = calls
         self.n_call = n_call
         self.m_call = m_call
         self.model = model
+        # floats from one X (and Y) row to the next, where the kernel covers fewer columns
+        # than the rows hold (packed BCR's whole vectors beside a ragged end); else n_call
+        self.ld_call = n_call if ld_call is None else ld_call
 
     def batch(self, idx: np.ndarray) -> np.ndarray:
         return np.maximum(self.rows.batch[idx], 1).astype(np.float64)

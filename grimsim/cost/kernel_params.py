@@ -99,6 +99,8 @@ class KernelParams:
     bcr_tile_cycles: float = 10.0
     y_vector_cycles: float = 2.0
     narrow_tile_cycles: float = 8.0
+    fold_tile_cycles: float = 24.0
+    split_load_cycles: float = 0.5
     nm_group_cycles: float = 1.0
     pattern_kernel_cycles: float = 2.0
     cheap_ops_per_lane_cycle: float = 1.0
@@ -152,6 +154,16 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "(im2col of 64x56x56 k3 s1, first touch of the buffer included)",
     "narrow_tile_cycles": "counted: bcr_stream_narrow per tile: header parse, pointer set-up, "
     "the row scatter loop set-up",
+    "split_load_cycles": "measured: extra cycles per X vector load of packed BCR that "
+    "crosses a cache line (X rows not starting on a line). Sapphire Rapids VM, 2026-11-27, "
+    "16x32 BCR, 1 thread, X offset by one float against aligned: 1.09-1.10x at 50 %, "
+    "1.13-1.23x at 90 % (1024x1024 and 512x4608, N = 16-64); half a load slot per split "
+    "load matches those ratios in the model",
+    "fold_tile_cycles": "measured: fold_tile (a ragged end of 1-7 columns folded into packed "
+    "BCR's panel pass) per tile, beyond its columns' multiply-adds: a perf profile of "
+    "512x4608x49 16x32 BCR at 90 % on the Sapphire Rapids VM (2026-11-27) put fold_tile<1> at "
+    "14 % of 350 us over 4608 tiles, ~38 cycles a tile, ~12 of them the 10 columns' FMAs; "
+    "rounded down for the profiler's skid onto the call",
     "winograd_input_cycles": "counted: input_transform per channel and vector of tiles does "
     "12 B^T passes (~14 vector ops each) and 36 loads + 36 stores: ~96 cycles at ~3 vector "
     "ops/cycle and one store per cycle",
