@@ -168,6 +168,14 @@ def test_bcr_packed_over_k_chunks(M: int, K: int, keep_rows: float, n: int, thre
     assert_close(K_.bcr_spmm_packed(packed, x, threads=threads), reference(w, x), K)
 
 
+def assert_packed_16x32_product(w: np.ndarray, x: np.ndarray) -> None:
+    """Packed 16x32 BCR of w times x on one and two threads against numpy."""
+    packed = K_.bcr_pack(**bcr_arrays(w, (16, 32)))
+    ref = reference(w, x)
+    for threads in (1, 2):
+        assert_close(K_.bcr_spmm_packed(packed, x, threads=threads), ref, w.shape[1])
+
+
 @pytest.mark.parametrize("n", [16, 32, 48, 64, 72, 80, 96, 112, 120, 200, 256, 264, 272])
 @pytest.mark.parametrize("rows_kept", [1, 5, 8, 11])
 def test_bcr_packed_panels_of_every_width_and_tile_height(n: int, rows_kept: int) -> None:
@@ -178,11 +186,7 @@ def test_bcr_packed_panels_of_every_width_and_tile_height(n: int, rows_kept: int
     rng = np.random.default_rng(n * 100 + rows_kept)
     M, K = 96, 320
     w = bcr_matrix(rng, M, K, (16, 32), rows_kept / 16, 10 / 32, 0.1)
-    x = x_for(rng, K, n)
-    packed = K_.bcr_pack(**bcr_arrays(w, (16, 32)))
-    ref = reference(w, x)
-    for threads in (1, 2):
-        assert_close(K_.bcr_spmm_packed(packed, x, threads=threads), ref, K)
+    assert_packed_16x32_product(w, x_for(rng, K, n))
 
 
 @pytest.mark.parametrize("n", [17, 23, 33, 39, 49, 55, 196, 199, 785])
@@ -195,11 +199,7 @@ def test_bcr_packed_ragged_ends_of_one_to_seven_columns(n: int, rows_kept: int) 
     rng = np.random.default_rng(n * 100 + rows_kept)
     M, K = 96, 1600
     w = bcr_matrix(rng, M, K, (16, 32), rows_kept / 16, 10 / 32, 0.1)
-    x = x_for(rng, K, n)
-    packed = K_.bcr_pack(**bcr_arrays(w, (16, 32)))
-    ref = reference(w, x)
-    for threads in (1, 2):
-        assert_close(K_.bcr_spmm_packed(packed, x, threads=threads), ref, K)
+    assert_packed_16x32_product(w, x_for(rng, K, n))
 
 
 def test_bcr_packed_ragged_end_in_the_last_of_several_n_tiles() -> None:
@@ -208,11 +208,7 @@ def test_bcr_packed_ragged_end_in_the_last_of_several_n_tiles() -> None:
     rng = np.random.default_rng(3)
     M, K, n = 1024, 96, 12 * 16 * 3 + 5
     w = bcr_matrix(rng, M, K, (16, 32), 5 / 16, 10 / 32, 0.0)
-    x = x_for(rng, K, n)
-    packed = K_.bcr_pack(**bcr_arrays(w, (16, 32)))
-    ref = reference(w, x)
-    for threads in (1, 2):
-        assert_close(K_.bcr_spmm_packed(packed, x, threads=threads), ref, K)
+    assert_packed_16x32_product(w, x_for(rng, K, n))
 
 
 def test_bcr_pack_merges_rows_sharing_their_columns() -> None:
