@@ -247,17 +247,19 @@ def test_bcr_sparser_not_slower(m: int, k: int, n: int, s: list[float],
     assert t_hi <= t_lo * (1 + 1e-3), (spec, lo, hi)
 
 
+def _with_simd_bits(profile: DeviceProfile, bits: int) -> DeviceProfile:
+    """The profile with vectors (and FMA pipes) of ``bits`` on every core."""
+    return dataclasses.replace(profile, clusters=tuple(
+        dataclasses.replace(c, simd_width_bits=bits, fma_pipe_width_bits=bits)
+        for c in profile.clusters))
+
+
 def test_bcr_ragged_end_costs_a_narrow_pass(sd855: DeviceProfile) -> None:
     """With 8- and 16-lane vectors, packed BCR runs N's whole vectors as panels and a ragged
     end of fewer than 8 columns beside them (a narrow pass, or folded into the panel pass on
     16 lanes): one column more costs something, but less than a whole vector (16 lanes: less
     than 8 masked columns). 4-lane tiers pad the ragged end to a vector."""
-    def widened(bits: int) -> DeviceProfile:
-        return dataclasses.replace(sd855, clusters=tuple(
-            dataclasses.replace(c, simd_width_bits=bits, fma_pipe_width_bits=bits)
-            for c in sd855.clusters))
-
-    for profile in (widened(512), widened(256), sd855):
+    for profile in (_with_simd_bits(sd855, 512), _with_simd_bits(sd855, 256), sd855):
         model = AnalyticalCPUModel(profile)
         lanes = model.machine.lanes
 
@@ -278,15 +280,10 @@ def test_bcr_rows_off_cache_lines_cost_split_loads(sd855: DeviceProfile) -> None
     row starts on a line (N a multiple of 16), nearly all for an odd stride with 64-byte
     vectors (every row but one in 16 is off its line), half where rows alternate between a
     line's start and its middle (N = 56, 200)."""
-    wide = dataclasses.replace(sd855, clusters=tuple(
-        dataclasses.replace(c, simd_width_bits=512, fma_pipe_width_bits=512)
-        for c in sd855.clusters))
-    model = AnalyticalCPUModel(wide)
+    model = AnalyticalCPUModel(_with_simd_bits(sd855, 512))
     share = model._split_share(np.array([48, 49, 56, 64, 200]))
     np.testing.assert_allclose(share, [0.0, 15 / 16, 0.5, 0.0, 0.5])
-    narrow = AnalyticalCPUModel(dataclasses.replace(sd855, clusters=tuple(
-        dataclasses.replace(c, simd_width_bits=256, fma_pipe_width_bits=256)
-        for c in sd855.clusters)))
+    narrow = AnalyticalCPUModel(_with_simd_bits(sd855, 256))
     # 32-byte vectors: rows 8 floats apart start on a vector, odd strides split half the loads
     np.testing.assert_allclose(narrow._split_share(np.array([56, 49])), [0.0, 7 / 8 * 0.5])
 

@@ -470,13 +470,13 @@ void BcrPacked::spmm(const float* x, i64 n, float* y, int threads) const {
   // alternating processes, best of 8 rounds; N = 17, 33, 49, 196, 785, 3139): 0.99-1.07x at
   // 90 % and 75 %, 1.02-1.16x at 50 % (N = 48, without a ragged end: 0.99-1.0x).
   const i64 tail = n % lanes;
-  const bool masked =
-      tail >= 8 && n > 3 * lanes && GRIMSIM_DISPATCH_AT(level, bcr_stream_masked_tail);
+  const bool masked_tier = GRIMSIM_DISPATCH_AT(level, bcr_stream_masked_tail);  // 16 lanes
+  const bool masked = tail >= 8 && n > 3 * lanes && masked_tier;
   const i64 wide = lanes >= 8 && tail < 8 ? n - tail : n;
+  // (wide < n needs n >= 17 on 16 lanes: there is a whole vector beside the ragged end)
+  const bool fold = wide < n && masked_tier;
   sparse_detail::PanelLayout layout = sparse_detail::bcr_panel_layout(
       rows_, cols_, (wide + lanes - 1) / lanes, threads, lanes, cache_sizes().l2);
-  const bool fold = wide < n && wide >= lanes && lanes >= 16 &&
-                    GRIMSIM_DISPATCH_AT(level, bcr_stream_masked_tail);
   layout.in_place_tail = masked;
   layout.fold_cols = fold ? n - wide : 0;
   sparse_detail::run_panels(rows_, cols_, n_units, row_start, work_, x, wide, n, y, threads,

@@ -691,10 +691,22 @@ class LeanPanel {
 // summed there over the unit's tiles, then added to Y once per unit and K chunk. The tile's X
 // rows were just loaded by its register tiles, so the ragged values come from L1. Before, the
 // ragged end was a second pass of the narrow kernel over the whole stream plus strided copies
-// of those columns in and out (e.g. N = 49: 3 vectors + 1 column).
+// of those columns in and out (e.g. N = 49: 3 vectors + 1 column). It does not reuse the narrow
+// kernel's BandAcc: that one works in 8-lane groups placed by permutes, and run here it was
+// 1.1-1.3x slower at 50 % (tiles of ~11 rows, two groups; Sapphire Rapids VM, 2026-11-27,
+// alternating builds, 10 rounds), where one 16-lane group and vexpandps serve a whole tile.
 constexpr int kFoldMax = 7;
 struct FoldBand {
   alignas(64) float acc[kFoldMax][sparse_detail::kPackedBandRows];
+  void clear(i64 cols) {
+    for (i64 j = 0; j < cols; ++j)
+      for (i64 i = 0; i < sparse_detail::kPackedBandRows; ++i) acc[j][i] = 0.0f;
+  }
+  // y (the band's first row, rows ldy floats apart) += the band's rows [0, rows)
+  void add_to(float* y, i64 ldy, i64 rows, i64 cols) const {
+    for (i64 i = 0; i < rows; ++i)
+      for (i64 j = 0; j < cols; ++j) y[i * ldy + j] += acc[j][i];
+  }
 };
 
 // Lanes [0, popcount(mask)) of v (at most 16) added onto the band rows of mask's set bits.
@@ -807,9 +819,7 @@ void stream_panel_typed(const BcrStream& w, i64 u0, i64 u1, const Panel& p) {
         const unsigned char* q = cursor[u - g0];
         const unsigned char* end = w.stream + w.unit_offset[u + 1];
         float* yband = p.y + (w.unit_row0[u] - p.y_row0) * p.ldy;
-        if (fold != nullptr)
-          for (int j = 0; j < p.fold; ++j)
-            for (i64 i = 0; i < sparse_detail::kPackedBandRows; ++i) band.acc[j][i] = 0.0f;
+        if (fold != nullptr) band.clear(p.fold);
         while (q < end) {
           const Record<Idx> rec = read_record<Idx>(q);
           if (!last && static_cast<i64>(rec.cols[0]) >= k1) break;
@@ -828,12 +838,8 @@ void stream_panel_typed(const BcrStream& w, i64 u0, i64 u1, const Panel& p) {
           q = rec.next;
         }
         cursor[u - g0] = q;
-        if (fold != nullptr) {
-          const i64 band_rows = w.unit_row0[u + 1] - w.unit_row0[u];
-          float* yf = yband + p.nv * L;
-          for (i64 i = 0; i < band_rows; ++i)
-            for (int j = 0; j < p.fold; ++j) yf[i * p.ldy + j] += band.acc[j][i];
-        }
+        if (fold != nullptr)
+          band.add_to(yband + p.nv * L, p.ldy, w.unit_row0[u + 1] - w.unit_row0[u], p.fold);
       }
       if (last) break;
     }

@@ -982,16 +982,8 @@ class AnalyticalCPUModel:
         mc = self.machine
         p = self.params
         rows = ctx.rows
-        r = rows.rows_mean[idx]
-        c = rows.cols_mean[idx]
-        nnz = rows.nnz[idx] / rows.groups[idx]
         n_blocks = rows.n_blocks[idx] / rows.groups[idx]
-        s = np.where(tail >= 4, 1.0, np.where(tail >= 2, 2.0, 4.0))
-        per_col = np.maximum(np.maximum(tail / mc.vfma, (2 + tail) / mc.loads),
-                             mc.latency / s)
-        r_col = _col_weighted_rows(nnz, n_blocks, c, r)
-        cycles = n_blocks * (_cdiv(r_col, mc.lanes) * c * per_col + tail
-                             + p.fold_tile_cycles)
+        cycles = n_blocks * (self._narrow_columns(ctx, idx, tail) + tail + p.fold_tile_cycles)
         t = ctx.threads[idx]
         units, bands = self._units(ctx, idx, "bcr")
         tasks = np.minimum(t, units)
@@ -1165,6 +1157,21 @@ class AnalyticalCPUModel:
         per_row = chunks * p.row_overhead_cycles + nv  # + one store per vector
         return per_nnz, per_row
 
+    def _narrow_columns(self, ctx: _Ctx, idx: np.ndarray, nn: np.ndarray) -> np.ndarray:
+        """Cycles per packed BCR tile of its kept columns times ``nn`` columns of X with lanes
+        over the tile's kept rows (the narrow kernel, and the ragged end folded into the panel
+        pass): per column a vector load, nn broadcasts and FMAs, in 4 / 2 / 1 independent
+        accumulator sets for nn = 1 / 2-3 / 4 and more."""
+        mc = self.machine
+        rows = ctx.rows
+        r = rows.rows_mean[idx]
+        c = rows.cols_mean[idx]
+        nnz = rows.nnz[idx] / rows.groups[idx]
+        n_blocks = rows.n_blocks[idx] / rows.groups[idx]
+        s = np.where(nn >= 4, 1.0, np.where(nn >= 2, 2.0, 4.0))
+        per_col = np.maximum(np.maximum(nn / mc.vfma, (2 + nn) / mc.loads), mc.latency / s)
+        return _cdiv(_col_weighted_rows(nnz, n_blocks, c, r), mc.lanes) * c * per_col
+
     def _sparse_narrow(self, ctx: _Ctx, idx: np.ndarray, fmt: str,
                        weights_again: bool = False
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1188,17 +1195,12 @@ class AnalyticalCPUModel:
         cost.regions = np.ones(idx.size)
         if fmt == "bcr":
             r = rows.rows_mean[idx]
-            c = rows.cols_mean[idx]
-            s = np.where(nn >= 4, 1.0, np.where(nn >= 2, 2.0, 4.0))
-            per_col = np.maximum(np.maximum(nn / mc.vfma, (2 + nn) / mc.loads),
-                                 mc.latency / s)
-            r_col = _col_weighted_rows(nnz, n_blocks, c, r)
             # a tile's set-up (header, the band's rows, the x values) runs in the same loop as
             # its multiply-adds, so it overlaps the stream's memory time as they do: charged
             # as overhead on top, the GRU steps (1.3 MB of weights streamed per step) were
             # costed 61 us for 42 measured, and the calibration points of N = 1 BCR were
             # 1.3x under the model (median; 1.15x with it as compute)
-            cost.main = n_blocks * (_cdiv(r_col, mc.lanes) * c * per_col
+            cost.main = n_blocks * (self._narrow_columns(ctx, idx, nn)
                                     + r * nn * p.scalar_copy_cycles + p.narrow_tile_cycles)
         else:
             scalar_fma = mc.vfma  # scalar FMAs issue on the same pipes
