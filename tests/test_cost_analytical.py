@@ -171,6 +171,24 @@ def test_every_profile_every_row_positive(profiles: dict[str, DeviceProfile],
             assert est.meta["device"] == profile.id
 
 
+def test_large_batches_cost_in_passes_like_one(sd855: DeviceProfile,
+                                               networks: dict[str, object],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches beyond one pass are costed in passes; each row's answer is the same as in one
+    pass (every row is independent of the others in its batch)."""
+    from grimsim.cost import analytical_cpu
+
+    rows = CostRows.concat([rows_for(networks[name], SCHEMES, threads=t)
+                            for name in NETWORKS for t in (1, 2)])
+    whole = AnalyticalCPUModel(sd855).estimate(rows)
+    monkeypatch.setattr(analytical_cpu, "_CHUNK_ROWS", 37)  # passes cut the families
+    passes = AnalyticalCPUModel(sd855).estimate(rows)
+    assert len(rows) > 20 * 37
+    assert list(passes.kernel) == list(whole.kernel)
+    for name in ("latency_s", "compute_s", "memory_s", "overhead_s"):
+        np.testing.assert_allclose(getattr(passes, name), getattr(whole, name), rtol=1e-12)
+
+
 @pytest.mark.parametrize("state", ["network", "cold", "warm"])
 def test_cache_states(sd855: DeviceProfile, networks: dict[str, object], state: str) -> None:
     rows = rows_for(networks["mobilenet_v2"], ["dense", "bcr:16x32:0.75"], threads=2)
