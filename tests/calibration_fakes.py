@@ -37,10 +37,12 @@ class FakeMeasurer:
 
     def __init__(self, clock: FakeClock, step_s: float = 0.5,
                  reference: Callable[[int], float] = lambda i: 1e-3,
-                 interrupt_after: int | None = None) -> None:
+                 interrupt_after: int | None = None,
+                 stream: Callable[[int], float] | None = None) -> None:
         self.clock = clock
         self.step_s = step_s
         self.reference_fn = reference
+        self.stream_fn = stream  # the streaming-read part of the probe (None: none)
         self.ref_calls = 0
         self.units = 0
         self.interrupt_after = interrupt_after
@@ -51,9 +53,12 @@ class FakeMeasurer:
 
     def reference(self) -> dict[str, Any]:
         v = self.reference_fn(self.ref_calls)
+        out: dict[str, Any] = {"median_s": v, "min_s": v, "mean_s": v, "reps": 3}
+        if self.stream_fn is not None:
+            out["stream_min_s"] = self.stream_fn(self.ref_calls)
         self.ref_calls += 1
         self.clock.t += 0.05
-        return {"median_s": v, "min_s": v, "mean_s": v, "reps": 3}
+        return out
 
     def measure(self, unit: PlanUnit, threads: Sequence[int],
                 kernels_by_thread: Sequence[str]) -> list[Measurement]:

@@ -296,6 +296,33 @@ def test_points_taken_during_drift_are_measured_again(tmp_path: Path) -> None:
         assert state.points[key]["batch"] > 0  # the valid one is the re-measurement
 
 
+def test_a_slow_streaming_read_marks_drift_while_the_gemm_probe_holds(tmp_path: Path) -> None:
+    # the reference GEMM stays put; the probe's streaming read runs 25 % slow at the first
+    # batch probe (another tenant loading the shared caches): that batch is measured again
+    stream = lambda i: 5e-4 * (1.25 if i == 3 else 1.0)  # noqa: E731
+    meas = FakeMeasurer(FakeClock(), stream=stream)
+    res = run_fake(tmp_path, 60.0, meas, batch_points=4)
+    assert res.drift_events == 1 and res.remeasured == 4 and res.rebaselines == 0
+    lines = [json.loads(x) for x in (tmp_path / "points.jsonl").read_text().splitlines()]
+    refs = [r for r in lines if r["type"] == "reference"]
+    assert refs[0]["kind"] == "baseline" and refs[0]["stream_min_s"] == pytest.approx(5e-4)
+    assert refs[1]["ratio"] == pytest.approx(1.25) and not refs[1]["ok"]
+    assert all(r["min_s"] == pytest.approx(1e-3) for r in refs)
+    assert [r["batch"] for r in lines if r["type"] == "drift"] == [0]
+
+
+def test_a_faster_streaming_read_moves_only_its_own_baseline(tmp_path: Path) -> None:
+    # the baseline's streaming reads fell in a slow spell; the GEMM's did not
+    stream = lambda i: 6e-4 if i < 3 else 5e-4  # noqa: E731
+    gemm = lambda i: 1e-3 if i < 3 else 1.05e-3  # noqa: E731
+    res = run_fake(tmp_path, 40.0, FakeMeasurer(FakeClock(), reference=gemm, stream=stream),
+                   batch_points=2)
+    assert res.rebaselines == 1 and res.drift_events == 1
+    lines = [json.loads(x) for x in (tmp_path / "points.jsonl").read_text().splitlines()]
+    moved = next(r for r in lines if r.get("kind") == "rebaseline")
+    assert moved["stream_min_s"] == pytest.approx(5e-4) and moved["min_s"] == pytest.approx(1e-3)
+
+
 def test_persistent_drift_moves_the_baseline(tmp_path: Path) -> None:
     ref = lambda i: 1e-3 if i < 3 else 1.3e-3  # noqa: E731
     res = run_fake(tmp_path, 40.0, FakeMeasurer(FakeClock(), reference=ref), batch_points=2)
@@ -524,6 +551,17 @@ def test_kernel_measurer_times_every_kernel_family() -> None:
                       "pattern:4": 5 / 9, "filter:0.5": 0.5}[spec]
             assert math.isclose(ms[0].stats["sparsity"], target, abs_tol=0.08)
     assert {"gemm", "gemv", "depthwise", "bcr", "csr", "nm", "pattern"} <= kernels
+
+
+def test_kernel_measurer_reference_times_a_gemm_and_a_read_beyond_l2() -> None:
+    kernels = pytest.importorskip("grimsim._kernels")
+    ref = KernelMeasurer().reference()
+    assert 0 < ref["min_s"] <= ref["median_s"] < 0.1
+    # the read covers several L2s (within the probe's bounds), so it streams from beyond L2
+    assert ref["stream_bytes"] >= min(4 * kernels.l2_cache_bytes(), 32 << 20)
+    assert ref["stream_bytes"] >= 4 << 20
+    gbs = ref["stream_bytes"] / ref["stream_min_s"] / 1e9
+    assert 0.1 < gbs < 2000
 
 
 def test_kernel_measurer_keeps_operands_between_passes() -> None:

@@ -140,6 +140,27 @@ def test_points_of_a_slow_stretch_are_left_out(tmp_path: Path) -> None:
     assert "not measured: every point was timed in a single pass" in report.to_markdown()
 
 
+def test_points_of_a_batch_whose_streaming_read_was_slow_are_left_out(tmp_path: Path) -> None:
+    """The probe's streaming read alone can say a batch ran while the shared caches were
+    loaded: the fit leaves its points out as it does for a slow reference GEMM."""
+    run_fake(tmp_path, 1e6, DeviceLike(FakeClock()), plan=small_plan(space_filling=30),
+             batch_points=8)
+    path = tmp_path / "points.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    probes = [r for r in lines if r.get("kind") == "probe"]
+    assert len(probes) > 3 and not any("stream_min_s" in r for r in lines)
+    hit = probes[1]["batch"]
+    for r in lines:  # as a measurer with a streaming read would have logged them
+        if r["type"] == "reference":
+            r["stream_min_s"] = 2e-3 * (1.3 if r.get("kind") == "probe" and r["batch"] == hit
+                                        else 1.0)
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    slow = {r["key"] for r in PointsFile(tmp_path).load().points.values() if r["batch"] == hit}
+    assert slow
+    report = fit(tmp_path, tmp_path / "a.yaml", params=TINY, baseline=False)
+    assert report.dropped["slow_machine"] == len(slow)
+
+
 def test_noise_floor_compares_each_pass_with_the_point() -> None:
     recs = [{"min_s": 1.0, "pass_min_s": [1.0, 1.08, 1.2], "cpu_pressure": 0.0},
             {"min_s": 2.0, "pass_min_s": [2.0, 2.02], "cpu_pressure": 0.5},

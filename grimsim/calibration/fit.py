@@ -171,16 +171,27 @@ def noise_floor(records: Sequence[Mapping[str, Any]], statistic: str = "min_s") 
 def _probe_ratios(references: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]]
                   ) -> np.ndarray:
     """Per point, its batch's drift probe over the session's usual speed (its first
-    baseline, or the lower quartile of its probes if that is faster); 1 where the batch has
-    no probe."""
+    baseline, or the lower quartile of its probes if that is faster): the slower of the
+    probe's two parts, the reference GEMM (``min_s``) and the streaming read
+    (``stream_min_s``, where the file has it); 1 where the batch has no probe."""
+    parts = np.stack([_probe_part_ratios(references, records, key)
+                      for key in ("min_s", "stream_min_s")])
+    out = np.fmax(parts[0], parts[1])  # (NaN where a part has no probe)
+    return np.where(np.isnan(out), 1.0, out)
+
+
+def _probe_part_ratios(references: Sequence[Mapping[str, Any]],
+                       records: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
+    """``_probe_ratios`` of one part of the probe; NaN where the batch has none."""
     usual: dict[int, float] = {}
     by_session: dict[int, list[float]] = {}
     probe: dict[tuple[int, int], float] = {}
     for ref in references:
+        raw = ref.get(key, ref.get("median_s") if key == "min_s" else None)  # older files
         try:
             session = int(ref.get("session", 0))
-            value = float(ref.get("min_s", ref.get("median_s")))  # older files: the median
-        except (KeyError, TypeError, ValueError):
+            value = float(raw) if raw is not None else math.nan
+        except (TypeError, ValueError):
             continue
         if not value > 0:
             continue
@@ -191,7 +202,7 @@ def _probe_ratios(references: Sequence[Mapping[str, Any]], records: Sequence[Map
             usual[session] = value
     for session, values in by_session.items():
         usual[session] = min(usual.get(session, np.inf), float(np.quantile(values, 0.25)))
-    out = np.ones(len(records))
+    out = np.full(len(records), np.nan)
     for i, r in enumerate(records):
         session = int(r.get("session", 0))
         probed = probe.get((session, int(r.get("batch", -1))))

@@ -78,6 +78,15 @@ RECORD_TYPES = ("session", "point", "reference", "drift")
 #: The reference kernel re-timed between batches: a fixed single-thread dense GEMM (~3e7
 #: MACs, a fraction of a millisecond), small enough to sit in L2 so it tracks the core clock.
 REFERENCE_SHAPE = (256, 256, 256)
+#: ... and beside it a streaming read of a buffer this many times L2 (within
+#: ``REFERENCE_STREAM_BYTES_RANGE``): it lives in the shared last-level cache, where other
+#: tenants' cache and memory traffic slows the calibration's large-weight points (recurrent
+#: steps, big GEMVs) while the GEMM in L2 does not notice. On the Sapphire Rapids VM,
+#: 2026-11-27, 100 probes a second apart: the GEMM ran >10 % slow in 39 % of them, an 8 MiB
+#: read in 36 %, either in 50 % (correlation 0.5); a GRU step calibrated at 6.2 ms per gate
+#: while the GEMM probe stayed within 10 % ran at 4.7 ms the same way in a quiet moment.
+REFERENCE_STREAM_L2_MULTIPLE = 4
+REFERENCE_STREAM_BYTES_RANGE = (4 << 20, 32 << 20)
 _STAT_KEYS = ("sparsity", "nnz", "n_blocks", "rows_mean", "cols_mean", "work_mean",
               "work_max", "format_bytes", "block_r", "block_c")
 
@@ -476,7 +485,8 @@ class KernelMeasurer:
         return device_fingerprint(profile)
 
     def reference(self) -> dict[str, Any]:
-        """Time the reference GEMM (single thread)."""
+        """Time the reference GEMM (single thread): its harness statistics, plus
+        ``stream_min_s``, the fastest pass of the reference streaming read."""
         import grimsim._kernels as kernels
 
         m, k, n = REFERENCE_SHAPE
@@ -485,6 +495,11 @@ class KernelMeasurer:
         x = rng.standard_normal((k, n), dtype=np.float32)
         out: dict[str, Any] = kernels.bench_dense(w, x, threads=1, min_time_s=0.05, warmup=2,
                                                   max_reps=500)
+        lo, hi = REFERENCE_STREAM_BYTES_RANGE
+        nbytes = min(max(REFERENCE_STREAM_L2_MULTIPLE * int(kernels.l2_cache_bytes()), lo), hi)
+        sweep = kernels.measure_read_bandwidth(bytes=nbytes, threads=1, seconds=0.03)
+        out["stream_min_s"] = float(sweep["bytes"]) / (float(sweep["gbytes_per_s"]) * 1e9)
+        out["stream_bytes"] = int(sweep["bytes"])
         return out
 
     def measure(self, unit: PlanUnit, threads: Sequence[int],
