@@ -184,14 +184,8 @@ def test_conv2d_gemm_matches_direct_conv(case, groups, cg, mg, H, W, threads, se
     assert_conv_close(y, conv_ref(x, w, b, (sh, sw), (ph, pw), (dh, dw), groups))
 
 
-@given(case=conv_cases, C=st.integers(1, 6), H=st.integers(1, 12), W=st.integers(1, 12),
-       seed=st.integers(0, 2**16))
-def test_im2col_matches_sliding_windows(case, C, H, W, seed):
-    kh, kw, sh, sw, ph, pw, dh, dw = case
-    if H + 2 * ph < dh * (kh - 1) + 1 or W + 2 * pw < dw * (kw - 1) + 1:
-        return
-    (x,) = rng_arrays(seed, (1, C, H, W))
-    cols = gk.im2col(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), 2)
+def _im2col_ref(x, kh, kw, sh, sw, ph, pw, dh, dw):
+    C, H, W = x.shape[1:]
     xp = np.pad(x[0], ((0, 0), (ph, ph), (pw, pw)))
     ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
@@ -200,7 +194,19 @@ def test_im2col_matches_sliding_windows(case, C, H, W, seed):
         for kx in range(kw):
             want[:, ky, kx] = xp[:, ky * dh:ky * dh + sh * (ho - 1) + 1:sh,
                                  kx * dw:kx * dw + sw * (wo - 1) + 1:sw]
-    np.testing.assert_array_equal(cols, want.reshape(C * kh * kw, ho * wo))
+    return want.reshape(C * kh * kw, ho * wo)
+
+
+# W up to 40: outputs both narrow (the gather table, up to 8 or strided 16 wide) and wider
+@given(case=conv_cases, C=st.integers(1, 6), H=st.integers(1, 12), W=st.integers(1, 40),
+       seed=st.integers(0, 2**16))
+def test_im2col_matches_sliding_windows(case, C, H, W, seed):
+    kh, kw, sh, sw, ph, pw, dh, dw = case
+    if H + 2 * ph < dh * (kh - 1) + 1 or W + 2 * pw < dw * (kw - 1) + 1:
+        return
+    (x,) = rng_arrays(seed, (1, C, H, W))
+    cols = gk.im2col(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), 2)
+    np.testing.assert_array_equal(cols, _im2col_ref(x, kh, kw, sh, sw, ph, pw, dh, dw))
     # into a caller's buffer (reused across calls): the same values, that very array back
     out = np.full(cols.shape, np.nan, np.float32)
     back = gk.im2col(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), 1, out)
@@ -369,6 +375,20 @@ def test_conv_rejects_bad_arguments(call, message):
     x, w, b = _conv_inputs()
     with pytest.raises(ValueError, match=message):
         call(x, w, b)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_im2col_of_narrow_outputs_over_many_channels(threads):
+    """A late layer's small output (2x2 here) over enough channels for several tasks: every
+    value lands where the sliding window says, padding is exactly 0 next to inf and NaN
+    inputs, and the values are copied bit for bit."""
+    (x,) = rng_arrays(7, (1, 1000, 4, 4))
+    x[0, 3, 0, 0], x[0, 500, 1, 2], x[0, 999, 3, 3] = np.inf, np.nan, -np.inf
+    cols = gk.im2col(x, (3, 3), (2, 2), (1, 1), (1, 1), threads)
+    want = _im2col_ref(x, 3, 3, 2, 2, 1, 1, 1, 1)
+    assert cols.shape == (9000, 4)
+    np.testing.assert_array_equal(cols.view(np.uint32), want.view(np.uint32))
+    assert np.count_nonzero(np.isnan(cols)) == np.count_nonzero(np.isnan(want)) > 0
 
 
 def test_im2col_rejects_an_out_overlapping_its_input():
