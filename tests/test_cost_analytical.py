@@ -347,6 +347,26 @@ def _conv(m: int, cin: int, hw: int, spec: str = "dense", winograd: bool = True)
     return rows
 
 
+def test_narrow_im2col_runs_in_channel_tasks(sd855: DeviceProfile) -> None:
+    """A late layer's tiny output is unfolded in tasks of whole channels (conv.cpp
+    im2col_narrow): one task for 198 channels of a 2x2 output, so a second thread does not
+    speed it up; a 28x28 output still splits a task per row over the threads. (No fork/join
+    cost here: the pass's own parallel region would add one at 2 threads.)"""
+    model = AnalyticalCPUModel(dataclasses.replace(sd855, thread_barrier_us=0.0))
+
+    def unfold_s(cin: int, hw_out: int, threads: int) -> float:
+        conv = gemm_rows(16, cin * 9, hw_out * hw_out, "dense", op=Op.CONV, kernel=(3, 3),
+                         stride=2, out_hw=(hw_out, hw_out), padded=True, threads=threads)
+        fc = gemm_rows(16, cin * 9, hw_out * hw_out, "dense", threads=threads)
+        return _one(conv, model) - _one(fc, model)  # the same GEMM; the conv adds im2col
+
+    tiny1, tiny2 = unfold_s(198, 2, 1), unfold_s(198, 2, 2)
+    wide1, wide2 = unfold_s(64, 28, 1), unfold_s(64, 28, 2)
+    assert tiny1 > 0 and wide1 > 0
+    assert tiny2 == pytest.approx(tiny1, rel=1e-9)
+    assert wide2 < 0.7 * wide1
+
+
 def test_winograd_for_large_3x3(profiles: dict[str, DeviceProfile]) -> None:
     for profile in profiles.values():
         model = AnalyticalCPUModel(profile)

@@ -275,6 +275,12 @@ def _falling_envelope(rates: Sequence[float]) -> np.ndarray:
     return np.maximum.accumulate(np.asarray(rates, dtype=np.float64)[::-1])[::-1]
 
 
+#: conv.cpp im2col: outputs up to this many floats wide (twice that when strided) gather
+#: through a table in tasks of whole channels of at least _IM2COL_TASK_FLOATS values; wider
+#: ones copy row by row, a task per row
+_IM2COL_GATHER_MAX_W = 8
+_IM2COL_TASK_FLOATS = 16384.0
+
 #: dense.cpp kReadAInPlaceMaxPanels: up to this many NR-column panels of B per call the GEMM
 #: reads W in place instead of packing it
 _READ_A_IN_PLACE_PANELS = 8
@@ -766,8 +772,14 @@ class AnalyticalCPUModel:
         # conv2d_gemm unfolds all groups at once, once per image; counted per call here
         elems = rows.K[idx] * ctx.n_call[idx]
         t = ctx.threads[idx]
-        tasks = rows.K[idx] * rows.groups[idx]
-        par = self._par(tasks.astype(np.float64), t, np.ones(idx.size))
+        out_w = rows.out_w[idx]
+        strided = rows.stride_w[idx] != 1
+        gather = (out_w <= _IM2COL_GATHER_MAX_W) | (strided & (out_w <= 2 * _IM2COL_GATHER_MAX_W))
+        unfolded = (rows.K[idx] * rows.groups[idx]).astype(np.float64)  # output rows
+        taps = np.maximum(rows.kh[idx].astype(np.float64) * rows.kw[idx], 1.0)
+        per_task = _cdiv(_IM2COL_TASK_FLOATS, np.maximum(taps * ctx.n_call[idx], 1.0))
+        tasks = np.where(gather, _cdiv(unfolded / taps, per_task), unfolded)
+        par = self._par(tasks, t, np.ones(idx.size))
         b = np.zeros((3, idx.size))
         in_bytes = rows.act_bytes_in[idx] / ctx.calls[idx]
         out_level = self._level(elems * rows.groups[idx] * _F4)
@@ -776,9 +788,11 @@ class AnalyticalCPUModel:
         _add_to(b, *self._streamed(act_in, in_bytes, factor=factor))
         # the sweep is a read rate: streamed stores also pay their write-allocate read
         self._store(b, *self._streamed(out_level, elems * _F4, factor=factor))
-        # stride 1 copies whole output rows (memcpy); other strides gather one float at a time
-        per_elem = np.where(rows.stride_w[idx] == 1, self.params.im2col_copy_cycles,
-                            self.params.im2col_cycles)
+        # narrow outputs gather through the table; wider ones at stride 1 copy whole output
+        # rows (memcpy), at other strides gather one float at a time
+        p = self.params
+        per_elem = np.where(gather, p.im2col_gather_cycles,
+                            np.where(strided, p.im2col_cycles, p.im2col_copy_cycles))
         cyc = elems * per_elem
         return np.maximum(cyc / mc.clock_hz * par, self._mem_s(b, par))
 

@@ -89,6 +89,7 @@ class KernelParams:
     pack_a_cycles: float = 1.0
     im2col_cycles: float = 2.0
     im2col_copy_cycles: float = 1.1
+    im2col_gather_cycles: float = 2.6
     winograd_input_cycles: float = 96.0
     winograd_output_cycles: float = 64.0
     depthwise_vector_cycles: float = 0.5625
@@ -152,6 +153,9 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "im2col_copy_cycles": "stride-1 im2col copies whole rows (memcpy) into a freshly allocated "
     "buffer (conv2d_gemm allocates one per call): measured 1.1 cycles/float on the dev VM "
     "(im2col of 64x56x56 k3 s1, first touch of the buffer included)",
+    "im2col_gather_cycles": "im2col of narrow outputs gathers every float through a table "
+    "(conv.cpp im2col_narrow): measured 2.5-2.9 cycles/float on the Sapphire Rapids VM, "
+    "2026-11-27 (512x7x7 k3 s1, 198x4x4 k3 s2, the Python call taken out)",
     "narrow_tile_cycles": "counted: bcr_stream_narrow per tile: header parse, pointer set-up, "
     "the row scatter loop set-up",
     "split_load_cycles": "measured: extra cycles per X vector load of packed BCR that "
