@@ -187,10 +187,14 @@ def _probe_part_ratios(references: Sequence[Mapping[str, Any]],
     by_session: dict[int, list[float]] = {}
     probe: dict[tuple[int, int], float] = {}
     for ref in references:
-        raw = ref.get(key, ref.get("median_s") if key == "min_s" else None)  # older files
+        raw = ref.get(key)
+        if raw is None and key == "min_s":
+            raw = ref.get("median_s")  # older files: the median
+        if raw is None:  # the file has no such part
+            continue
         try:
             session = int(ref.get("session", 0))
-            value = float(raw) if raw is not None else math.nan
+            value = float(raw)
         except (TypeError, ValueError):
             continue
         if not value > 0:

@@ -996,8 +996,7 @@ class AnalyticalCPUModel:
         tail = np.where(rest < 8, rest, 0.0)
         n_wide = ctx.n_call.copy()
         n_wide[idx] = nn - tail
-        wide = _Ctx(ctx.rows, ctx.threads, ctx.calls, n_wide, ctx.m_call, self, ctx.steps,
-                    ctx.n_call)
+        wide = ctx.with_n_call(n_wide, ld_call=ctx.n_call)
         res = self._sparse_panel(wide, idx, fmt)
         split = np.flatnonzero(tail > 0)
         if split.size == 0:
@@ -1007,7 +1006,7 @@ class AnalyticalCPUModel:
             return res
         n_end = np.zeros_like(ctx.n_call)
         n_end[idx] = tail
-        end = _Ctx(ctx.rows, ctx.threads, ctx.calls, n_end, ctx.m_call, self, ctx.steps)
+        end = ctx.with_n_call(n_end)
         extra = self._sparse_narrow(end, idx[split], fmt, weights_again=True)
         for part, more in zip(res, extra, strict=True):
             part[split] += more
@@ -1365,6 +1364,11 @@ class _Ctx:
         # floats from one X (and Y) row to the next, where the kernel covers fewer columns
         # than the rows hold (packed BCR's whole vectors beside a ragged end); else n_call
         self.ld_call = n_call if ld_call is None else ld_call
+
+    def with_n_call(self, n_call: np.ndarray, ld_call: np.ndarray | None = None) -> _Ctx:
+        """The same context with the kernel covering ``n_call`` columns per call."""
+        return _Ctx(self.rows, self.threads, self.calls, n_call, self.m_call, self.model,
+                    self.steps, ld_call)
 
     def batch(self, idx: np.ndarray) -> np.ndarray:
         return np.maximum(self.rows.batch[idx], 1).astype(np.float64)
