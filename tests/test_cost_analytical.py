@@ -306,6 +306,19 @@ def test_bcr_rows_off_cache_lines_cost_split_loads(sd855: DeviceProfile) -> None
     np.testing.assert_allclose(narrow._split_share(np.array([56, 49])), [0.0, 7 / 8 * 0.5])
 
 
+def test_narrow_row_kernels_keep_their_sums_in_registers(sd855: DeviceProfile) -> None:
+    """CSR, N:M and pattern rows at a narrow N keep each row's sums in registers in two sets,
+    as at N = 1: the multiply-adds of a row's nonzeros chain through half an FMA latency
+    each, so 2-4 columns of X cost about what one does per nonzero, not an FMA latency more
+    (host, 2026-11-27: 1.9-2.2 cycles per nonzero at N = 2-4 against 2.0 at N = 1; the sums
+    were in memory before, 13 cycles)."""
+    model = AnalyticalCPUModel(_with_simd_bits(sd855, 512))  # N = 4 is narrow at 16 lanes
+    for spec in ("unstructured:0.75", "nm:2:4"):
+        per_n = [_one(gemm_rows([512], [2304], [n], spec), model) for n in (1, 2, 4)]
+        assert per_n[1] < 1.4 * per_n[0], (spec, per_n)
+        assert per_n[2] < 1.6 * per_n[0], (spec, per_n)
+
+
 def _homogeneous_cores(profile: DeviceProfile) -> int:
     """Threads that stay on cores of the fastest core type."""
     clusters = profile.clusters_big_first()

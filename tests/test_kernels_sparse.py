@@ -315,6 +315,29 @@ def test_pattern_matches_numpy(spec: str, M: int, cin: int, n: int, threads: int
     assert_close(y, reference(np.where(mask, w, 0), x), K)
 
 
+@pytest.mark.parametrize("n", range(1, 18))
+def test_row_kernels_at_every_narrow_width(n: int) -> None:
+    """Each narrow N has its own compiled accumulator (sums in registers, two sets), and the
+    SIMD tier decides which N reach it: every N up to one past 16 lanes, odd and even nonzero
+    counts per row, rows with no nonzero, through CSR, N:M and pattern."""
+    rng = np.random.default_rng(100 + n)
+    M, cin = 23, 7
+    K = cin * 9
+    w = rng.standard_normal((M, K)).astype(np.float32)
+    x = x_for(rng, K, n)
+    for spec, run in (("unstructured:0.6", K_.csr_spmm), ("nm:1:4", K_.nm_spmm),
+                      ("pattern:4:0.7", K_.pattern_conv_spmm)):
+        mask = make_mask(w, spec, kernel=(3, 3))
+        if spec.startswith("unstructured"):
+            mask[3] = False  # an empty row
+            mask[4] = False
+            mask[4, :5] = True  # an odd count
+        fmt = encode(w, mask, spec, kernel=(3, 3))
+        for threads in (1, 2):
+            assert_close(run(**fields_of(fmt), x=x, threads=threads),
+                         reference(np.where(mask, w, 0), x), K)
+
+
 def test_csr_from_pruning_encode() -> None:
     rng = np.random.default_rng(5)
     w = rng.standard_normal((33, 70)).astype(np.float32)

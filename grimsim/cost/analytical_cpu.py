@@ -1242,10 +1242,19 @@ class AnalyticalCPUModel:
             cost.main = n_blocks * (self._narrow_columns(ctx, idx, nn)
                                     + r * nn * p.scalar_copy_cycles + p.narrow_tile_cycles)
         else:
-            scalar_fma = mc.vfma  # scalar FMAs issue on the same pipes
+            # scalar and 128-bit FMAs issue on every FMA pipe (two on the cores modelled; a
+            # core with double-pumped 512-bit vectors, vfma 1 at 16 lanes, still has two)
+            scalar_fma = np.maximum(mc.vfma, np.minimum(2.0, mc.vfma * mc.lanes / 4.0))
+            # a row's sums in registers, in two sets (even and odd nonzeros, sparse.simd.cpp
+            # NarrowAccN): half an FMA latency per nonzero, at every narrow N (host, 256 x 1152
+            # CSR at 75 %: 1.9, 2.2, 2.6, 4.9-6.0, 4.8 cycles per nonzero at N = 2, 4, 7, 12,
+            # 15; 2.0 at N = 1)
+            # the compiler packs a row of x into 4-float vectors plus single floats
+            # (sse/neon width): one load and one multiply-add each
+            pieces = nn // 4 + nn % 4
             per_nnz = np.where(nn == 1, np.maximum(mc.latency / 2.0, 3.0 / mc.loads),
-                               np.maximum(np.maximum(mc.latency, nn / scalar_fma),
-                                          (2 + nn) / mc.loads))
+                               np.maximum(np.maximum(mc.latency / 2.0, pieces / scalar_fma),
+                                          (2 + pieces) / mc.loads))
             cost.main = nnz * per_nnz
             cost.side = m * (p.row_overhead_cycles + nn)
             if fmt == "nm":
