@@ -319,6 +319,20 @@ def test_narrow_row_kernels_keep_their_sums_in_registers(sd855: DeviceProfile) -
         assert per_n[2] < 1.6 * per_n[0], (spec, per_n)
 
 
+def test_bcr_at_eight_to_fifteen_columns_runs_as_one_padded_vector(
+        sd855: DeviceProfile) -> None:
+    """Packed BCR's narrow kernel takes N < 8; on 16-lane vectors N = 8-15 run as a panel of
+    one padded vector (bcr.cpp BcrPacked::spmm), so they cost about what N = 16 does and
+    not more with every column (host, 1024 x 1024 at 75 %: 91.5-92.4 us for N = 8-15, 86.7
+    at 16, 53.0 at 7)."""
+    model = AnalyticalCPUModel(_with_simd_bits(sd855, 512))
+    t = {n: _one(gemm_rows([1024], [1024], [n], "bcr:16x32:0.75"), model)
+         for n in (7, 8, 12, 15, 16)}
+    for n in (8, 12, 15):
+        assert 0.9 * t[16] < t[n] < 1.25 * t[16], t
+    assert t[7] < t[8], t
+
+
 def _homogeneous_cores(profile: DeviceProfile) -> int:
     """Threads that stay on cores of the fastest core type."""
     clusters = profile.clusters_big_first()

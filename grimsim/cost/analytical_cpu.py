@@ -459,7 +459,9 @@ class AnalyticalCPUModel:
         dense = dense | depthwise
         gemv = dense & ~depthwise & (n_call == 1)
         gemm_rows = dense & ~depthwise & ~gemv
-        narrow = n_call < mc.lanes
+        # packed BCR's narrow kernel takes N < 8 (bcr.cpp BcrPacked::spmm); 8-15 columns on
+        # 16 lanes run as a panel of one padded vector, as the row kernels' do not
+        narrow = n_call < np.where(fmt == _FMT["bcr"], min(mc.lanes, 8), mc.lanes)
         ctx = _Ctx(rows, threads, calls, n_call, m_call, self, steps)
 
         idx = np.flatnonzero(gemm_rows)
@@ -1196,20 +1198,30 @@ class AnalyticalCPUModel:
         per_row = chunks * p.row_overhead_cycles + nv  # + one store per vector
         return per_nnz, per_row
 
-    def _narrow_columns(self, ctx: _Ctx, idx: np.ndarray, nn: np.ndarray) -> np.ndarray:
+    def _narrow_columns(self, ctx: _Ctx, idx: np.ndarray, nn: np.ndarray,
+                        group: int | None = None) -> np.ndarray:
         """Cycles per packed BCR tile of its kept columns times ``nn`` columns of X with lanes
         over the tile's kept rows (the narrow kernel, and the ragged end folded into the panel
         pass): per column a vector load, nn broadcasts and FMAs, in 4 / 2 / 1 independent
-        accumulator sets for nn = 1 / 2-3 / 4 and more."""
+        accumulator sets for nn = 1 / 2-3 / 4 and more. ``group``: the lanes of one pass
+        over a tile's rows (default the machine's vector)."""
         mc = self.machine
         rows = ctx.rows
         r = rows.rows_mean[idx]
         c = rows.cols_mean[idx]
         nnz = rows.nnz[idx] / rows.groups[idx]
         n_blocks = rows.n_blocks[idx] / rows.groups[idx]
+        lanes = mc.lanes if group is None else min(group, mc.lanes)
+        # narrower vectors issue on every FMA pipe (two at most): the FLOP rate is not fixed
+        vfma = min(2.0, mc.vfma * mc.lanes / lanes) if lanes < mc.lanes else mc.vfma
         s = np.where(nn >= 4, 1.0, np.where(nn >= 2, 2.0, 4.0))
-        per_col = np.maximum(np.maximum(nn / mc.vfma, (2 + nn) / mc.loads), mc.latency / s)
-        return _cdiv(_col_weighted_rows(nnz, n_blocks, c, r), mc.lanes) * c * per_col
+        # a tile's chains are its c columns long and restart at the next tile, which
+        # out-of-order execution runs beside them: about two tiles (~100 instructions each)
+        # in a reorder window of 200-300 (host, 1024 x 1024 at 75 %: N = 4 ran 3.8 cycles a
+        # column, under the FMA latency of one chain)
+        per_col = np.maximum(np.maximum(nn / vfma, (2 + nn) / mc.loads),
+                             mc.latency / (2.0 * s))
+        return _cdiv(_col_weighted_rows(nnz, n_blocks, c, r), lanes) * c * per_col
 
     def _sparse_narrow(self, ctx: _Ctx, idx: np.ndarray, fmt: str,
                        weights_again: bool = False
@@ -1233,14 +1245,19 @@ class AnalyticalCPUModel:
         cost.imb = self._imbalance(ctx, idx, bands, cost.tasks)
         cost.regions = np.ones(idx.size)
         if fmt == "bcr":
-            r = rows.rows_mean[idx]
             # a tile's set-up (header, the band's rows, the x values) runs in the same loop as
             # its multiply-adds, so it overlaps the stream's memory time as they do: charged
             # as overhead on top, the GRU steps (1.3 MB of weights streamed per step) were
             # costed 61 us for 42 measured, and the calibration points of N = 1 BCR were
             # 1.3x under the model (median; 1.15x with it as compute)
-            cost.main = n_blocks * (self._narrow_columns(ctx, idx, nn)
-                                    + r * nn * p.scalar_copy_cycles + p.narrow_tile_cycles)
+            # x86 runs the narrow kernel in 8-lane groups of a tile's rows even with 16-lane
+            # vectors (bcr.simd.cpp narrow_group: a tile's results go onto the band's rows by
+            # 8-lane permutes); other tiers use their vector
+            group = 8 if mc.lanes >= 8 else None
+            # the band's rows stay in registers across its tiles and are written once per
+            # band; per tile, its sums are placed on them (expand_add) once per column of X
+            cost.main = n_blocks * (self._narrow_columns(ctx, idx, nn, group)
+                                    + nn * p.narrow_expand_cycles + p.narrow_tile_cycles)
         else:
             # scalar and 128-bit FMAs issue on every FMA pipe (two on the cores modelled; a
             # core with double-pumped 512-bit vectors, vfma 1 at 16 lanes, still has two)

@@ -100,6 +100,7 @@ class KernelParams:
     bcr_tile_cycles: float = 10.0
     y_vector_cycles: float = 2.0
     narrow_tile_cycles: float = 8.0
+    narrow_expand_cycles: float = 3.0
     fold_tile_cycles: float = 24.0
     split_load_cycles: float = 0.5
     nm_group_cycles: float = 1.0
@@ -158,6 +159,9 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "2026-11-27 (512x7x7 k3 s1, 198x4x4 k3 s2, the Python call taken out)",
     "narrow_tile_cycles": "counted: bcr_stream_narrow per tile: header parse, pointer set-up, "
     "the row scatter loop set-up",
+    "narrow_expand_cycles": "counted: bcr.simd.cpp expand_add, per tile and column of X: the "
+    "tile's sums placed on the band's 16 rows (two vpermps, a vpaddd, two vandps, two vaddps "
+    "and three table loads on two or three FP pipes)",
     "split_load_cycles": "measured: extra cycles per X vector load of packed BCR that "
     "crosses a cache line (X rows not starting on a line). Sapphire Rapids VM, 2026-11-27, "
     "16x32 BCR, 1 thread, X offset by one float against aligned: 1.09-1.10x at 50 %, "
