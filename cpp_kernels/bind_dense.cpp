@@ -503,6 +503,20 @@ py::dict read_bandwidth(std::int64_t bytes, int threads, double seconds) {
   return d;
 }
 
+py::dict fork_join(int threads, double seconds) {
+  grimsim::ForkJoin r;
+  {
+    py::gil_scoped_release release;
+    r = grimsim::measure_fork_join(threads, seconds);
+  }
+  py::dict d;
+  d["min_s"] = r.min_s;
+  d["median_s"] = r.median_s;
+  d["threads"] = r.threads;
+  d["calls"] = r.calls;
+  return d;
+}
+
 }  // namespace
 
 void register_dense(py::module_& m) {
@@ -620,6 +634,9 @@ void register_dense(py::module_& m) {
         py::arg("threads") = 1, py::arg("seconds") = 0.3,
         "Streaming read bandwidth (GB/s, 1e9 bytes) over a buffer of `bytes`: "
         "{gbytes_per_s, bytes, threads, passes}.");
+  m.def("measure_fork_join", &fork_join, py::arg("threads") = 2, py::arg("seconds") = 0.1,
+        "Seconds a parallel_for of one empty task per thread costs, called back to back "
+        "(workers still spinning): {min_s, median_s, threads, calls}.");
 }
 
 }  // namespace grimsim_bind

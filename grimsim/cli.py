@@ -203,6 +203,7 @@ def _device_summary(profile: Any) -> dict[str, Any]:
         "peak_fp32_gflops_all": round(profile.peak_fp32_gflops(), 1),
         "dram_gbs": round(profile.dram.effective_bandwidth_gbs, 2),
         "l3_kib": profile.l3_kib,
+        "thread_barrier_us": profile.thread_barrier_us,
         "gpu": None if profile.gpu is None else {"name": profile.gpu.name,
                                                  "fp32_gflops": profile.gpu.fp32_gflops},
         "calibrated": profile.calibration is not None,

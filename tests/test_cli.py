@@ -129,7 +129,8 @@ def test_devices_measure_host_saves_a_new_measured_version(
     import grimsim.calibration.host as host
 
     monkeypatch.setenv("GRIMSIM_DATA_DIR", str(tmp_path))
-    measured = host.HostMeasurements(3.5, 20.0, (4096, "a sweep found ~4 MiB"))
+    measured = host.HostMeasurements(3.5, 20.0, (4096, "a sweep found ~4 MiB"),
+                                     fork_join=(0.25, 2))
     monkeypatch.setattr(host, "measure_host", lambda **_: measured)
     versions = []
     for _ in range(2):
@@ -139,6 +140,7 @@ def test_devices_measure_host_saves_a_new_measured_version(
         versions.append(dev["id"])
         assert dev["dram_gbs"] == 20.0 and dev["clusters"][0]["max_clock_ghz"] == 3.5
         assert dev["l3_kib"] in (4096, None)  # None: the OS lists no L3 here
+        assert dev["thread_barrier_us"] == 0.25  # the measured fork/join, not the placeholder
     assert versions == ["host@1", "host@2"]  # measured again each time, never overwritten
     code, _, err = _run(capsys, "devices", "sd855", "--measure-host")
     assert code == 2 and "--measure-host measures this machine" in err

@@ -446,6 +446,15 @@ def test_host_microbenchmarks():
         gk.measure_read_bandwidth(1 << 20, 1, 0.0)
     assert gk.parallel_backend() == "std::thread pool"
     assert gk.hardware_threads() >= 1
+    fj = gk.measure_fork_join(2, 0.02)
+    # every batch is timed, the median batch is no faster than the fastest, and a fork/join
+    # of a pool that works at all costs between a nanosecond and a (generous) millisecond
+    assert fj["threads"] == 2 and fj["calls"] >= 5 * 200
+    assert 1e-9 < fj["min_s"] <= fj["median_s"] < 1e-3
+    with pytest.raises(ValueError, match="threads"):
+        gk.measure_fork_join(0, 0.1)
+    with pytest.raises(ValueError, match="seconds"):
+        gk.measure_fork_join(2, 100.0)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

@@ -385,6 +385,12 @@ def test_host_profile_marks_measured_os_and_assumed_values() -> None:
         detect_host_facts(measured_clock_ghz=3650)
     with pytest.raises(DeviceProfileError, match="impossible"):
         detect_host_facts(measured_bandwidth_gbs=-1)
+    forked = build_host_profile(detect_host_facts(measured_fork_join=(0.15, 2)))
+    assert forked.thread_barrier_us == 0.15
+    assert forked.provenance("system.thread_barrier_us") == "measured"
+    for bad in ((0.0, 2), (0.15, 1), (2e5, 2)):
+        with pytest.raises(DeviceProfileError, match="measured_fork_join"):
+            detect_host_facts(measured_fork_join=bad)
 
 
 @linux_only

@@ -135,4 +135,28 @@ Bandwidth measure_read_bandwidth(std::size_t bytes, int threads, double seconds)
   return r;
 }
 
+ForkJoin measure_fork_join(int threads, double seconds) {
+  check_threads(threads);
+  check_seconds(seconds);
+  constexpr int kBatch = 200;
+  std::atomic<std::int64_t> touched{0};
+  std::vector<double> per_call;
+  ForkJoin r;
+  r.threads = threads;
+  const auto start = Clock::now();
+  do {
+    const auto t0 = Clock::now();
+    for (int i = 0; i < kBatch; ++i)
+      parallel_for(threads, threads, [&](std::int64_t) {
+        touched.fetch_add(1, std::memory_order_relaxed);
+      });
+    per_call.push_back(since(t0) / kBatch);
+    r.calls += kBatch;
+  } while (since(start) < seconds || per_call.size() < 5);
+  std::sort(per_call.begin(), per_call.end());
+  r.min_s = per_call.front();
+  r.median_s = per_call[per_call.size() / 2];
+  return r;
+}
+
 }  // namespace grimsim

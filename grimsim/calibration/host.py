@@ -47,6 +47,8 @@ class HostMeasurements:
     bandwidth_gbs: float
     llc: tuple[int, str] | None
     stream_gbs: tuple[tuple[int, float], ...] = ()
+    #: (us, threads) of one fork/join of the kernels' pool (None on one core)
+    fork_join: tuple[float, int] | None = None
 
 
 def llc_sweep_bytes(os_l3_kib: int | None) -> list[int]:
@@ -88,8 +90,9 @@ def effective_llc(sizes_bytes: Sequence[int], gbs: Sequence[float],
 
 
 def measure_host(fma_seconds: float = 0.3, bandwidth_seconds: float = 0.5,
-                 os_l3_kib: int | None = None) -> HostMeasurements:
-    """Clock, DRAM streaming-read bandwidth and the effective LLC of one core (~3 s)."""
+                 os_l3_kib: int | None = None, threads: int = 1) -> HostMeasurements:
+    """Clock, DRAM streaming-read bandwidth and the effective LLC of one core, and the cost
+    of running a kernel call on ``threads`` threads (~3 s)."""
     import grimsim._kernels as _kernels
 
     peak = _kernels.measure_fma_peak(threads=1, seconds=fma_seconds)
@@ -101,11 +104,18 @@ def measure_host(fma_seconds: float = 0.3, bandwidth_seconds: float = 0.5,
                                                        seconds=0.03)["gbytes_per_s"])
                  for _ in range(3)) for b in sizes]
     llc = effective_llc(sizes, curve, bw)
+    # back to back, as calibration and a network's layers call the kernels: the profile's
+    # 2 us placeholder made 0.2 us two-thread calls of tiny layers cost 2.8 us
+    fork_join = None
+    if threads >= 2:
+        fj = _kernels.measure_fork_join(threads=threads, seconds=0.1)
+        fork_join = (float(fj["min_s"]) * 1e6, threads)
     log.info("host: %.2f GHz from the FMA loop (%s, %.1f GFLOP/s), %.1f GB/s streaming read, "
              "LLC %s", peak["clock_ghz"], peak["simd"], peak["gflops"], bw,
              f"~{llc[0] // 1024} MiB" if llc else "as the OS reports")
     return HostMeasurements(float(peak["clock_ghz"]), bw, llc,
-                            tuple((b // 1024, g) for b, g in zip(sizes, curve, strict=True)))
+                            tuple((b // 1024, g) for b, g in zip(sizes, curve, strict=True)),
+                            fork_join)
 
 
 def measured_host_profile(*, remeasure: bool = False) -> DeviceProfile:
@@ -116,10 +126,12 @@ def measured_host_profile(*, remeasure: bool = False) -> DeviceProfile:
         cached = load_profile(HOST)
         if cached.fingerprint == os_facts.fingerprint:
             return cached
-    m = measure_host(os_l3_kib=os_facts.l3_kib)
+    m = measure_host(os_l3_kib=os_facts.l3_kib,
+                     threads=sum(len(c.cpus) for c in os_facts.clusters))
     facts = detect_host_facts(measured_clock_ghz=m.clock_ghz,
                               measured_bandwidth_gbs=m.bandwidth_gbs, measured_llc=m.llc,
-                              measured_stream_gbs=m.stream_gbs)
+                              measured_stream_gbs=m.stream_gbs,
+                              measured_fork_join=m.fork_join)
     profile = build_host_profile(facts, version=next_version(HOST))
     try:
         save_profile(profile)

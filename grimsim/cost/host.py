@@ -97,6 +97,8 @@ class HostFacts:
     measured_llc: tuple[int, str] | None = None
     #: ((buffer KiB, GB/s), ...) of that sweep
     measured_stream_gbs: tuple[tuple[int, float], ...] = ()
+    #: (us, threads): what a kernel call pays to run on that many threads of the pool
+    measured_fork_join: tuple[float, int] | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -221,6 +223,7 @@ def detect_host_facts(measured_clock_ghz: float | Sequence[float] | None = None,
                       measured_bandwidth_gbs: float | None = None, *,
                       measured_llc: tuple[int, str] | None = None,
                       measured_stream_gbs: Sequence[tuple[int, float]] = (),
+                      measured_fork_join: tuple[float, int] | None = None,
                       root: Path | str = "/") -> HostFacts:
     """Describe this machine from OS files only (``root`` lets tests supply a fake tree).
 
@@ -228,7 +231,8 @@ def detect_host_facts(measured_clock_ghz: float | Sequence[float] | None = None,
     fastest cluster, or one per cluster (fastest first). ``measured_bandwidth_gbs``: the
     streaming-read bandwidth. ``measured_llc``: (KiB, how) the last-level cache one core
     effectively has, from ``measured_stream_gbs``, streaming reads over growing buffers
-    ((KiB, GB/s) pairs). All come from the calibration package.
+    ((KiB, GB/s) pairs). ``measured_fork_join``: (us, threads) one parallel_for of the
+    kernels' thread pool costs on that many threads. All come from the calibration package.
     """
     base = Path(root)
     table = core_types()
@@ -321,6 +325,10 @@ def detect_host_facts(measured_clock_ghz: float | Sequence[float] | None = None,
     if measured_llc is not None and not 0 < measured_llc[0] <= 1 << 20:
         raise DeviceProfileError(f"measured_llc: {measured_llc[0]} KiB is impossible; expected "
                                  "(0, 1 GiB]")
+    if measured_fork_join is not None and not (0 < measured_fork_join[0] <= 1e5
+                                               and measured_fork_join[1] >= 2):
+        raise DeviceProfileError(f"measured_fork_join: {measured_fork_join} is impossible; "
+                                 "expected (0, 1e5] us on at least 2 threads")
     return HostFacts(arch=arch, os=platform.system().lower() or "unknown", vendor=vendor,
                      model_name=model, logical_cpus=len(blocks),
                      threads_per_core=threads_per_core, clusters=tuple(clusters), flags=flags,
@@ -328,7 +336,8 @@ def detect_host_facts(measured_clock_ghz: float | Sequence[float] | None = None,
                      l3_from=l3[2] if l3 else "", measured_clock_ghz=measured,
                      measured_bandwidth_gbs=measured_bandwidth_gbs, measured_llc=measured_llc,
                      measured_stream_gbs=tuple((int(k), float(g))
-                                               for k, g in measured_stream_gbs))
+                                               for k, g in measured_stream_gbs),
+                     measured_fork_join=measured_fork_join)
 
 
 def _nominal_clock(blk: Mapping[str, str], base: Path) -> tuple[float | None, str]:
@@ -480,7 +489,15 @@ def build_host_profile(facts: HostFacts, assumptions: HostAssumptions | None = N
             MEASURED_REF, f"one core's streaming-read rate over {len(stream)} buffers of "
             f"{stream[0][0] // 1024}-{stream[-1][0] // 1024} MiB, the best of three runs each",
             "measured")
-    sources["system.thread_barrier_us"] = a.sources["thread_barrier_us"]
+    barrier_us = a.thread_barrier_us
+    if facts.measured_fork_join is not None:
+        barrier_us = round(facts.measured_fork_join[0], 3)
+        sources["system.thread_barrier_us"] = Source(
+            MEASURED_REF, f"a parallel_for of one empty task per thread on "
+            f"{facts.measured_fork_join[1]} threads of the kernels' pool, called back to back: "
+            f"{facts.measured_fork_join[0]:g} us (the fastest batch's mean)", "measured")
+    else:
+        sources["system.thread_barrier_us"] = a.sources["thread_barrier_us"]
     sources["dram.sustained_fraction"] = a.sources["dram_sustained_fraction"]
     if facts.measured_bandwidth_gbs is not None:
         dram = Dram(type="unknown (host)", sustained_fraction=a.dram_sustained_fraction,
@@ -494,7 +511,7 @@ def build_host_profile(facts: HostFacts, assumptions: HostAssumptions | None = N
         sources["dram.peak_bandwidth_gbs"] = a.sources["dram_peak_bandwidth_gbs"]
     profile = DeviceProfile(
         name=HOST, version=version, soc=f"{facts.model_name} ({facts.arch})", os=facts.os,
-        clusters=tuple(clusters), dram=dram, thread_barrier_us=a.thread_barrier_us,
+        clusters=tuple(clusters), dram=dram, thread_barrier_us=barrier_us,
         description=a.description, l3_kib=l3_kib, stream_gbs=stream, gpu=None,
         calibration=None,
         fingerprint=facts.fingerprint, sources=tuple(sorted(sources.items())))

@@ -100,4 +100,16 @@ struct Bandwidth {
 // several accumulators) repeatedly for ~`seconds`; best pass. Use bytes >> LLC for DRAM.
 Bandwidth measure_read_bandwidth(std::size_t bytes, int threads, double seconds = 0.3);
 
+struct ForkJoin {
+  double min_s = 0.0;     // fastest batch's time per parallel_for
+  double median_s = 0.0;  // median batch's time per parallel_for
+  int threads = 0;
+  std::int64_t calls = 0;  // parallel_for calls timed
+};
+
+// What a kernel call pays to run on `threads` threads of the pool: parallel_for over one
+// empty task per thread, called back to back (as calibration and a network's layers call
+// the kernels, so the workers are still spinning), in batches over ~`seconds`.
+ForkJoin measure_fork_join(int threads, double seconds = 0.1);
+
 }  // namespace grimsim
