@@ -333,6 +333,20 @@ def test_bcr_at_eight_to_fifteen_columns_runs_as_one_padded_vector(
     assert t[7] < t[8], t
 
 
+def test_narrow_bcr_places_sums_by_expand_on_16_lanes_only(sd855: DeviceProfile) -> None:
+    """With 16-lane vectors the narrow kernel puts a tile's sums on the band's rows with one
+    vexpandps (narrow_expand16_cycles); 8-lane tiers use table permutes
+    (narrow_expand_cycles). Each parameter moves its own tier's cost and not the other's."""
+    rows = gemm_rows([1024], [1024], [1], "bcr:16x32:0.9")
+    cheap16 = dataclasses.replace(DEFAULT_PARAMS, narrow_expand16_cycles=0.0)
+    cheap8 = dataclasses.replace(DEFAULT_PARAMS, narrow_expand_cycles=0.0)
+    for bits, moved, kept in ((512, cheap16, cheap8), (256, cheap8, cheap16)):
+        profile = _with_simd_bits(sd855, bits)
+        base = _one(rows, AnalyticalCPUModel(profile))
+        assert _one(rows, AnalyticalCPUModel(profile, params=moved)) < base
+        assert _one(rows, AnalyticalCPUModel(profile, params=kept)) == pytest.approx(base)
+
+
 def _homogeneous_cores(profile: DeviceProfile) -> int:
     """Threads that stay on cores of the fastest core type."""
     clusters = profile.clusters_big_first()

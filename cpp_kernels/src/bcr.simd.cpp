@@ -361,9 +361,9 @@ GRIMSIM_INLINE int mask_rows(unsigned mask, std::uint8_t* rows) {
 }
 
 #if defined(__AVX2__)
-// x86 with AVX2 (also the AVX-512 build): 8-lane vectors. Each group's accumulator is
-// expanded onto the band's 16 rows with a lane permutation (vpermps), so the band's Y rows
-// stay in registers (NN = 1) or one L1 line per column of Y, and no scalar scatter runs.
+// x86 with AVX2 (also the AVX-512 build): 8-lane groups. Each group's accumulator is
+// expanded onto the band's 16 rows with a lane permutation (vpermps; one vexpandps with
+// AVX-512, see BandAcc), so the band's Y rows stay in registers and no scalar scatter runs.
 struct PermTable {
   alignas(32) std::int32_t idx[256][8];   // lane l <- accumulator lane (# set bits below l)
   alignas(32) std::int32_t keep[256][8];  // lane l: all ones if bit l is set, else zero
@@ -413,10 +413,10 @@ GRIMSIM_INLINE unsigned first8(unsigned m) {
 
 // One group of up to 8 of a tile's rows (submask sm, first value at va, column stride r):
 // NN columns of X, added onto the band's rows in ylo/yhi.
-template <int NN, class Idx>
+template <int NN, class Idx, class Band>
 GRIMSIM_INLINE void narrow_group(unsigned sm, i64 r, i64 c, const float* GRIMSIM_RESTRICT va,
                                  const Idx* GRIMSIM_RESTRICT ck, const float* GRIMSIM_RESTRICT x,
-                                 __m256 (&ylo)[NN], __m256 (&yhi)[NN]) {
+                                 Band& band) {
   // Independent accumulator sets hide the FMA latency for small NN.
   constexpr int S = NN >= 4 ? 1 : NN >= 2 ? 2 : 4;
   __m256 acc[S][NN];
@@ -450,26 +450,57 @@ GRIMSIM_INLINE void narrow_group(unsigned sm, i64 r, i64 c, const float* GRIMSIM
     __m256 t = acc[0][n];
 #pragma GCC unroll 4
     for (int s = 1; s < S; ++s) t = _mm256_add_ps(t, acc[s][n]);
-    expand_add(t, sm, ylo[n], yhi[n]);
+    band.place(n, t, sm);
   }
 }
 
 // One tile, NN columns of X: ylo/yhi[n] (the band's 16 rows) += W_tile x[:, n].
-template <int NN, class Idx>
+template <int NN, class Idx, class Band>
 GRIMSIM_INLINE void narrow_tile(unsigned mask, i64 r, i64 c, const float* vals, const Idx* cols,
-                                const float* x, __m256 (&ylo)[NN], __m256 (&yhi)[NN]) {
+                                const float* x, Band& band) {
   if (r <= 8) {  // the common case: one group, straight line
-    narrow_group<NN>(mask, r, c, vals, cols, x, ylo, yhi);
+    narrow_group<NN>(mask, r, c, vals, cols, x, band);
     return;
   }
   unsigned rest = mask;
   for (i64 a = 0; a < r; a += 8) {
     const unsigned sm = r - a > 8 ? first8(rest) : rest;
     rest ^= sm;
-    narrow_group<NN>(sm, r, c, vals + a, cols, x, ylo, yhi);
+    narrow_group<NN>(sm, r, c, vals + a, cols, x, band);
   }
 }
 
+#if defined(__AVX512F__) && GRIMSIM_SIMD_BYTES == 64
+// AVX-512: the band's 16 rows are one vector per column of X, and a group's sums go onto its
+// rows with one vexpandps (lane i onto the i-th set bit of the submask) instead of two 8-lane
+// permutes, masks and adds from lookup tables.
+template <int NN>
+struct BandAcc {
+  __m512 rows[NN];
+  GRIMSIM_INLINE void clear() {
+#pragma GCC unroll 8
+    for (int n = 0; n < NN; ++n) rows[n] = _mm512_setzero_ps();
+  }
+  GRIMSIM_INLINE void place(int n, __m256 t, unsigned sm) {
+    rows[n] = _mm512_add_ps(rows[n], _mm512_maskz_expand_ps(static_cast<__mmask16>(sm),
+                                                            _mm512_castps256_ps512(t)));
+  }
+  // Writes the band's rows [0, rows) to y (M x NN, row-major) from row row0.
+  GRIMSIM_INLINE void write(float* y, i64 row0, i64 n_rows) const {
+    alignas(64) float t[NN][16];
+#pragma GCC unroll 8
+    for (int n = 0; n < NN; ++n) _mm512_store_ps(t[n], rows[n]);
+    for (i64 j = 0; j < n_rows; ++j)
+#pragma GCC unroll 8
+      for (int n = 0; n < NN; ++n) y[(row0 + j) * NN + n] = t[n][j];
+  }
+  template <class Idx>
+  GRIMSIM_INLINE void tile(unsigned mask, i64 r, i64 c, const float* vals, const Idx* cols,
+                           const float* x) {
+    narrow_tile<NN>(mask, r, c, vals, cols, x, *this);
+  }
+};
+#else
 template <int NN>
 struct BandAcc {
   __m256 lo[NN], hi[NN];
@@ -477,6 +508,7 @@ struct BandAcc {
 #pragma GCC unroll 8
     for (int n = 0; n < NN; ++n) lo[n] = hi[n] = _mm256_setzero_ps();
   }
+  GRIMSIM_INLINE void place(int n, __m256 t, unsigned sm) { expand_add(t, sm, lo[n], hi[n]); }
   // Writes the band's rows [0, rows) to y (M x NN, row-major) from row row0.
   GRIMSIM_INLINE void write(float* y, i64 row0, i64 rows) const {
     alignas(32) float t[NN][16];
@@ -492,9 +524,10 @@ struct BandAcc {
   template <class Idx>
   GRIMSIM_INLINE void tile(unsigned mask, i64 r, i64 c, const float* vals, const Idx* cols,
                            const float* x) {
-    narrow_tile<NN>(mask, r, c, vals, cols, x, lo, hi);
+    narrow_tile<NN>(mask, r, c, vals, cols, x, *this);
   }
 };
+#endif
 #else
 // Other tiers (SSE2 baseline, NEON, generic): groups of kLanes rows; each group's results go
 // to a small band buffer in L1 by row index.

@@ -1255,9 +1255,11 @@ class AnalyticalCPUModel:
             # 8-lane permutes); other tiers use their vector
             group = 8 if mc.lanes >= 8 else None
             # the band's rows stay in registers across its tiles and are written once per
-            # band; per tile, its sums are placed on them (expand_add) once per column of X
+            # band; per tile, its sums are placed on them once per column of X (one
+            # vexpandps with 16 lanes, 8-lane permutes from tables below that)
+            expand = p.narrow_expand16_cycles if mc.lanes >= 16 else p.narrow_expand_cycles
             cost.main = n_blocks * (self._narrow_columns(ctx, idx, nn, group)
-                                    + nn * p.narrow_expand_cycles + p.narrow_tile_cycles)
+                                    + nn * expand + p.narrow_tile_cycles)
         else:
             # scalar and 128-bit FMAs issue on every FMA pipe (two on the cores modelled; a
             # core with double-pumped 512-bit vectors, vfma 1 at 16 lanes, still has two)

@@ -101,6 +101,7 @@ class KernelParams:
     y_vector_cycles: float = 2.0
     narrow_tile_cycles: float = 8.0
     narrow_expand_cycles: float = 3.0
+    narrow_expand16_cycles: float = 0.5
     fold_tile_cycles: float = 24.0
     split_load_cycles: float = 0.5
     nm_group_cycles: float = 1.0
@@ -162,6 +163,11 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "narrow_expand_cycles": "counted: bcr.simd.cpp expand_add, per tile and column of X: the "
     "tile's sums placed on the band's 16 rows (two vpermps, a vpaddd, two vandps, two vaddps "
     "and three table loads on two or three FP pipes)",
+    "narrow_expand16_cycles": "measured: the same with 16-lane vectors, where the band's rows "
+    "are one vector and a tile's sums go onto them with one vexpandps and an add: replacing "
+    "the permutes took 3.4-3.5 cycles off a tile (16x32 BCR, N = 1, 1024 and 3072 x 1024 at "
+    "75 and 90 %: 40.2 -> 36.8 and 22.4 -> 19.0 cycles a tile; EPYC Zen 4 VM, 2026-11-27, "
+    "alternating builds)",
     "split_load_cycles": "measured: extra cycles per X vector load of packed BCR that "
     "crosses a cache line (X rows not starting on a line). Sapphire Rapids VM, 2026-11-27, "
     "16x32 BCR, 1 thread, X offset by one float against aligned: 1.09-1.10x at 50 %, "
