@@ -470,12 +470,12 @@ GRIMSIM_INLINE void narrow_tile(unsigned mask, i64 r, i64 c, const float* vals, 
   }
 }
 
-#if defined(__AVX512F__) && GRIMSIM_SIMD_BYTES == 64
-// AVX-512: the band's 16 rows are one vector per column of X, and a group's sums go onto its
-// rows with one vexpandps (lane i onto the i-th set bit of the submask) instead of two 8-lane
-// permutes, masks and adds from lookup tables.
+// The band's 16 rows, one set per column of X. With AVX-512 they are one vector per column
+// and a group's sums go onto them with one vexpandps (lane i onto the i-th set bit of the
+// submask) instead of two 8-lane permutes, masks and adds from lookup tables.
 template <int NN>
 struct BandAcc {
+#if defined(__AVX512F__) && GRIMSIM_SIMD_BYTES == 64
   __m512 rows[NN];
   GRIMSIM_INLINE void clear() {
 #pragma GCC unroll 8
@@ -485,11 +485,29 @@ struct BandAcc {
     rows[n] = _mm512_add_ps(rows[n], _mm512_maskz_expand_ps(static_cast<__mmask16>(sm),
                                                             _mm512_castps256_ps512(t)));
   }
-  // Writes the band's rows [0, rows) to y (M x NN, row-major) from row row0.
-  GRIMSIM_INLINE void write(float* y, i64 row0, i64 n_rows) const {
-    alignas(64) float t[NN][16];
+  GRIMSIM_INLINE void store(float (&t)[NN][16]) const {
 #pragma GCC unroll 8
     for (int n = 0; n < NN; ++n) _mm512_store_ps(t[n], rows[n]);
+  }
+#else
+  __m256 lo[NN], hi[NN];
+  GRIMSIM_INLINE void clear() {
+#pragma GCC unroll 8
+    for (int n = 0; n < NN; ++n) lo[n] = hi[n] = _mm256_setzero_ps();
+  }
+  GRIMSIM_INLINE void place(int n, __m256 t, unsigned sm) { expand_add(t, sm, lo[n], hi[n]); }
+  GRIMSIM_INLINE void store(float (&t)[NN][16]) const {
+#pragma GCC unroll 8
+    for (int n = 0; n < NN; ++n) {
+      _mm256_store_ps(t[n], lo[n]);
+      _mm256_store_ps(t[n] + 8, hi[n]);
+    }
+  }
+#endif
+  // Writes the band's rows [0, n_rows) to y (M x NN, row-major) from row row0.
+  GRIMSIM_INLINE void write(float* y, i64 row0, i64 n_rows) const {
+    alignas(64) float t[NN][16];
+    store(t);
     for (i64 j = 0; j < n_rows; ++j)
 #pragma GCC unroll 8
       for (int n = 0; n < NN; ++n) y[(row0 + j) * NN + n] = t[n][j];
@@ -500,34 +518,6 @@ struct BandAcc {
     narrow_tile<NN>(mask, r, c, vals, cols, x, *this);
   }
 };
-#else
-template <int NN>
-struct BandAcc {
-  __m256 lo[NN], hi[NN];
-  GRIMSIM_INLINE void clear() {
-#pragma GCC unroll 8
-    for (int n = 0; n < NN; ++n) lo[n] = hi[n] = _mm256_setzero_ps();
-  }
-  GRIMSIM_INLINE void place(int n, __m256 t, unsigned sm) { expand_add(t, sm, lo[n], hi[n]); }
-  // Writes the band's rows [0, rows) to y (M x NN, row-major) from row row0.
-  GRIMSIM_INLINE void write(float* y, i64 row0, i64 rows) const {
-    alignas(32) float t[NN][16];
-#pragma GCC unroll 8
-    for (int n = 0; n < NN; ++n) {
-      _mm256_store_ps(t[n], lo[n]);
-      _mm256_store_ps(t[n] + 8, hi[n]);
-    }
-    for (i64 j = 0; j < rows; ++j)
-#pragma GCC unroll 8
-      for (int n = 0; n < NN; ++n) y[(row0 + j) * NN + n] = t[n][j];
-  }
-  template <class Idx>
-  GRIMSIM_INLINE void tile(unsigned mask, i64 r, i64 c, const float* vals, const Idx* cols,
-                           const float* x) {
-    narrow_tile<NN>(mask, r, c, vals, cols, x, *this);
-  }
-};
-#endif
 #else
 // Other tiers (SSE2 baseline, NEON, generic): groups of kLanes rows; each group's results go
 // to a small band buffer in L1 by row index.
