@@ -412,7 +412,7 @@ GRIMSIM_INLINE unsigned first8(unsigned m) {
 }
 
 // One group of up to 8 of a tile's rows (submask sm, first value at va, column stride r):
-// NN columns of X, added onto the band's rows in ylo/yhi.
+// NN columns of X, placed onto the band's rows (BandAcc::place).
 template <int NN, class Idx, class Band>
 GRIMSIM_INLINE void narrow_group(unsigned sm, i64 r, i64 c, const float* GRIMSIM_RESTRICT va,
                                  const Idx* GRIMSIM_RESTRICT ck, const float* GRIMSIM_RESTRICT x,
@@ -454,7 +454,7 @@ GRIMSIM_INLINE void narrow_group(unsigned sm, i64 r, i64 c, const float* GRIMSIM
   }
 }
 
-// One tile, NN columns of X: ylo/yhi[n] (the band's 16 rows) += W_tile x[:, n].
+// One tile, NN columns of X: the band's 16 rows of column n += W_tile x[:, n].
 template <int NN, class Idx, class Band>
 GRIMSIM_INLINE void narrow_tile(unsigned mask, i64 r, i64 c, const float* vals, const Idx* cols,
                                 const float* x, Band& band) {

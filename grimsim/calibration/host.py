@@ -126,8 +126,7 @@ def measured_host_profile(*, remeasure: bool = False) -> DeviceProfile:
         cached = load_profile(HOST)
         if cached.fingerprint == os_facts.fingerprint:
             return cached
-    m = measure_host(os_l3_kib=os_facts.l3_kib,
-                     threads=sum(len(c.cpus) for c in os_facts.clusters))
+    m = measure_host(os_l3_kib=os_facts.l3_kib, threads=os_facts.logical_cpus)
     facts = detect_host_facts(measured_clock_ghz=m.clock_ghz,
                               measured_bandwidth_gbs=m.bandwidth_gbs, measured_llc=m.llc,
                               measured_stream_gbs=m.stream_gbs,

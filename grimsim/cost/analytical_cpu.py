@@ -96,6 +96,9 @@ _TABLE_ROWS = 128  # kept rows per BCR tile tabulated exactly; linear beyond
 _CHUNK_ROWS = 65_536
 _MAX_TASK_COLS = 256  # dense.cpp kMaxTaskCols
 _WINO_POINTS = 36
+#: bcr.cpp BcrPacked::spmm: N below this (and below the vector) runs packed BCR's narrow
+#: kernel; bcr.simd.cpp narrow_group takes a tile's rows in groups of this many lanes on x86
+_BCR_NARROW_N = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -459,9 +462,9 @@ class AnalyticalCPUModel:
         dense = dense | depthwise
         gemv = dense & ~depthwise & (n_call == 1)
         gemm_rows = dense & ~depthwise & ~gemv
-        # packed BCR's narrow kernel takes N < 8 (bcr.cpp BcrPacked::spmm); 8-15 columns on
-        # 16 lanes run as a panel of one padded vector, as the row kernels' do not
-        narrow = n_call < np.where(fmt == _FMT["bcr"], min(mc.lanes, 8), mc.lanes)
+        # packed BCR's narrow kernel takes N < 8; 8-15 columns on 16 lanes run as a panel of
+        # one padded vector, as the row kernels' do not
+        narrow = n_call < np.where(fmt == _FMT["bcr"], min(mc.lanes, _BCR_NARROW_N), mc.lanes)
         ctx = _Ctx(rows, threads, calls, n_call, m_call, self, steps)
 
         idx = np.flatnonzero(gemm_rows)
@@ -1212,8 +1215,7 @@ class AnalyticalCPUModel:
         nnz = rows.nnz[idx] / rows.groups[idx]
         n_blocks = rows.n_blocks[idx] / rows.groups[idx]
         lanes = mc.lanes if group is None else min(group, mc.lanes)
-        # narrower vectors issue on every FMA pipe (two at most): the FLOP rate is not fixed
-        vfma = min(2.0, mc.vfma * mc.lanes / lanes) if lanes < mc.lanes else mc.vfma
+        vfma = self._fma_per_cycle(lanes)
         s = np.where(nn >= 4, 1.0, np.where(nn >= 2, 2.0, 4.0))
         # a tile's chains are its c columns long and restart at the next tile, which
         # out-of-order execution runs beside them: about two tiles (~100 instructions each)
@@ -1222,6 +1224,14 @@ class AnalyticalCPUModel:
         per_col = np.maximum(np.maximum(nn / vfma, (2 + nn) / mc.loads),
                              mc.latency / (2.0 * s))
         return _cdiv(_col_weighted_rows(nnz, n_blocks, c, r), lanes) * c * per_col
+
+    def _fma_per_cycle(self, width: float) -> float:
+        """FMAs per cycle on vectors of ``width`` floats (scalars: 1): narrower vectors than
+        the machine's issue on every FMA pipe (two on the cores modelled), so a core whose
+        512-bit FMAs are double-pumped (vfma 1 at 16 lanes) still runs two 8- or 4-lane ones;
+        the rate never falls below the full-width one."""
+        mc = self.machine
+        return max(mc.vfma, min(2.0, mc.vfma * mc.lanes / width))
 
     def _sparse_narrow(self, ctx: _Ctx, idx: np.ndarray, fmt: str,
                        weights_again: bool = False
@@ -1251,9 +1261,8 @@ class AnalyticalCPUModel:
             # costed 61 us for 42 measured, and the calibration points of N = 1 BCR were
             # 1.3x under the model (median; 1.15x with it as compute)
             # x86 runs the narrow kernel in 8-lane groups of a tile's rows even with 16-lane
-            # vectors (bcr.simd.cpp narrow_group: a tile's results go onto the band's rows by
-            # 8-lane permutes); other tiers use their vector
-            group = 8 if mc.lanes >= 8 else None
+            # vectors (bcr.simd.cpp narrow_group); other tiers use their vector
+            group = _BCR_NARROW_N if mc.lanes >= 8 else None
             # the band's rows stay in registers across its tiles and are written once per
             # band; per tile, its sums are placed on them once per column of X (one
             # vexpandps with 16 lanes, 8-lane permutes from tables below that)
@@ -1261,18 +1270,15 @@ class AnalyticalCPUModel:
             cost.main = n_blocks * (self._narrow_columns(ctx, idx, nn, group)
                                     + nn * expand + p.narrow_tile_cycles)
         else:
-            # scalar and 128-bit FMAs issue on every FMA pipe (two on the cores modelled; a
-            # core with double-pumped 512-bit vectors, vfma 1 at 16 lanes, still has two)
-            scalar_fma = np.maximum(mc.vfma, np.minimum(2.0, mc.vfma * mc.lanes / 4.0))
             # a row's sums in registers, in two sets (even and odd nonzeros, sparse.simd.cpp
             # NarrowAccN): half an FMA latency per nonzero, at every narrow N (host, 256 x 1152
             # CSR at 75 %: 1.9, 2.2, 2.6, 4.9-6.0, 4.8 cycles per nonzero at N = 2, 4, 7, 12,
-            # 15; 2.0 at N = 1)
-            # the compiler packs a row of x into 4-float vectors plus single floats
-            # (sse/neon width): one load and one multiply-add each
+            # 15; 2.0 at N = 1). The compiler packs a row of x into 4-float vectors plus single
+            # floats (sse/neon width): one load and one multiply-add each
             pieces = nn // 4 + nn % 4
+            piece_fma = self._fma_per_cycle(4.0)
             per_nnz = np.where(nn == 1, np.maximum(mc.latency / 2.0, 3.0 / mc.loads),
-                               np.maximum(np.maximum(mc.latency / 2.0, pieces / scalar_fma),
+                               np.maximum(np.maximum(mc.latency / 2.0, pieces / piece_fma),
                                           (2 + pieces) / mc.loads))
             cost.main = nnz * per_nnz
             cost.side = m * (p.row_overhead_cycles + nn)
