@@ -18,6 +18,7 @@ from grimsim.cost.features import (
     correction_features,
     feature_machine,
     n_tile_layout,
+    one_thread_estimate,
 )
 from grimsim.cost.learned import (
     CalibratedModel,
@@ -167,7 +168,9 @@ def test_calibrated_model_applies_correction_with_band_and_provenance() -> None:
     est = cal.estimate(rows)
     assert est.provenance == f"calibrated:{ana.profile.id}" == cal.name
     gemm = rows.is_gemm
-    X = correction_features(rows.take(np.flatnonzero(gemm)), _take(base, gemm), ana.profile)
+    sub, sub_base = rows.take(np.flatnonzero(gemm)), _take(base, gemm)
+    X = correction_features(sub, sub_base, ana.profile,
+                            one_thread=one_thread_estimate(ana, sub, sub_base))
     corr = cal.correction.regressor.predict(X)
     np.testing.assert_allclose(est.latency_s[gemm], base.analytical_s[gemm] * np.exp(corr))
     assert np.all(est.band_lo_s <= est.latency_s) and np.all(est.latency_s <= est.band_hi_s)
@@ -234,7 +237,9 @@ def _layout(M: list[int], K: list[int], N: list[int], spec: str, threads: int = 
     profile = load_profile("sd855")
     rows = gemm_rows(M, K, N, spec, threads=threads)
     est = AnalyticalCPUModel(profile, cache_state="warm").estimate(rows)
-    X = correction_features(rows, est, machine or profile)
+    X = correction_features(rows, est, machine or profile,
+                            one_thread=one_thread_estimate(AnalyticalCPUModel(
+                                profile, cache_state="warm"), rows, est))
     assert X.flags.f_contiguous and X.shape == (len(rows), len(CORRECTION_FEATURES))
     return {name: X[:, j] for j, name in enumerate(CORRECTION_FEATURES)}
 
@@ -315,10 +320,40 @@ def test_an_artefact_on_fewer_features_still_applies(tmp_path: Path) -> None:
     assert old.feature_names == tuple(names)
     ana = AnalyticalCPUModel(load_profile("sd855"), cache_state="warm")
     rows = gemm_rows([64, 256], [576, 1024], [3136, 1], "bcr:16x32:0.75")
-    full = correction_features(rows, ana.estimate(rows), ana.profile)
+    est = ana.estimate(rows)
+    full = correction_features(rows, est, ana.profile, one_thread=est)
     cols = [CORRECTION_FEATURES.index(n) for n in names]
     want = ana.estimate(rows).analytical_s * np.exp(reg.predict(full[:, cols]))
     np.testing.assert_allclose(CalibratedModel(ana, old).estimate(rows).latency_s, want)
+
+
+def test_thread_features_compare_with_the_one_thread_estimate() -> None:
+    """The correction sees the speed-up over one thread the analytical model predicts: zero
+    on one thread, log2(one thread / this row) on more, the compute part separately."""
+    profile = load_profile("sd855")
+    model = AnalyticalCPUModel(profile, cache_state="warm")
+    rows = gemm_rows([256, 256, 64], [1152, 1152, 64], [784, 784, 49], "bcr:16x32:0.75",
+                     threads=[1, 4, 4])
+    est = model.estimate(rows)
+    one = one_thread_estimate(model, rows, est)
+    alone = model.estimate(rows.with_threads(1))
+    np.testing.assert_array_equal(one.analytical_s, alone.analytical_s)
+    np.testing.assert_array_equal(one.compute_s, alone.compute_s)
+    X = correction_features(rows, est, profile, one_thread=one)
+    col = {n: X[:, CORRECTION_FEATURES.index(n)] for n in ("log2_prior_speedup",
+                                                             "log2_compute_speedup")}
+    assert col["log2_prior_speedup"][0] == 0.0 == col["log2_compute_speedup"][0]
+    np.testing.assert_allclose(col["log2_prior_speedup"][1:],
+                               np.log2(alone.analytical_s[1:] / est.analytical_s[1:]))
+    # a big GEMM spreads over the 4 big cores (one prime, three slower); a tiny one gains less
+    assert 1.0 < col["log2_compute_speedup"][1] <= 2.0 + 1e-9
+    assert col["log2_prior_speedup"][2] < col["log2_prior_speedup"][1]
+    # rows all on one thread: the estimate is its own one-thread estimate
+    single = rows.with_threads(1)
+    est1 = model.estimate(single)
+    assert one_thread_estimate(model, single, est1) is est1
+    with pytest.raises(ValueError, match="one-thread estimates"):
+        correction_features(rows, est, profile, one_thread=_take(est, np.array([0])))
 
 
 def test_pruned_depthwise_rows_get_the_dense_rows_features() -> None:
@@ -336,10 +371,11 @@ def test_pruned_depthwise_rows_get_the_dense_rows_features() -> None:
     est_d, est_p = model.estimate(dense), model.estimate(pruned)
     assert list(est_p.kernel) == ["depthwise", "depthwise"]
     np.testing.assert_allclose(est_p.latency_s, est_d.latency_s)
-    np.testing.assert_array_equal(correction_features(pruned, est_p, profile),
-                                  correction_features(dense, est_d, profile))
+    np.testing.assert_array_equal(correction_features(pruned, est_p, profile, one_thread=est_p),
+                                  correction_features(dense, est_d, profile, one_thread=est_d))
     # a sparse kernel's rows keep their structure
     fc = gemm_rows(256, 512, 64, "unstructured:0.75")
     fc_dense = gemm_rows(256, 512, 64, "dense")
-    assert not np.array_equal(correction_features(fc, model.estimate(fc), profile),
-                              correction_features(fc_dense, model.estimate(fc_dense), profile))
+    est_s, est_fd = model.estimate(fc), model.estimate(fc_dense)
+    assert not np.array_equal(correction_features(fc, est_s, profile, one_thread=est_s),
+                              correction_features(fc_dense, est_fd, profile, one_thread=est_fd))

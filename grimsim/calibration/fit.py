@@ -42,6 +42,7 @@ from grimsim.cost.features import (
     GEMM_KERNELS,
     baseline_features,
     correction_features,
+    one_thread_estimate,
 )
 from grimsim.cost.learned import (
     CalibrationError,
@@ -391,8 +392,10 @@ def _load(points_dir: Path, statistic: str, slow_tol: float | None = 0.10,
     est_u = model.estimate(rows)
     recs = [records[i] for i in idx]
     specs = [str(r["spec"]) for r in recs]
+    X = correction_features(rows, est_u, profile,
+                            one_thread=one_thread_estimate(model, rows, est_u))
     data = _Data(
-        records=recs, X=correction_features(rows, est_u, profile), Xb=baseline_features(rows),
+        records=recs, X=X, Xb=baseline_features(rows),
         y=np.log(measured[idx] / est_u.analytical_s), analytical_s=est_u.analytical_s,
         measured_s=measured[idx],
         split_keys=np.asarray([Shape.from_dict(r["shape"]).split_key for r in recs]),

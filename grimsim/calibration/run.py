@@ -74,7 +74,12 @@ from grimsim.calibration.plan import (
     stratum_of,
 )
 from grimsim.cost.analytical_cpu import AnalyticalCPUModel
-from grimsim.cost.features import CORRECTION_FEATURES, correction_features, feature_machine
+from grimsim.cost.features import (
+    CORRECTION_FEATURES,
+    correction_features,
+    feature_machine,
+    one_thread_estimate,
+)
 from grimsim.cost.learned import CalibrationError, fit_ensemble
 from grimsim.cost.profile import DeviceProfile, load_profile, profile_to_dict
 from grimsim.errors import GrimsimError
@@ -207,7 +212,8 @@ def adaptive_units(records: Sequence[dict[str, Any]], model: AnalyticalCPUModel,
         return []
     rows = rows_from_records(records)
     est = model.estimate(rows)
-    X = correction_features(rows, est, model.profile)
+    X = correction_features(rows, est, model.profile,
+                            one_thread=one_thread_estimate(model, rows, est))
     y = np.log(np.asarray([r["min_s"] for r in records]) / est.analytical_s)
     groups = np.asarray([Shape.from_dict(r["shape"]).split_key for r in records])
     _, inv = np.unique(groups, return_inverse=True)
@@ -561,7 +567,8 @@ class _Loop:
         # the row as timed: sparse statistics of the real mask, not the expectation
         real_rows = rows_from_records(recs)
         real = self.model.estimate(real_rows)
-        X = correction_features(real_rows, real, self.machine)
+        X = correction_features(real_rows, real, self.machine,
+                                one_thread=one_thread_estimate(self.model, real_rows, real))
         for i, (m, rec) in enumerate(zip(results, recs, strict=True)):
             key = unit.point_key(m.threads)
             remeasure = key in self.state.pending

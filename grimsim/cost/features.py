@@ -5,14 +5,17 @@ Two feature sets over the same rows:
 * ``CORRECTION_FEATURES``: what the learned correction sees - the GEMM shape per call, the
   scheme's structure (sparsity, block dims, kept rows/columns per block, N:M, imbalance),
   threads, the analytical model's answer (its latency, the compute/memory/overhead shares
-  of its breakdown, the kernel it picked), and descriptors of the work as the engine's
-  kernels lay it out on this device (``_KERNEL``: operand sizes against L2 and the last-level
-  cache, the X panel of an N tile against L2, the pages an N tile's X rows span, the X-panel
-  copy, reuse of X and row lengths, N tiles and parallel tasks). The correction predicts
-  ``log(measured / analytical)``, so the analytical prior carries the physics and the model
-  learns what it misses - on the host calibration, mostly the regimes where operands spill
-  a cache level or the TLB (see benchmarks/fidelity.md). A recurrent step's GEMM counts
-  the step's weights (all its gates, ``step_bytes``) as its weight working set.
+  of its breakdown, the kernel it picked, and the speed-up over one thread it predicts -
+  ``_THREADS``: on the 2-core host calibration the measured speed-up fell short of the
+  predicted one by 0-50 %, the larger part of the 2-thread error), and descriptors of the
+  work as the engine's kernels lay it out on this device (``_KERNEL``: operand sizes
+  against L2 and the last-level cache, the X panel of an N tile against L2, the pages an N
+  tile's X rows span, the X-panel copy, reuse of X and row lengths, N tiles and parallel
+  tasks). The correction predicts ``log(measured / analytical)``, so the analytical prior
+  carries the physics and the model learns what it misses - on the host calibration, mostly
+  the regimes where operands spill a cache level or the TLB (see benchmarks/fidelity.md). A
+  recurrent step's GEMM counts the step's weights (all its gates, ``step_bytes``) as its
+  weight working set.
 * ``BASELINE_FEATURES``: shape/FLOP features only, no analytical prior, for the nn-Meter-style
   random-forest baseline that predicts ``log(latency)`` directly (nn-Meter, MobiSys 2021,
   uses per-kernel random forests on such configuration features).
@@ -22,13 +25,13 @@ Sizes enter as log2, so a tree split means "twice as large" anywhere in the rang
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from grimsim.cost.kernel_params import CPU_KERNELS
 from grimsim.cost.profile import DeviceProfile
-from grimsim.cost.protocol import EstimateBatch
+from grimsim.cost.protocol import CostModel, EstimateBatch
 from grimsim.cost.rows import FORMATS, OPS, CostRows
 from grimsim.network.workload import Op
 from grimsim.pruning import KINDS
@@ -41,6 +44,7 @@ __all__ = [
     "baseline_features",
     "correction_features",
     "feature_machine",
+    "one_thread_estimate",
 ]
 
 #: Kernels the correction is trained on (every CPU kernel but the cheap element-wise ops).
@@ -52,13 +56,14 @@ _STRUCTURE = ("density", "log2_block_r", "log2_block_c", "log2_kept_rows_per_blo
               "nm_m", "imbalance", "log2_macs", "log2_format_bytes", "log2_act_bytes_in")
 _CONV = ("kh", "stride", "ragged_n_share")
 _PRIOR = ("log2_call_us", "compute_share", "memory_share", "overhead_share")
+_THREADS = ("log2_prior_speedup", "log2_compute_speedup")
 _KERNEL = ("log2_x_over_l2", "log2_x_over_llc", "log2_w_over_l2", "log2_w_over_llc",
            "log2_y_over_l2", "log2_operands_over_llc", "log2_panel_over_l2", "log2_x_pages",
            "log2_x_row_bytes", "copy_panels", "log2_x_reuse", "log2_row_nnz", "log2_n_tiles",
            "narrow_n", "log2_tasks", "task_imbalance")
 
 CORRECTION_FEATURES: tuple[str, ...] = (
-    _SHAPE + _STRUCTURE + _CONV + _PRIOR + _KERNEL
+    _SHAPE + _STRUCTURE + _CONV + _PRIOR + _THREADS + _KERNEL
     + tuple(f"kernel={k}" for k in GEMM_KERNELS))
 
 _BASE_OPS = (Op.FC, Op.CONV, Op.DWCONV)
@@ -163,6 +168,12 @@ def _log2(x: np.ndarray) -> np.ndarray:
     return np.log2(np.maximum(np.asarray(x, dtype=np.float64), 1.0))
 
 
+def _log2_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """log2(a / b), 0 where either is not positive."""
+    ok = (a > 0) & (b > 0)
+    return np.where(ok, np.log2(np.where(ok, a, 1.0) / np.where(ok, b, 1.0)), 0.0)
+
+
 def _cdiv(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
     return np.floor((a + b - 1) / b)
 
@@ -256,13 +267,33 @@ def _kernel_layout(rows: CostRows, machine: FeatureMachine) -> dict[str, np.ndar
     }
 
 
+def one_thread_estimate(model: CostModel, rows: CostRows,
+                        estimate: EstimateBatch) -> EstimateBatch:
+    """The analytical ``estimate`` of ``rows`` as if each ran on one thread (what
+    ``correction_features`` compares the estimate with): ``estimate`` itself where every row
+    already has one thread, else the model asked again for the rows with more."""
+    multi = np.flatnonzero(rows.threads > 1)
+    if multi.size == 0:
+        return estimate
+    one = model.estimate(rows.take(multi).with_threads(1))
+    fields = {}
+    for name in ("analytical_s", "compute_s"):
+        col = getattr(estimate, name).copy()
+        col[multi] = getattr(one, name)
+        fields[name] = col
+    return replace(estimate, **fields)
+
+
 def correction_features(rows: CostRows, estimate: EstimateBatch,
-                        device: DeviceProfile | FeatureMachine) -> np.ndarray:
+                        device: DeviceProfile | FeatureMachine, *,
+                        one_thread: EstimateBatch) -> np.ndarray:
     """The ``CORRECTION_FEATURES`` matrix (rows x features, float64, column-major so the
     trees read each feature contiguously) of ``rows`` given the analytical ``estimate`` of
-    the same rows, for the device (a profile or its ``FeatureMachine``)."""
-    if len(estimate) != len(rows):
-        raise ValueError(f"{len(rows)} rows but {len(estimate)} estimates")
+    the same rows and ``one_thread``, their estimate on one thread (``one_thread_estimate``),
+    for the device (a profile or its ``FeatureMachine``)."""
+    if len(estimate) != len(rows) or len(one_thread) != len(rows):
+        raise ValueError(f"{len(rows)} rows but {len(estimate)} estimates and "
+                         f"{len(one_thread)} one-thread estimates")
     machine = device if isinstance(device, FeatureMachine) else feature_machine(device)
     kernel = np.asarray(estimate.kernel, dtype=object)
     # A pruned depthwise conv still runs the dense depthwise kernel (zeros included): describe
@@ -288,6 +319,8 @@ def correction_features(rows: CostRows, estimate: EstimateBatch,
     cols["compute_share"] = estimate.compute_s / safe
     cols["memory_share"] = estimate.memory_s / safe
     cols["overhead_share"] = estimate.overhead_s / safe
+    cols["log2_prior_speedup"] = _log2_ratio(one_thread.analytical_s, estimate.analytical_s)
+    cols["log2_compute_speedup"] = _log2_ratio(one_thread.compute_s, estimate.compute_s)
     for name in GEMM_KERNELS:
         cols[f"kernel={name}"] = (kernel == name).astype(np.float64)
     out = np.empty((len(rows), len(CORRECTION_FEATURES)), dtype=np.float64, order="F")

@@ -42,6 +42,7 @@ from grimsim.cost.features import (
     GEMM_KERNELS,
     correction_features,
     feature_machine,
+    one_thread_estimate,
 )
 from grimsim.cost.profile import DeviceProfile, user_data_dir
 from grimsim.cost.protocol import CostModel, EstimateBatch
@@ -694,7 +695,8 @@ class CalibratedModel:
         if idx.size:
             sub = rows.take(idx) if idx.size < len(rows) else rows
             sub_est = est if idx.size == len(rows) else _take(est, idx)
-            X = correction_features(sub, sub_est, self._machine)
+            X = correction_features(sub, sub_est, self._machine, one_thread=one_thread_estimate(
+                self.analytical, sub, sub_est))
             if self._columns is not None:
                 X = np.asfortranarray(X[:, self._columns])
             if X.shape[1] != self.correction.regressor.n_features_in_:
