@@ -25,12 +25,14 @@ import numpy as np
 import pytest
 
 from grimsim.calibration.measure import (
+    CROWDED_CORE_SHARE,
     KernelMeasurer,
     Measurement,
     PointsFile,
     TimingOptions,
     combine_passes,
     device_fingerprint,
+    pass_contended,
     point_record,
     rows_from_records,
     unit_rows,
@@ -501,6 +503,49 @@ def test_contended_points_get_extra_passes(tmp_path: Path) -> None:
         assert rec["cpu_pressure"] == (0.9 if key in busy else 0.0)
 
 
+class Crowded(PassNoise):
+    """2-thread timings of units whose key hashes even ran on crowded cores in every pass
+    (their 1-thread timings did not: a probe runs only on several threads)."""
+
+    def measure(self, unit: PlanUnit, threads: Any, kernels: Any) -> list[Measurement]:
+        share = 0.5 if sum(unit.key.encode()) % 2 == 0 else 0.97
+        return [replace(m, core_share=share if m.threads > 1 else None)
+                for m in super().measure(unit, threads, kernels)]
+
+
+def test_points_timed_on_crowded_cores_get_extra_passes(tmp_path: Path) -> None:
+    res = run_fake(tmp_path, 1e6, Crowded(FakeClock()), passes=3)
+    assert res.stopped == "done"
+    state = PointsFile(tmp_path).load()
+    crowded = {k for k, r in state.points.items()
+               if sum(r["unit"].encode()) % 2 == 0 and r["threads"] > 1}
+    assert crowded and len(crowded) < len(state.points)
+    for key, rec in state.points.items():
+        assert rec["passes"] == (5 if sum(rec["unit"].encode()) % 2 == 0 else 3)
+        assert rec["core_share"] == (None if rec["threads"] == 1
+                                     else 0.5 if key in crowded else 0.97)
+        assert len(rec["pass_core_share"]) == rec["passes"]
+
+
+def test_pass_contended_reads_cpu_pressure_and_core_share() -> None:
+    m = Measurement(2, "gemm", 1.0, 1.0, 1.0, 3, {})
+    assert not pass_contended(m, 0.25)
+    assert pass_contended(replace(m, cpu_pressure=0.3), 0.25)
+    assert not pass_contended(replace(m, cpu_pressure=0.2, core_share=0.95), 0.25)
+    assert pass_contended(replace(m, core_share=CROWDED_CORE_SHARE - 0.01), 0.25)
+
+
+def test_kernel_measurer_probes_the_cores_on_several_threads() -> None:
+    pytest.importorskip("grimsim._kernels")
+    shape = Shape(op=Op.FC, M=64, K=64, N=64)
+    unit = PlanUnit(shape, "dense", "test", "dense:gemm")
+    measurer = KernelMeasurer(TimingOptions(min_time_s=0.001, warmup=1, max_reps=20))
+    one, two = measurer.measure(unit, [1, 2], ["gemm", "gemm"])
+    assert one.core_share is None
+    # the probe against twice one core's rate: ~1 on two free cores, ~0.5 on a shared one
+    assert two.core_share is not None and 0.05 < two.core_share <= 1.5
+
+
 def test_a_drifted_later_pass_falls_back_and_is_timed_again(tmp_path: Path) -> None:
     # probes: 3 for the baseline, then batches of 4 points; the 4th batch probe is off
     ref = lambda i: 1.2e-3 if i == 6 else 1e-3  # noqa: E731
@@ -621,7 +666,10 @@ def test_combine_passes_keeps_the_fastest_call_and_the_median_pass() -> None:
     m = combine_passes(passes)
     assert (m.min_s, m.median_s, m.reps, m.setup_s) == (1.2, 2.5, 40, 0.3)
     assert m.mean_s == pytest.approx((2.2 * 10 + 3.1 * 20 + 2.6 * 10) / 40)
-    assert m.cpu_pressure == 0.0
+    assert m.cpu_pressure == 0.0 and m.core_share is None
     assert combine_passes(passes[:1]) == passes[0]
+    shared = [replace(p, threads=2, core_share=c) for p, c in zip(passes, (0.5, 0.96, None),
+                                                                strict=True)]
+    assert combine_passes(shared).core_share == 0.96  # crowded only if every pass was
     with pytest.raises(GrimsimError):
         combine_passes([])

@@ -171,6 +171,8 @@ def test_noise_floor_compares_each_pass_with_the_point() -> None:
     assert nf.one_pass_within_10 == pytest.approx(4 / 5)
     assert nf.one_pass_rms == pytest.approx(math.sqrt((0.08**2 + 0.2**2 + 0.01**2) / 5))
     assert nf.passes_within_10 == 0.5 and nf.contended == 0.5
+    crowded = [dict(recs[0], core_share=0.5, cpu_pressure=None), recs[1]]
+    assert noise_floor(crowded).contended == 1.0
     assert noise_floor(recs[2:]).n == 0 and math.isnan(noise_floor([]).one_pass_rms)
 
 
@@ -188,3 +190,13 @@ def test_points_contended_in_every_pass_are_left_out(tmp_path: Path) -> None:
     assert report.dropped["contended"] == busy > 0
     kept = fit(tmp_path, tmp_path / "b.yaml", params=TINY, baseline=False, contended_tol=None)
     assert kept.n_points - report.n_points == busy
+    # crowded cores count as contended too
+    crowded = 0
+    for i, r in enumerate(lines):
+        if r["type"] == "point":
+            r["cpu_pressure"] = 0.02
+            r["core_share"] = 0.5 if i % 7 == 0 else 0.97
+            crowded += i % 7 == 0
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    report = fit(tmp_path, tmp_path / "c.yaml", params=TINY, baseline=False)
+    assert report.dropped["contended"] == crowded > 0

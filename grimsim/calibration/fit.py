@@ -13,9 +13,10 @@ The measurement fitted is ``min_s`` by default: the fastest call over a point's 
 the statistic that repeats best on a shared machine (see ``TimingOptions``). Points of a
 batch whose drift probe ran more than ``slow_tol`` slower than the session's usual speed
 (its lower-quartile probe), and points every pass of which ran while other tasks waited for
-a CPU (``contended_tol``), are left out and counted. Where points were timed in several
-passes, the report also gives the measurement noise: how far one pass lies from the point's
-value - a floor no model can beat on that data.
+a CPU (``contended_tol``) or on crowded cores (a multi-thread probe under
+``CROWDED_CORE_SHARE`` of the cores' rate), are left out and counted. Where points were
+timed in several passes, the report also gives the measurement noise: how far one pass lies
+from the point's value - a floor no model can beat on that data.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from grimsim import __version__
-from grimsim.calibration.measure import PointsFile, rows_from_records
+from grimsim.calibration.measure import CROWDED_CORE_SHARE, PointsFile, rows_from_records
 from grimsim.calibration.plan import Shape
 from grimsim.cost.analytical_cpu import AnalyticalCPUModel
 from grimsim.cost.features import (
@@ -127,7 +128,8 @@ class NoiseFloor:
     value (the statistic over all its passes); ``one_pass_rms``: the RMS of that relative
     gap; ``passes_within_10``: share of points whose passes all lie within 10 % of each
     other; ``contended``: share of points every pass of which ran while other tasks waited
-    for a CPU more than 10 % of the time (Linux PSI; NaN where unknown).
+    for a CPU more than 10 % of the time (Linux PSI) or on crowded cores (``core_share``
+    under ``CROWDED_CORE_SHARE``; NaN where neither is known).
     """
 
     n: int
@@ -150,7 +152,7 @@ def noise_floor(records: Sequence[Mapping[str, Any]], statistic: str = "min_s") 
     one_pass: list[float] = []
     value: list[float] = []
     agree: list[bool] = []
-    pressure: list[float] = []
+    contended: list[bool] = []
     for r in records:
         passes = [float(v) for v in r.get(key) or () if v]
         if len(passes) < 2:
@@ -158,15 +160,23 @@ def noise_floor(records: Sequence[Mapping[str, Any]], statistic: str = "min_s") 
         one_pass += passes
         value += [float(r[statistic])] * len(passes)
         agree.append(max(passes) / min(passes) <= 1.10)
-        if r.get("cpu_pressure") is not None:
-            pressure.append(float(r["cpu_pressure"]))
+        if r.get("cpu_pressure") is not None or r.get("core_share") is not None:
+            contended.append(_contended(r, 0.1))
     if not agree:
         return NoiseFloor.empty()
     gap = metrics(np.asarray(one_pass), np.asarray(value))  # one pass as a "prediction"
     return NoiseFloor(
         n=len(agree), one_pass_within_5=gap.within_5, one_pass_within_10=gap.within_10,
         one_pass_rms=gap.rmspe, passes_within_10=float(np.mean(agree)),
-        contended=float(np.mean(np.asarray(pressure) > 0.1)) if pressure else float("nan"))
+        contended=float(np.mean(contended)) if contended else float("nan"))
+
+
+def _contended(rec: Mapping[str, Any], pressure_tol: float) -> bool:
+    """Whether every pass of a point ran contended: its (lowest) CPU pressure above
+    ``pressure_tol`` or its (highest) core share under ``CROWDED_CORE_SHARE``."""
+    pressure, share = rec.get("cpu_pressure"), rec.get("core_share")
+    return ((pressure is not None and float(pressure) > pressure_tol)
+            or (share is not None and float(share) < CROWDED_CORE_SHARE))
 
 
 def _probe_ratios(references: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]]
@@ -370,8 +380,7 @@ def _load(points_dir: Path, statistic: str, slow_tol: float | None = 0.10,
         slow = _probe_ratios(state.references, records) > 1.0 + slow_tol
     contended = np.zeros(len(records), bool)
     if contended_tol is not None:
-        contended = np.asarray([r.get("cpu_pressure") is not None
-                                and float(r["cpu_pressure"]) > contended_tol for r in records])
+        contended = np.asarray([_contended(r, contended_tol) for r in records])
     dropped = {"pending_drift": len(state.pending),
                "kernel_changed": int((~same_kernel).sum()),
                "slow_machine": int((slow & usable).sum()),
@@ -452,7 +461,8 @@ def fit(points_dir: str | os.PathLike[str], out_profile: str | os.PathLike[str] 
     (``min_s``, ``median_s`` or ``mean_s``). ``slow_tol``: leave out points of batches whose
     drift probe ran more than this share slower than the session's usual speed (None keeps
     them). ``contended_tol``: leave out points every pass of which ran while other tasks
-    waited for a CPU more than this share of the time (None keeps them). The report is also
+    waited for a CPU more than this share of the time, or on crowded cores (None keeps
+    them). The report is also
     written to ``<points_dir>/fit_report.json`` and ``.md``.
     """
     folder = Path(points_dir)

@@ -10,7 +10,13 @@ timed duration, median and minimum of the runs). Caches stay warm between runs, 
 it is compared with runs with ``cache_state="warm"``. A unit's operands are kept between the
 passes the calibration loop times it in (``calibrate(passes=...)``), and each timing records
 how long other tasks waited for a CPU meanwhile (``cpu_pressure``, Linux PSI) so that a
-contended machine shows in the data.
+contended machine shows in the data. A timing on several threads is followed by a short FMA
+probe on as many threads (``core_share``: its rate against that many times one core's), for
+what the guest's own accounting does not see: on the 2-vCPU development VM (2026-11-28) a
+2-thread FMA loop ran at exactly one core's rate for stretches of 0.1 s to several seconds,
+about a tenth of the time, with no steal time or CPU pressure reported (the host ran the two
+vCPUs on one core's two hardware threads, or in turn), and a dense GEMM's 2-thread speed-up
+fell from 1.8-2.0 to 1.00 meanwhile.
 
 ``PointsFile`` is ``<out>/points.jsonl``: one JSON object per line, each line written with a
 single ``write`` on an ``O_APPEND`` descriptor followed by ``fsync``, so a crash leaves at
@@ -58,6 +64,7 @@ from grimsim.pruning import (
 from grimsim.pruning.workload import format_stats
 
 __all__ = [
+    "CROWDED_CORE_SHARE",
     "POINTS_FILE",
     "KernelMeasurer",
     "LoadedPoints",
@@ -68,6 +75,7 @@ __all__ = [
     "cpu_pressure_us",
     "device_fingerprint",
     "fingerprint_id",
+    "pass_contended",
     "rows_from_records",
 ]
 
@@ -86,6 +94,8 @@ REFERENCE_SHAPE = (256, 256, 256)
 #: read in 36 %, either in 50 % (correlation 0.5); a GRU step calibrated at 6.2 ms per gate
 #: while the GEMM probe stayed within 10 % ran at 4.7 ms the same way in a quiet moment.
 REFERENCE_STREAM_L2_MULTIPLE = 4
+#: the core-share probe's FMA loop (about 3 ms with the pool's start and the clock read)
+_CORE_PROBE_S = 0.0005
 REFERENCE_STREAM_BYTES_RANGE = (4 << 20, 32 << 20)
 _STAT_KEYS = ("sparsity", "nnz", "n_blocks", "rows_mean", "cols_mean", "work_mean",
               "work_max", "format_bytes", "block_r", "block_c")
@@ -121,21 +131,40 @@ class Measurement:
     setup_s: float = 0.0
     #: share of the timed window some task waited for a CPU (Linux PSI), None if unknown
     cpu_pressure: float | None = None
+    #: a multi-thread FMA probe right after the timing against threads x one core's rate
+    #: (None on one thread or when not probed)
+    core_share: float | None = None
+
+
+#: A pass whose cores delivered less than this share of their full rate ran crowded (the
+#: 2-thread probe reads ~0.97 normally and 0.5 when the VM's vCPUs shared one core).
+CROWDED_CORE_SHARE = 0.8
+
+
+def pass_contended(m: Measurement, contended_tol: float) -> bool:
+    """Whether a pass ran on a contended machine: other tasks waited for a CPU more than
+    ``contended_tol`` of the time, or the cores delivered under ``CROWDED_CORE_SHARE`` of
+    their rate."""
+    return ((m.cpu_pressure is not None and m.cpu_pressure > contended_tol)
+            or (m.core_share is not None and m.core_share < CROWDED_CORE_SHARE))
 
 
 def combine_passes(passes: Sequence[Measurement]) -> Measurement:
     """One point from its passes: the fastest call over all of them (``min_s``), the median
-    of the passes' medians, the mean over every call, the set-up of the first pass, and the
-    lowest CPU pressure of a pass (high only when every pass was contended)."""
+    of the passes' medians, the mean over every call, the set-up of the first pass, the
+    lowest CPU pressure and the highest core share of a pass (high, and low, only when every
+    pass was contended)."""
     if not passes:
         raise GrimsimError("combine_passes needs at least one measurement")
     first = passes[0]
     reps = sum(m.reps for m in passes)
     pressures = [m.cpu_pressure for m in passes if m.cpu_pressure is not None]
+    shares = [m.core_share for m in passes if m.core_share is not None]
     return replace(first, median_s=float(np.median([m.median_s for m in passes])),
                    min_s=min(m.min_s for m in passes),
                    mean_s=sum(m.mean_s * m.reps for m in passes) / max(reps, 1), reps=reps,
-                   cpu_pressure=min(pressures) if pressures else None)
+                   cpu_pressure=min(pressures) if pressures else None,
+                   core_share=max(shares) if shares else None)
 
 
 def cpu_pressure_us() -> int | None:
@@ -476,6 +505,7 @@ class KernelMeasurer:
         self.seed = seed
         self.cache_bytes = cache_bytes
         self._cache: OrderedDict[str, _Operands] = OrderedDict()
+        self._core_gflops: float | None = None  # one core's FMA rate, probed at first use
 
     def _opts(self) -> dict[str, Any]:
         return {"min_time_s": self.timing.min_time_s, "warmup": self.timing.warmup,
@@ -501,6 +531,19 @@ class KernelMeasurer:
         out["stream_min_s"] = float(sweep["bytes"]) / (float(sweep["gbytes_per_s"]) * 1e9)
         out["stream_bytes"] = int(sweep["bytes"])
         return out
+
+    def core_share(self, threads: int) -> float | None:
+        """A short FMA probe on ``threads`` threads against ``threads`` x one core's rate
+        (that rate: the best of five 5 ms probes at first use); None on one thread."""
+        import grimsim._kernels as kern
+
+        if threads < 2:
+            return None
+        if self._core_gflops is None:
+            self._core_gflops = max(float(kern.measure_fma_peak(1, 0.005)["gflops"])
+                                    for _ in range(5))
+        probe = float(kern.measure_fma_peak(threads, _CORE_PROBE_S)["gflops"])
+        return round(min(1.5, probe / (threads * self._core_gflops)), 4)
 
     def measure(self, unit: PlanUnit, threads: Sequence[int],
                 kernels_by_thread: Sequence[str]) -> list[Measurement]:
@@ -537,10 +580,12 @@ class KernelMeasurer:
             p1, w1 = cpu_pressure_us(), time.perf_counter()
             pressure = (None if p0 is None or p1 is None or w1 <= w0
                         else round(min(1.0, (p1 - p0) * 1e-6 / (w1 - w0)), 4))
+            share = self.core_share(t)
             med, mn, mean, reps = _timing(timing)
             out.append(Measurement(threads=t, kernel=kernel, median_s=med, min_s=mn,
                                    mean_s=mean, reps=reps, stats=ops.stats,
-                                   setup_s=ops.setup_s, cpu_pressure=pressure))
+                                   setup_s=ops.setup_s, cpu_pressure=pressure,
+                                   core_share=share))
         ops.setup_s = 0.0  # built once: later passes cost no set-up
         return out
 
@@ -661,11 +706,12 @@ def point_record(unit: PlanUnit, m: Measurement, *, session: int, batch: int,
            "stats": dict(m.stats), "analytical_s": analytical_s,
            "features": dict(features or {}), "fingerprint": fingerprint,
            "t": round(elapsed_s, 3), "passes": max(1, len(passes)),
-           "cpu_pressure": m.cpu_pressure}
+           "cpu_pressure": m.cpu_pressure, "core_share": m.core_share}
     if passes:
         rec["pass_min_s"] = [p.min_s for p in passes]
         rec["pass_median_s"] = [p.median_s for p in passes]
         rec["pass_cpu_pressure"] = [p.cpu_pressure for p in passes]
+        rec["pass_core_share"] = [p.core_share for p in passes]
     return rec
 
 

@@ -57,6 +57,7 @@ from grimsim.calibration.measure import (
     TimingOptions,
     combine_passes,
     fingerprint_id,
+    pass_contended,
     point_record,
     rows_from_records,
     unit_of_record,
@@ -520,10 +521,11 @@ class _Loop:
                              self.drift_events, f"pass {pass_no} {unit.spec} {unit.shape.key}")
 
     def _all_contended(self, runs: dict[int, list[Measurement]]) -> bool:
-        """True when some thread count of the unit has no pass yet that ran without other
-        tasks waiting for a CPU (CPU pressure above ``contended_tol``)."""
-        return any(all(m.cpu_pressure is not None and m.cpu_pressure > self.contended_tol
-                       for m in lst) for lst in runs.values())
+        """True when some thread count of the unit has no pass yet that ran on an
+        uncontended machine (``pass_contended``: CPU pressure above ``contended_tol``, or
+        the cores crowded)."""
+        return any(all(pass_contended(m, self.contended_tol) for m in lst)
+                   for lst in runs.values())
 
     def _forget(self, unit_key: str) -> None:
         self.pass_runs.pop(unit_key, None)
