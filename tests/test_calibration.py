@@ -527,6 +527,34 @@ def test_points_timed_on_crowded_cores_get_extra_passes(tmp_path: Path) -> None:
         assert len(rec["pass_core_share"]) == rec["passes"]
 
 
+class Settling(PassNoise):
+    """Passes slowed by 1.0, 1.3, 1.1, then 1.02 and 1.01: the two fastest differ by 10 %
+    after three passes and by 1 % after four."""
+
+    SLOW = (1.0, 1.3, 1.1, 1.01, 1.02)
+
+    def measure(self, unit: PlanUnit, threads: Any, kernels: Any) -> list[Measurement]:
+        base = FakeMeasurer.measure(self, unit, threads, kernels)
+        f = self.SLOW[min(self.calls[unit.key], len(self.SLOW) - 1)]
+        self.calls[unit.key] += 1
+        return [replace(m, median_s=m.median_s * f, min_s=m.min_s * f, mean_s=m.mean_s * f)
+                for m in base]
+
+
+@pytest.mark.parametrize(("settle_tol", "want"), [(None, 3), (0.2, 3), (0.05, 4), (0.005, 5)])
+def test_unsettled_points_get_extra_passes(tmp_path: Path, settle_tol: float | None,
+                                           want: int) -> None:
+    """Two fastest passes 10 % apart ask for another pass under a 5 % tolerance (and stop
+    once they agree), never under 20 %; at most two more passes whatever the tolerance."""
+    res = run_fake(tmp_path, 1e6, Settling(FakeClock()), passes=3, settle_tol=settle_tol)
+    assert res.stopped == "done"
+    state = PointsFile(tmp_path).load()
+    assert state.points
+    for rec in state.points.values():
+        assert rec["passes"] == want
+        assert rec["min_s"] == pytest.approx(min(rec["pass_min_s"]))
+
+
 def test_pass_contended_reads_cpu_pressure_and_core_share() -> None:
     m = Measurement(2, "gemm", 1.0, 1.0, 1.0, 3, {})
     assert not pass_contended(m, 0.25)
