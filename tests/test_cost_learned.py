@@ -107,6 +107,61 @@ def test_oblivious_predict_matches_naive_traversal() -> None:
     assert ens.predict(X[:0]).shape == (0,)
 
 
+def _threads_data(n: int = 800, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Rows on 1 and 2 threads whose log corrections follow different laws."""
+    rng = np.random.default_rng(seed)
+    names = ["a", "threads", "b"]
+    X = np.column_stack([rng.uniform(0, 1, n), rng.integers(1, 3, n).astype(float),
+                         rng.uniform(0, 1, n)])
+    y = np.where(X[:, 1] == 1, 0.4 * X[:, 0], -0.3 * X[:, 2] + 0.2)
+    return X, y, names
+
+
+def test_one_ensemble_per_thread_count() -> None:
+    """Split on threads, the 1-thread answers do not depend on the 2-thread rows at all, and
+    a thread count between two fitted ones takes the nearer on a log scale."""
+    X, y, names = _threads_data()
+    reg = CorrectionRegressor(n_estimators=40, band_folds=0, feature_names=names,
+                              min_split_rows=50).fit(X, y)
+    assert reg.ensemble_.column == 1 and list(reg.ensemble_.values) == [1.0, 2.0]
+    two = X[:, 1] == 2
+    noisy = y.copy()
+    noisy[two] += np.random.default_rng(3).normal(0, 0.5, two.sum())
+    again = CorrectionRegressor(n_estimators=40, band_folds=0, feature_names=names,
+                                min_split_rows=50).fit(X, noisy)
+    np.testing.assert_array_equal(reg.predict(X[~two]), again.predict(X[~two]))
+    assert not np.array_equal(reg.predict(X[two]), again.predict(X[two]))
+    pooled = CorrectionRegressor(n_estimators=40, band_folds=0, feature_names=names,
+                                 split_feature=None).fit(X, noisy)
+    assert pooled.ensemble_.column is None
+    err = lambda r: float(np.mean((r.predict(X[~two]) - y[~two]) ** 2))  # noqa: E731
+    assert err(again) < err(pooled)
+    np.testing.assert_array_equal(reg.ensemble_.member_of(np.array([1, 1.4, 1.5, 2, 3, 8])),
+                                  [0, 0, 1, 1, 1, 1])
+    # too few rows of one thread count, or no name to split on: one ensemble
+    few = CorrectionRegressor(n_estimators=5, band_folds=0, feature_names=names,
+                              min_split_rows=10_000).fit(X, y)
+    unnamed = CorrectionRegressor(n_estimators=5, band_folds=0).fit(X, y)
+    assert few.ensemble_.column is None and unnamed.ensemble_.column is None
+
+
+def test_a_split_correction_round_trips(tmp_path: Path) -> None:
+    X, y, names = _threads_data()
+    reg = CorrectionRegressor(n_estimators=20, band_folds=2, scale_estimators=5,
+                              feature_names=names, min_split_rows=50).fit(X, y)
+    again = CorrectionRegressor.from_dict(json.loads(json.dumps(reg.to_dict())))
+    for a, b in zip(reg.predict_band(X), again.predict_band(X), strict=True):
+        np.testing.assert_array_equal(a, b)
+    bad = reg.to_dict()
+    bad["ensemble"]["values"] = [1.0]
+    with pytest.raises(CalibrationError, match="values and members"):
+        CorrectionRegressor.from_dict(bad, "c.json")
+    bad = reg.to_dict()
+    bad["ensemble"]["column"] = 7
+    with pytest.raises(CalibrationError, match="column"):
+        CorrectionRegressor.from_dict(bad, "c.json")
+
+
 def _correction(seed: int = 0) -> Correction:
     rng = np.random.default_rng(seed)
     X = rng.uniform(0, 1, (300, len(CORRECTION_FEATURES)))
