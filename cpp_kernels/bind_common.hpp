@@ -158,6 +158,8 @@ inline py::dict timing_dict(const grimsim::TimingResult& r) {
   d["mean_s"] = r.mean_s;
   d["max_s"] = r.max_s;
   d["reps"] = r.reps;
+  d["short_reps"] = r.short_reps;
+  d["full_min_s"] = r.full_min_s;
   return d;
 }
 

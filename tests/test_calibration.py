@@ -30,6 +30,8 @@ from grimsim.calibration.measure import (
     Measurement,
     PointsFile,
     TimingOptions,
+    _sum_timings,
+    _timing,
     combine_passes,
     device_fingerprint,
     pass_contended,
@@ -563,13 +565,29 @@ def test_pass_contended_reads_cpu_pressure_and_core_share() -> None:
     assert pass_contended(replace(m, core_share=CROWDED_CORE_SHARE - 0.01), 0.25)
 
 
+def test_timing_keeps_the_fastest_call_with_every_thread_at_work() -> None:
+    full = {"median_s": 3.0, "min_s": 1.0, "mean_s": 3.0, "reps": 4, "short_reps": 1,
+            "full_min_s": 2.0}
+    assert _timing(full) == (3.0, 2.0, 3.0, 4, 0.25)
+    every = dict(full, short_reps=4, full_min_s=0.0)  # no call had its team
+    assert _timing(every) == (3.0, 1.0, 3.0, 4, 1.0)
+    assert _timing({"median_s": 1.0, "min_s": 0.5, "mean_s": 1.0, "reps": 2})[1:] == (
+        0.5, 1.0, 2, 0.0)  # a harness without the counts (fakes)
+    both = _sum_timings(full, dict(full, full_min_s=0.5, short_reps=3))
+    assert both["full_min_s"] == 2.5 and both["short_reps"] == 3
+    assert _sum_timings(full, every)["full_min_s"] == 0.0
+    m = Measurement(2, "gemm", 1.0, 1.0, 1.0, 3, {}, short_share=1.0)
+    assert pass_contended(m, 0.25) and not pass_contended(replace(m, short_share=0.9), 0.25)
+
+
 def test_kernel_measurer_probes_the_cores_on_several_threads() -> None:
     pytest.importorskip("grimsim._kernels")
     shape = Shape(op=Op.FC, M=64, K=64, N=64)
     unit = PlanUnit(shape, "dense", "test", "dense:gemm")
     measurer = KernelMeasurer(TimingOptions(min_time_s=0.001, warmup=1, max_reps=20))
     one, two = measurer.measure(unit, [1, 2], ["gemm", "gemm"])
-    assert one.core_share is None
+    assert one.core_share is None and one.short_share == 0.0
+    assert two.short_share is not None and 0.0 <= two.short_share <= 1.0
     # the probe against twice one core's rate: ~1 on two free cores, ~0.5 on a shared one
     assert two.core_share is not None and 0.05 < two.core_share <= 1.5
 

@@ -37,6 +37,9 @@ inline void cpu_relax() {
 // runs serially on its thread.
 thread_local bool t_in_parallel = false;
 
+// Short-handed regions the thread has issued (see short_handed_regions).
+thread_local std::int64_t t_short_regions = 0;
+
 constexpr auto kSpin = std::chrono::microseconds(50);
 
 class Pool {
@@ -57,6 +60,7 @@ class Pool {
       n_tasks_ = n_tasks;
       team_ = team;
       next_.store(0, std::memory_order_relaxed);
+      took_.store(0, std::memory_order_relaxed);
       failed_.store(false, std::memory_order_relaxed);
       error_ = nullptr;
       state_.store(0, std::memory_order_relaxed);
@@ -64,8 +68,7 @@ class Pool {
     }
     cv_.notify_all();
     t_in_parallel = true;
-    work(0);
-    t_in_parallel = false;
+    const bool caller_took = work(0) > 0;
     // No task is left to hand out. Close the job, so a worker that wakes up only now does not
     // join it (the caller never waits for a wake-up it does not need), and wait for those
     // still running a task: the job (on the caller's stack) must outlive them.
@@ -78,18 +81,23 @@ class Pool {
       else
         std::this_thread::yield();
     }
+    t_in_parallel = false;
+    if (took_.load(std::memory_order_acquire) + (caller_took ? 1 : 0) < team) ++t_short_regions;
     if (error_) std::rethrow_exception(error_);
     return true;
   }
 
  private:
-  void work(int thread) {
+  // Runs tasks until none is left; returns how many this thread ran.
+  std::int64_t work(int thread) {
+    std::int64_t done = 0;
     try {
       for (;;) {
-        if (failed_.load(std::memory_order_relaxed)) return;
+        if (failed_.load(std::memory_order_relaxed)) return done;
         const std::int64_t task = next_.fetch_add(1, std::memory_order_relaxed);
-        if (task >= n_tasks_) return;
+        if (task >= n_tasks_) return done;
         (*fn_)(task, thread);
+        ++done;
       }
     } catch (...) {
       // Exceptions must not escape a worker; keep the first one for the caller.
@@ -97,6 +105,7 @@ class Pool {
       if (!error_) error_ = std::current_exception();
       failed_.store(true);
     }
+    return done;
   }
 
   void worker(int index) {
@@ -128,8 +137,8 @@ class Pool {
         }
       }
       if (!joined) continue;
-      work(index);
-      state_.fetch_sub(1, std::memory_order_acq_rel);
+      if (work(index) > 0) took_.fetch_add(1, std::memory_order_relaxed);
+      state_.fetch_sub(1, std::memory_order_acq_rel);  // orders took_ before the caller's read
     }
   }
 
@@ -142,6 +151,7 @@ class Pool {
   std::int64_t n_tasks_ = 0;
   int team_ = 0;
   std::atomic<std::int64_t> next_{0};
+  std::atomic<int> took_{0};  // workers that ran a task of the current job
   // Workers inside the current job, plus kClosed once the caller stopped admitting more.
   static constexpr std::uint32_t kClosed = 1u << 31;
   std::atomic<std::uint32_t> state_{0};
@@ -198,8 +208,15 @@ void parallel_for_ref(std::int64_t n_tasks, int threads, TaskRef fn) {
   check(n_tasks >= 0, "parallel_for: negative task count " + std::to_string(n_tasks));
   if (n_tasks == 0) return;
   const int team = static_cast<int>(std::min<std::int64_t>(threads, n_tasks));
-  if (team == 1 || t_in_parallel || !pool().try_run(n_tasks, team, fn)) run_serial(n_tasks, fn);
+  if (team == 1 || t_in_parallel) {
+    run_serial(n_tasks, fn);
+  } else if (!pool().try_run(n_tasks, team, fn)) {
+    ++t_short_regions;  // another thread's region holds the pool: this one runs alone
+    run_serial(n_tasks, fn);
+  }
 }
+
+std::int64_t short_handed_regions() { return t_short_regions; }
 
 int hardware_threads() {
   const unsigned n = std::thread::hardware_concurrency();

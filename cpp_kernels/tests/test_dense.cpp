@@ -243,6 +243,57 @@ void test_parallel_and_harness() {
     for (long long t : totals) EXPECT(t == 300 * 187, "stress total %lld", t);
   }
 
+  // Short-handed regions: counted per calling thread when a region runs with fewer threads
+  // than it had room for. A region on one thread never is; one issued while another thread's
+  // region holds the pool runs alone and is (deterministic: the holder waits for it).
+  {
+    const std::int64_t before = grimsim::short_handed_regions();
+    grimsim::parallel_for(8, 1, [](std::int64_t) {});
+    EXPECT(grimsim::short_handed_regions() == before, "one thread counted short-handed");
+    std::atomic<bool> holding{false}, done{false};
+    std::int64_t other_short = -1;
+    std::thread holder([&] {
+      grimsim::parallel_for(2, 2, [&](std::int64_t t) {
+        if (t != 0) return;
+        holding = true;
+        while (!done) std::this_thread::yield();
+      });
+    });
+    while (!holding) std::this_thread::yield();
+    const std::int64_t mine = grimsim::short_handed_regions();
+    grimsim::parallel_for(4, 2, [](std::int64_t) {});
+    other_short = grimsim::short_handed_regions() - mine;
+    done = true;
+    holder.join();
+    EXPECT(other_short == 1, "a region refused by a busy pool counted %lld times",
+           (long long)other_short);
+    // the harness reports short-handed runs and the fastest full one
+    grimsim::TimingOptions o;
+    o.min_time_s = 0.0;
+    o.min_reps = 4;
+    o.max_reps = 4;
+    o.warmup = 0;
+    int k = 0;
+    std::atomic<bool> hold2{false}, done2{false};
+    std::thread holder2([&] {
+      grimsim::parallel_for(2, 2, [&](std::int64_t t) {
+        if (t != 0) return;
+        hold2 = true;
+        while (!done2) std::this_thread::yield();
+      });
+    });
+    while (!hold2) std::this_thread::yield();
+    // runs 0 and 2 issue a region while the pool is held (short-handed), 1 and 3 none
+    const auto tr = grimsim::time_kernel([&] {
+      if (k++ % 2 == 0) grimsim::parallel_for(4, 2, [](std::int64_t) {});
+    }, o);
+    done2 = true;
+    holder2.join();
+    EXPECT(tr.short_reps == 2, "short_reps %lld, want 2", (long long)tr.short_reps);
+    EXPECT(tr.full_min_s > 0.0 && tr.full_min_s >= tr.min_s, "full_min_s %g min_s %g",
+           tr.full_min_s, tr.min_s);
+  }
+
   grimsim::TimingOptions opt;
   opt.min_time_s = 0.0;
   opt.min_reps = 5;

@@ -160,7 +160,7 @@ def noise_floor(records: Sequence[Mapping[str, Any]], statistic: str = "min_s") 
         one_pass += passes
         value += [float(r[statistic])] * len(passes)
         agree.append(max(passes) / min(passes) <= 1.10)
-        if r.get("cpu_pressure") is not None or r.get("core_share") is not None:
+        if any(r.get(k) is not None for k in ("cpu_pressure", "core_share", "short_share")):
             contended.append(_contended(r, 0.1))
     if not agree:
         return NoiseFloor.empty()
@@ -173,10 +173,13 @@ def noise_floor(records: Sequence[Mapping[str, Any]], statistic: str = "min_s") 
 
 def _contended(rec: Mapping[str, Any], pressure_tol: float) -> bool:
     """Whether every pass of a point ran contended: its (lowest) CPU pressure above
-    ``pressure_tol`` or its (highest) core share under ``CROWDED_CORE_SHARE``."""
+    ``pressure_tol``, its (highest) core share under ``CROWDED_CORE_SHARE``, or no timed
+    call with all its threads at work (lowest short-handed share 1)."""
     pressure, share = rec.get("cpu_pressure"), rec.get("core_share")
+    short = rec.get("short_share")
     return ((pressure is not None and float(pressure) > pressure_tol)
-            or (share is not None and float(share) < CROWDED_CORE_SHARE))
+            or (share is not None and float(share) < CROWDED_CORE_SHARE)
+            or (short is not None and float(short) >= 1.0))
 
 
 def _probe_ratios(references: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]]

@@ -16,7 +16,10 @@ what the guest's own accounting does not see: on the 2-vCPU development VM (2026
 2-thread FMA loop ran at exactly one core's rate for stretches of 0.1 s to several seconds,
 about a tenth of the time, with no steal time or CPU pressure reported (the host ran the two
 vCPUs on one core's two hardware threads, or in turn), and a dense GEMM's 2-thread speed-up
-fell from 1.8-2.0 to 1.00 meanwhile.
+fell from 1.8-2.0 to 1.00 meanwhile. The harness also counts the calls in which a parallel
+region ran short-handed (a worker found no task left: its vCPU woke too late) and keeps the
+fastest call without one (``short_share``); in a bad spell on that VM most 10 ms passes of a
+2-thread GEMM had such calls, while the FMA probe read full speed.
 
 ``PointsFile`` is ``<out>/points.jsonl``: one JSON object per line, each line written with a
 single ``write`` on an ``O_APPEND`` descriptor followed by ``fsync``, so a crash leaves at
@@ -134,6 +137,10 @@ class Measurement:
     #: a multi-thread FMA probe right after the timing against threads x one core's rate
     #: (None on one thread or when not probed)
     core_share: float | None = None
+    #: share of the timed calls with a short-handed parallel region (a worker that took no
+    #: task: on the 2-vCPU VM one often missed whole calls while its vCPU waited for the
+    #: host); ``min_s`` is the fastest call without one. None when not known
+    short_share: float | None = None
 
 
 #: A pass whose cores delivered less than this share of their full rate ran crowded (the
@@ -143,28 +150,31 @@ CROWDED_CORE_SHARE = 0.8
 
 def pass_contended(m: Measurement, contended_tol: float) -> bool:
     """Whether a pass ran on a contended machine: other tasks waited for a CPU more than
-    ``contended_tol`` of the time, or the cores delivered under ``CROWDED_CORE_SHARE`` of
-    their rate."""
+    ``contended_tol`` of the time, the cores delivered under ``CROWDED_CORE_SHARE`` of their
+    rate, or no timed call had all its threads at work."""
     return ((m.cpu_pressure is not None and m.cpu_pressure > contended_tol)
-            or (m.core_share is not None and m.core_share < CROWDED_CORE_SHARE))
+            or (m.core_share is not None and m.core_share < CROWDED_CORE_SHARE)
+            or (m.short_share is not None and m.short_share >= 1.0))
 
 
 def combine_passes(passes: Sequence[Measurement]) -> Measurement:
     """One point from its passes: the fastest call over all of them (``min_s``), the median
     of the passes' medians, the mean over every call, the set-up of the first pass, the
-    lowest CPU pressure and the highest core share of a pass (high, and low, only when every
-    pass was contended)."""
+    lowest CPU pressure, the highest core share and the lowest short-handed share of a pass
+    (each bad only when every pass was)."""
     if not passes:
         raise GrimsimError("combine_passes needs at least one measurement")
     first = passes[0]
     reps = sum(m.reps for m in passes)
     pressures = [m.cpu_pressure for m in passes if m.cpu_pressure is not None]
     shares = [m.core_share for m in passes if m.core_share is not None]
+    short = [m.short_share for m in passes if m.short_share is not None]
     return replace(first, median_s=float(np.median([m.median_s for m in passes])),
                    min_s=min(m.min_s for m in passes),
                    mean_s=sum(m.mean_s * m.reps for m in passes) / max(reps, 1), reps=reps,
                    cpu_pressure=min(pressures) if pressures else None,
-                   core_share=max(shares) if shares else None)
+                   core_share=max(shares) if shares else None,
+                   short_share=min(short) if short else None)
 
 
 def cpu_pressure_us() -> int | None:
@@ -469,13 +479,25 @@ def _grouped_rows(items: Sequence[tuple[Shape, str, int, Mapping[str, Any] | Non
 # --------------------------------------------------------------------------------------------
 # Timing with the kernels
 # --------------------------------------------------------------------------------------------
-def _timing(d: Mapping[str, Any]) -> tuple[float, float, float, int]:
-    return float(d["median_s"]), float(d["min_s"]), float(d["mean_s"]), int(d["reps"])
+def _timing(d: Mapping[str, Any]) -> tuple[float, float, float, int, float]:
+    """(median, fastest, mean, runs, share of runs short-handed) of a harness result; the
+    fastest run is the fastest with every thread at work when there is one (the harness's
+    ``full_min_s``)."""
+    reps = int(d["reps"])
+    short = int(d.get("short_reps", 0))
+    full = float(d.get("full_min_s", 0.0))
+    fastest = full if short < reps and full > 0.0 else float(d["min_s"])
+    return float(d["median_s"]), fastest, float(d["mean_s"]), reps, short / max(reps, 1)
 
 
 def _sum_timings(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Two harness results timed one after the other (im2col, then the GEMM) as one."""
+    full = (a["full_min_s"] + b["full_min_s"]
+            if a.get("full_min_s", 0.0) > 0.0 and b.get("full_min_s", 0.0) > 0.0 else 0.0)
     return {"median_s": a["median_s"] + b["median_s"], "min_s": a["min_s"] + b["min_s"],
-            "mean_s": a["mean_s"] + b["mean_s"], "reps": min(a["reps"], b["reps"])}
+            "mean_s": a["mean_s"] + b["mean_s"], "reps": min(a["reps"], b["reps"]),
+            "short_reps": max(a.get("short_reps", 0), b.get("short_reps", 0)),
+            "full_min_s": full}
 
 
 def _time_step(step: Sequence[PreparedGemm], x: np.ndarray, threads: int, steps: int,
@@ -488,7 +510,7 @@ def _time_step(step: Sequence[PreparedGemm], x: np.ndarray, threads: int, steps:
     timing = dict(kern.time_callable(lambda: [p.run(x, threads) for p in step],
                                      threads=threads, **opts))
     scale = steps / len(step)
-    return {k: v * scale if k != "reps" else v for k, v in timing.items()}
+    return {k: v * scale if k.endswith("_s") else v for k, v in timing.items()}
 
 
 class KernelMeasurer:
@@ -581,11 +603,11 @@ class KernelMeasurer:
             pressure = (None if p0 is None or p1 is None or w1 <= w0
                         else round(min(1.0, (p1 - p0) * 1e-6 / (w1 - w0)), 4))
             share = self.core_share(t)
-            med, mn, mean, reps = _timing(timing)
+            med, mn, mean, reps, short = _timing(timing)
             out.append(Measurement(threads=t, kernel=kernel, median_s=med, min_s=mn,
                                    mean_s=mean, reps=reps, stats=ops.stats,
                                    setup_s=ops.setup_s, cpu_pressure=pressure,
-                                   core_share=share))
+                                   core_share=share, short_share=round(short, 4)))
         ops.setup_s = 0.0  # built once: later passes cost no set-up
         return out
 
@@ -676,7 +698,7 @@ class KernelMeasurer:
             part = np.ascontiguousarray(w[: shape.M // g]) if g > 1 else w
             timing = dict(kern.bench_dense(part, x, threads=t, **opts))
             if g > 1:  # one call per group, as the model counts them
-                timing = {k: v * g if k != "reps" else v for k, v in timing.items()}
+                timing = {k: v * g if k.endswith("_s") else v for k, v in timing.items()}
             return timing
         assert inp is not None
         geo = {"stride": shape.stride, "pad": shape.pad, "dilation": shape.dilation}
@@ -706,12 +728,14 @@ def point_record(unit: PlanUnit, m: Measurement, *, session: int, batch: int,
            "stats": dict(m.stats), "analytical_s": analytical_s,
            "features": dict(features or {}), "fingerprint": fingerprint,
            "t": round(elapsed_s, 3), "passes": max(1, len(passes)),
-           "cpu_pressure": m.cpu_pressure, "core_share": m.core_share}
+           "cpu_pressure": m.cpu_pressure, "core_share": m.core_share,
+           "short_share": m.short_share}
     if passes:
         rec["pass_min_s"] = [p.min_s for p in passes]
         rec["pass_median_s"] = [p.median_s for p in passes]
         rec["pass_cpu_pressure"] = [p.cpu_pressure for p in passes]
         rec["pass_core_share"] = [p.core_share for p in passes]
+        rec["pass_short_share"] = [p.short_share for p in passes]
     return rec
 
 

@@ -40,6 +40,10 @@ struct TimingResult {
   double mean_s = 0.0;
   double max_s = 0.0;
   std::int64_t reps = 0;
+  // Timed runs with a short-handed parallel region (see short_handed_regions in
+  // parallel.hpp), and the fastest run without one (0 when every run had one).
+  std::int64_t short_reps = 0;
+  double full_min_s = 0.0;
   std::vector<double> samples_s;  // every timed run, in order
 };
 

@@ -68,6 +68,12 @@ void parallel_for_blocks(std::int64_t n_items, std::int64_t block, int threads, 
   });
 }
 
+// Parallel regions of the calling thread so far that ran short-handed: fewer threads took a
+// task than the region had room for (a worker woke too late to find one left, or another
+// thread's region held the pool). The timing harness reads it around each call: on a shared
+// VM a worker can miss whole calls while its vCPU waits for the host.
+std::int64_t short_handed_regions();
+
 // Threads the hardware offers (>= 1); a default for callers, never used implicitly.
 int hardware_threads();
 
