@@ -197,6 +197,31 @@ void test_im2col() {
     EXPECT(x[i] == want[i], "im2col[%d] = %g, want %g", i, x[i], want[i]);
 }
 
+// Holds the pool from another thread (a region whose first task waits) until destroyed.
+class PoolHolder {
+ public:
+  PoolHolder()
+      : thread_([this] {
+          grimsim::parallel_for(2, 2, [this](std::int64_t t) {
+            if (t != 0) return;
+            holding_ = true;
+            while (!release_) std::this_thread::yield();
+          });
+        }) {
+    while (!holding_) std::this_thread::yield();
+  }
+  ~PoolHolder() {
+    release_ = true;
+    thread_.join();
+  }
+  PoolHolder(const PoolHolder&) = delete;
+  PoolHolder& operator=(const PoolHolder&) = delete;
+
+ private:
+  std::atomic<bool> holding_{false}, release_{false};
+  std::thread thread_;
+};
+
 void test_parallel_and_harness() {
   std::vector<int> hits(100, 0);
   grimsim::parallel_for(100, 3, [&](std::int64_t t, int thread) {
@@ -250,45 +275,26 @@ void test_parallel_and_harness() {
     const std::int64_t before = grimsim::short_handed_regions();
     grimsim::parallel_for(8, 1, [](std::int64_t) {});
     EXPECT(grimsim::short_handed_regions() == before, "one thread counted short-handed");
-    std::atomic<bool> holding{false}, done{false};
-    std::int64_t other_short = -1;
-    std::thread holder([&] {
-      grimsim::parallel_for(2, 2, [&](std::int64_t t) {
-        if (t != 0) return;
-        holding = true;
-        while (!done) std::this_thread::yield();
-      });
-    });
-    while (!holding) std::this_thread::yield();
-    const std::int64_t mine = grimsim::short_handed_regions();
-    grimsim::parallel_for(4, 2, [](std::int64_t) {});
-    other_short = grimsim::short_handed_regions() - mine;
-    done = true;
-    holder.join();
-    EXPECT(other_short == 1, "a region refused by a busy pool counted %lld times",
-           (long long)other_short);
-    // the harness reports short-handed runs and the fastest full one
-    grimsim::TimingOptions o;
-    o.min_time_s = 0.0;
-    o.min_reps = 4;
-    o.max_reps = 4;
-    o.warmup = 0;
-    int k = 0;
-    std::atomic<bool> hold2{false}, done2{false};
-    std::thread holder2([&] {
-      grimsim::parallel_for(2, 2, [&](std::int64_t t) {
-        if (t != 0) return;
-        hold2 = true;
-        while (!done2) std::this_thread::yield();
-      });
-    });
-    while (!hold2) std::this_thread::yield();
-    // runs 0 and 2 issue a region while the pool is held (short-handed), 1 and 3 none
-    const auto tr = grimsim::time_kernel([&] {
-      if (k++ % 2 == 0) grimsim::parallel_for(4, 2, [](std::int64_t) {});
-    }, o);
-    done2 = true;
-    holder2.join();
+    std::int64_t refused = 0;
+    grimsim::TimingResult tr;
+    {
+      PoolHolder hold;
+      const std::int64_t mine = grimsim::short_handed_regions();
+      grimsim::parallel_for(4, 2, [](std::int64_t) {});
+      refused = grimsim::short_handed_regions() - mine;
+      // the harness: runs 0 and 2 issue a region (short-handed here), 1 and 3 none
+      grimsim::TimingOptions o;
+      o.min_time_s = 0.0;
+      o.min_reps = 4;
+      o.max_reps = 4;
+      o.warmup = 0;
+      int k = 0;
+      tr = grimsim::time_kernel([&] {
+        if (k++ % 2 == 0) grimsim::parallel_for(4, 2, [](std::int64_t) {});
+      }, o);
+    }
+    EXPECT(refused == 1, "a region refused by a busy pool counted %lld times",
+           (long long)refused);
     EXPECT(tr.short_reps == 2, "short_reps %lld, want 2", (long long)tr.short_reps);
     EXPECT(tr.full_min_s > 0.0 && tr.full_min_s >= tr.min_s, "full_min_s %g min_s %g",
            tr.full_min_s, tr.min_s);
