@@ -477,15 +477,10 @@ py::dict fma_peak(int threads, double seconds) {
     py::gil_scoped_release release;
     r = grimsim::measure_fma_peak(threads, seconds);
   }
-  py::dict d;
-  d["gflops"] = r.gflops;
-  d["clock_ghz"] = r.clock_ghz;
-  d["flops_per_cycle"] = r.flops_per_cycle;
-  d["lanes"] = r.lanes;
-  d["simd"] = std::string(r.simd);
-  d["threads"] = r.threads;
-  d["seconds"] = r.seconds;
-  return d;
+  return py::dict(py::arg("gflops") = r.gflops, py::arg("clock_ghz") = r.clock_ghz,
+                  py::arg("flops_per_cycle") = r.flops_per_cycle, py::arg("lanes") = r.lanes,
+                  py::arg("simd") = std::string(r.simd), py::arg("threads") = r.threads,
+                  py::arg("seconds") = r.seconds);
 }
 
 py::dict read_bandwidth(std::int64_t bytes, int threads, double seconds) {
@@ -495,12 +490,8 @@ py::dict read_bandwidth(std::int64_t bytes, int threads, double seconds) {
     py::gil_scoped_release release;
     r = grimsim::measure_read_bandwidth(static_cast<std::size_t>(bytes), threads, seconds);
   }
-  py::dict d;
-  d["gbytes_per_s"] = r.gbytes_per_s;
-  d["bytes"] = r.bytes;
-  d["threads"] = r.threads;
-  d["passes"] = r.passes;
-  return d;
+  return py::dict(py::arg("gbytes_per_s") = r.gbytes_per_s, py::arg("bytes") = r.bytes,
+                  py::arg("threads") = r.threads, py::arg("passes") = r.passes);
 }
 
 py::dict fork_join(int threads, double seconds) {
@@ -509,12 +500,8 @@ py::dict fork_join(int threads, double seconds) {
     py::gil_scoped_release release;
     r = grimsim::measure_fork_join(threads, seconds);
   }
-  py::dict d;
-  d["min_s"] = r.min_s;
-  d["median_s"] = r.median_s;
-  d["threads"] = r.threads;
-  d["calls"] = r.calls;
-  return d;
+  return py::dict(py::arg("min_s") = r.min_s, py::arg("median_s") = r.median_s,
+                  py::arg("threads") = r.threads, py::arg("calls") = r.calls);
 }
 
 }  // namespace

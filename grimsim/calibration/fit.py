@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from grimsim import __version__
-from grimsim.calibration.measure import CROWDED_CORE_SHARE, PointsFile, rows_from_records
+from grimsim.calibration.measure import PointsFile, is_contended, rows_from_records
 from grimsim.calibration.plan import Shape
 from grimsim.cost.analytical_cpu import AnalyticalCPUModel
 from grimsim.cost.features import (
@@ -172,14 +172,13 @@ def noise_floor(records: Sequence[Mapping[str, Any]], statistic: str = "min_s") 
 
 
 def _contended(rec: Mapping[str, Any], pressure_tol: float) -> bool:
-    """Whether every pass of a point ran contended: its (lowest) CPU pressure above
-    ``pressure_tol``, its (highest) core share under ``CROWDED_CORE_SHARE``, or no timed
-    call with all its threads at work (lowest short-handed share 1)."""
-    pressure, share = rec.get("cpu_pressure"), rec.get("core_share")
-    short = rec.get("short_share")
-    return ((pressure is not None and float(pressure) > pressure_tol)
-            or (share is not None and float(share) < CROWDED_CORE_SHARE)
-            or (short is not None and float(short) >= 1.0))
+    """Whether every pass of a point ran contended (``measure.is_contended`` on its record)."""
+    def value(key: str) -> float | None:
+        v = rec.get(key)
+        return None if v is None else float(v)
+
+    return is_contended(value("cpu_pressure"), value("core_share"), value("short_share"),
+                        pressure_tol)
 
 
 def _probe_ratios(references: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]]

@@ -79,6 +79,7 @@ __all__ = [
     "cpu_pressure_us",
     "device_fingerprint",
     "fingerprint_id",
+    "is_contended",
     "pass_contended",
     "rows_from_records",
 ]
@@ -98,9 +99,9 @@ REFERENCE_SHAPE = (256, 256, 256)
 #: read in 36 %, either in 50 % (correlation 0.5); a GRU step calibrated at 6.2 ms per gate
 #: while the GEMM probe stayed within 10 % ran at 4.7 ms the same way in a quiet moment.
 REFERENCE_STREAM_L2_MULTIPLE = 4
+REFERENCE_STREAM_BYTES_RANGE = (4 << 20, 32 << 20)
 #: the core-share probe's FMA loop (about 3 ms with the pool's start and the clock read)
 _CORE_PROBE_S = 0.0005
-REFERENCE_STREAM_BYTES_RANGE = (4 << 20, 32 << 20)
 _STAT_KEYS = ("sparsity", "nnz", "n_blocks", "rows_mean", "cols_mean", "work_mean",
               "work_max", "format_bytes", "block_r", "block_c")
 
@@ -149,13 +150,21 @@ class Measurement:
 CROWDED_CORE_SHARE = 0.8
 
 
-def pass_contended(m: Measurement, contended_tol: float) -> bool:
-    """Whether a pass ran on a contended machine: other tasks waited for a CPU more than
+def is_contended(cpu_pressure: float | None, core_share: float | None,
+              short_share: float | None, contended_tol: float) -> bool:
+    """Whether a timing ran on a contended machine: other tasks waited for a CPU more than
     ``contended_tol`` of the time, the cores delivered under ``CROWDED_CORE_SHARE`` of their
-    rate, or no timed call had all its threads at work."""
-    return ((m.cpu_pressure is not None and m.cpu_pressure > contended_tol)
-            or (m.core_share is not None and m.core_share < CROWDED_CORE_SHARE)
-            or (m.short_share is not None and m.short_share >= 1.0))
+    rate, or no timed call had all its threads at work (None: not known). On a point's
+    combined values (``combine_passes``: each the best of its passes), whether every pass
+    was."""
+    return ((cpu_pressure is not None and cpu_pressure > contended_tol)
+            or (core_share is not None and core_share < CROWDED_CORE_SHARE)
+            or (short_share is not None and short_share >= 1.0))
+
+
+def pass_contended(m: Measurement, contended_tol: float) -> bool:
+    """``is_contended`` for one pass."""
+    return is_contended(m.cpu_pressure, m.core_share, m.short_share, contended_tol)
 
 
 def combine_passes(passes: Sequence[Measurement]) -> Measurement:
@@ -501,6 +510,11 @@ def _sum_timings(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
             "full_min_s": full}
 
 
+def _scale_timing(timing: Mapping[str, Any], factor: float) -> dict[str, Any]:
+    """A harness result with its times (keys ``*_s``) multiplied by ``factor``."""
+    return {k: v * factor if k.endswith("_s") else v for k, v in timing.items()}
+
+
 def _time_step(step: Sequence[PreparedGemm], x: np.ndarray, threads: int, steps: int,
                opts: Mapping[str, Any]) -> dict[str, Any]:
     """A recurrent step's GEMMs called in turn from Python, as ``grimsim run``'s recurrence
@@ -510,8 +524,7 @@ def _time_step(step: Sequence[PreparedGemm], x: np.ndarray, threads: int, steps:
 
     timing = dict(kern.time_callable(lambda: [p.run(x, threads) for p in step],
                                      threads=threads, **opts))
-    scale = steps / len(step)
-    return {k: v * scale if k.endswith("_s") else v for k, v in timing.items()}
+    return _scale_timing(timing, steps / len(step))
 
 
 class KernelMeasurer:
@@ -699,7 +712,7 @@ class KernelMeasurer:
             part = np.ascontiguousarray(w[: shape.M // g]) if g > 1 else w
             timing = dict(kern.bench_dense(part, x, threads=t, **opts))
             if g > 1:  # one call per group, as the model counts them
-                timing = {k: v * g if k.endswith("_s") else v for k, v in timing.items()}
+                timing = _scale_timing(timing, g)
             return timing
         assert inp is not None
         geo = {"stride": shape.stride, "pad": shape.pad, "dilation": shape.dilation}

@@ -524,8 +524,7 @@ class _Loop:
 
     def _all_contended(self, runs: dict[int, list[Measurement]]) -> bool:
         """True when some thread count of the unit has no pass yet that ran on an
-        uncontended machine (``pass_contended``: CPU pressure above ``contended_tol``, or
-        the cores crowded)."""
+        uncontended machine (``pass_contended`` with ``contended_tol``)."""
         return any(all(pass_contended(m, self.contended_tol) for m in lst)
                    for lst in runs.values())
 

@@ -1260,14 +1260,13 @@ class AnalyticalCPUModel:
             # as overhead on top, the GRU steps (1.3 MB of weights streamed per step) were
             # costed 61 us for 42 measured, and the calibration points of N = 1 BCR were
             # 1.3x under the model (median; 1.15x with it as compute)
-            # x86 runs the narrow kernel in 8-lane groups of a tile's rows even with 16-lane
-            # vectors (bcr.simd.cpp narrow_group); other tiers use their vector
-            group = _BCR_NARROW_N if mc.lanes >= 8 else None
             # the band's rows stay in registers across its tiles and are written once per
             # band; per tile, its sums are placed on them once per column of X (one
             # vexpandps with 16 lanes, 8-lane permutes from tables below that)
             expand = p.narrow_expand16_cycles if mc.lanes >= 16 else p.narrow_expand_cycles
-            cost.main = n_blocks * (self._narrow_columns(ctx, idx, nn, group)
+            # tiles' rows in groups of at most 8 lanes, even on 16-lane vectors (bcr.simd.cpp
+            # narrow_group)
+            cost.main = n_blocks * (self._narrow_columns(ctx, idx, nn, _BCR_NARROW_N)
                                     + nn * expand + p.narrow_tile_cycles)
         else:
             # a row's sums in registers, in two sets (even and odd nonzeros, sparse.simd.cpp
