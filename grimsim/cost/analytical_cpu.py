@@ -527,11 +527,13 @@ class AnalyticalCPUModel:
         compute[idx], memory[idx], overhead[idx] = res
 
     def _finish(self, ctx: _Ctx, idx: np.ndarray, cost: _Cost, kernel: str,
-                total_factor: np.ndarray, threads: np.ndarray | None = None
+                total_factor: np.ndarray, threads: np.ndarray | None = None,
+                call_cycles: float | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-call cycles and bytes -> (compute, memory, overhead) seconds of the row.
 
-        ``total_factor``: how many times the per-call figures occur (calls x repeats).
+        ``total_factor``: how many times the per-call figures occur (calls x repeats);
+        ``call_cycles``: the fixed cost of a call, if not the kernel's ``call_cycles``.
         """
         mc = self.machine
         eff = self.params.efficiency[kernel]
@@ -543,7 +545,8 @@ class AnalyticalCPUModel:
         fork = np.where(team > 1, cost.regions * mc.barrier_s, 0.0)
         # a recurrent step's kernels are called one by one from Python (grimsim run), and
         # calibration times the step's GEMMs that way: the call belongs to the GEMM's row
-        call = self.params.call_cycles[kernel] / mc.clock_hz \
+        fixed = self.params.call_cycles[kernel] if call_cycles is None else call_cycles
+        call = fixed / mc.clock_hz \
             + np.where(ctx.rows.repeats[idx] > 1, self._python_call_s, 0.0)
         overhead = (cost.side / (mc.clock_hz * eff) * par + cost.passes_s + fork
                     + call) * total_factor
@@ -758,16 +761,20 @@ class AnalyticalCPUModel:
         cost.regions += np.where(rows.im2col[idx], 1.0, 0.0)
         return self._finish(ctx, idx, cost, "gemm", ctx.calls[idx] * reps)
 
-    def _im2col_s(self, ctx: _Ctx, idx: np.ndarray, act_in: np.ndarray) -> np.ndarray:
-        """Seconds of the im2col pass per call (0 for rows that need none)."""
+    def _im2col_s(self, ctx: _Ctx, idx: np.ndarray, act_in: np.ndarray,
+                  from_python: bool = False) -> np.ndarray:
+        """Seconds of the im2col pass per call (0 for rows that need none). ``from_python``:
+        the pass is a call of its own ahead of the kernel's, as the engine runs a sparse
+        conv (the dense conv unfolds inside its one call)."""
         rows = ctx.rows
         need = rows.im2col[idx]
+        call = self.params.im2col_call_cycles / self.machine.clock_hz if from_python else 0.0
         if need.all():
-            return self._im2col_rows(ctx, idx, act_in)
+            return self._im2col_rows(ctx, idx, act_in) + call
         out = np.zeros(idx.size)
         sel = np.flatnonzero(need)
         if sel.size:
-            out[sel] = self._im2col_rows(ctx, idx[sel], act_in[sel])
+            out[sel] = self._im2col_rows(ctx, idx[sel], act_in[sel]) + call
         return out
 
     def _im2col_rows(self, ctx: _Ctx, idx: np.ndarray, act_in: np.ndarray) -> np.ndarray:
@@ -960,7 +967,7 @@ class AnalyticalCPUModel:
             f_bytes = rows.format_bytes[idx].astype(np.float64)
             _, _, act_in, _ = self._levels(ctx, idx, f_bytes, rows.K[idx] * nn * _F4,
                                            m * nn * _F4)
-            overhead += self._im2col_s(ctx, idx, act_in) * times
+            overhead += self._im2col_s(ctx, idx, act_in, from_python=True) * times
         return code, (compute, memory, overhead)
 
     def _units(self, ctx: _Ctx, idx: np.ndarray, fmt: str) -> tuple[np.ndarray, np.ndarray]:
@@ -1140,7 +1147,7 @@ class AnalyticalCPUModel:
             + (k + m) * last_w / mc.lanes / mc.clock_hz
         cost.passes_s = np.where(ragged, copy_s, 0.0)
         if rows.im2col[idx].any():
-            cost.passes_s = cost.passes_s + self._im2col_s(ctx, idx, act_in)
+            cost.passes_s = cost.passes_s + self._im2col_s(ctx, idx, act_in, from_python=True)
             cost.regions += np.where(rows.im2col[idx], 1.0, 0.0)
         return self._finish(ctx, idx, cost, fmt, g * reps)
 
@@ -1299,9 +1306,9 @@ class AnalyticalCPUModel:
                                   ctx.threads[idx]))
         cost.add(out, 2 * y_bytes)  # read and written back: the read brings the line in
         if rows.im2col[idx].any():
-            cost.passes_s = self._im2col_s(ctx, idx, act_in)
+            cost.passes_s = self._im2col_s(ctx, idx, act_in, from_python=True)
             cost.regions += np.where(rows.im2col[idx], 1.0, 0.0)
-        return self._finish(ctx, idx, cost, fmt, g * reps)
+        return self._finish(ctx, idx, cost, fmt, g * reps, call_cycles=p.narrow_call_cycles)
 
     def _cheap(self, ctx: _Ctx, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cheap ops after fusion: their traffic and vectorised element-wise ops, run on one

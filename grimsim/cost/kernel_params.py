@@ -120,6 +120,8 @@ class KernelParams:
     band: tuple[float, float] = (0.5, 2.0)
     efficiency: Mapping[str, float] = field(default_factory=lambda: _EFFICIENCY)
     call_cycles: Mapping[str, float] = field(default_factory=lambda: _CALL_CYCLES)
+    narrow_call_cycles: float = 300.0
+    im2col_call_cycles: float = 7000.0
     # GPU
     gpu_workgroup_tile: int = 32
     gpu_workgroups_per_core: int = 4
@@ -241,6 +243,13 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "band": "uncalibrated analytical band x0.5..x2 (stated; the learned correction narrows it)",
     "efficiency": "measured on the dev VM: benchmarks/analytical_sanity.py",
     "call_cycles": "measured on the dev VM: tiny problems, benchmarks/analytical_sanity.py",
+    "im2col_call_cycles": "a sparse conv's im2col, called from Python ahead of the kernel "
+    "(binding with keyword arguments and array checks), measured on the dev VM (Zen 4, "
+    "2026-11-28): pattern convs of 1-5 input channels on 2x2-4x4 maps took 2.2-2.6 us in "
+    "calibration, about 1.9 us above the kernel and unfold work",
+    "narrow_call_cycles": "a sparse kernel's narrow pass (N under a vector: no N tiles, no "
+    "scratch buffers), measured on the dev VM (Zen 4, 2026-11-28): 16x32 and 13x29 BCR and "
+    "CSR at N = 1-4 took 50-300 ns a call in the C++ harness, against 0.8 us charged before",
     "gpu_workgroup_tile": "a 32x32 output tile per work-group, typical of mobile OpenCL GEMM "
     "kernels (assumed)",
     "gpu_workgroups_per_core": "resident work-groups per shader core (assumed)",
