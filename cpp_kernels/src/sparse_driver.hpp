@@ -244,7 +244,8 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
     // chunk's share of that tile's X rows is prefetched during this task (when its rows are
     // short runs, above). The ragged tile reads its own small copy, so it is not prefetched.
     const i64 next = task + team;
-    const i64 next_t = next < n_tiles * n_chunks ? order[static_cast<std::size_t>(next / n_chunks)] : 0;
+    const i64 next_t =
+        next < n_tiles * n_chunks ? order[static_cast<std::size_t>(next / n_chunks)] : 0;
     const i64 next_ch = next % n_chunks;
     if (next < n_tiles * n_chunks && !(ragged && next_t == n_tiles - 1)) {
       const i64 nv0 = tile_v0[static_cast<std::size_t>(next_t)];

@@ -369,7 +369,8 @@ void test_tile_order() {
       std::vector<i64> order = sd::tile_order(n_tiles, team);
       std::vector<int> seen(static_cast<std::size_t>(n_tiles), 0);
       bool ok = static_cast<i64>(order.size()) == n_tiles;
-      for (i64 t : order) ok = ok && t >= 0 && t < n_tiles && ++seen[static_cast<std::size_t>(t)] == 1;
+      for (i64 t : order)
+        ok = ok && t >= 0 && t < n_tiles && ++seen[static_cast<std::size_t>(t)] == 1;
       EXPECT(ok, "tile_order(%lld, %lld) is not a permutation", static_cast<long long>(n_tiles),
              static_cast<long long>(team));
     }
