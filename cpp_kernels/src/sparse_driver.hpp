@@ -10,7 +10,12 @@
 // masked loads, unless the kernel has them and computes that end in place
 // (PanelLayout::in_place_tail: packed BCR on AVX-512). Tasks are (tile, chunk) pairs,
 // tile-major, so the threads work on the same X panel at the same time; tiles go out in
-// tile_order, so threads on different tiles are not on neighbouring ones.
+// spread_order (parallel.hpp), so threads on different tiles are not on neighbouring ones:
+// two threads on neighbouring tiles of the same Y rows slowed each other down. Zen 4,
+// 2026-11-28, 2 threads against 1, best of 3 alternating processes: 256x64x3136 at 16x32
+// 75 % 1.12 -> 1.92x (at times the neighbours ran slower than one thread), 96x16x12544
+// 1.37 -> 1.96x, 128x256x3136 at 32x32 90 % 1.43 -> 1.94x, CSR at 75 % 1.59-1.74 -> 1.91x;
+// shapes of under 4 tiles a thread unchanged (+-2 %).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -49,26 +54,6 @@ inline std::vector<i64> balanced_bounds(const std::vector<i64>& prefix, i64 part
 // one taking the rest, a rest under nt / 2 joining the tile before it.
 inline i64 panel_tiles(i64 nv_total, i64 nt) {
   return std::max<i64>(1, (nv_total + nt / 2) / nt);
-}
-
-// The order in which run_panels hands out N tiles to `team` threads: N cut into `team` ranges
-// of tiles, taken in turn (range 0's first tile, range 1's first, ..., range 0's second...), so
-// the tiles running at the same time lie far apart. Two threads on neighbouring tiles of the
-// same Y rows slow each other down (each task covers all rows once N has 4+ tiles a thread).
-// Measured on Zen 4 (2026-11-28, 2 threads against 1, best of 3 alternating processes):
-// 256x64x3136 at 16x32 75 % 1.12 -> 1.92x (at times the neighbours ran slower than one
-// thread), 96x16x12544 1.37 -> 1.96x, 128x256x3136 at 32x32 90 % 1.43 -> 1.94x, CSR at 75 %
-// 1.59-1.74 -> 1.91x; shapes of under 4 tiles a thread unchanged (+-2 %).
-inline std::vector<i64> tile_order(i64 n_tiles, i64 team) {
-  std::vector<i64> order;
-  order.reserve(static_cast<std::size_t>(n_tiles));
-  team = std::max<i64>(1, std::min(team, n_tiles));
-  for (i64 q = 0; static_cast<i64>(order.size()) < n_tiles; ++q)
-    for (i64 r = 0; r < team; ++r) {
-      const i64 lo = n_tiles * r / team, hi = n_tiles * (r + 1) / team;
-      if (lo + q < hi) order.push_back(lo + q);
-    }
-  return order;
 }
 
 // How run_panels cuts the work: vectors per N tile, and columns of W per K chunk (0: W is
@@ -213,7 +198,7 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
   // (M = 512) 1-10 % slower; on Zen 3 (AVX2, runs of at most 1.5 KiB) it saved a DRAM
   // latency per line.
   constexpr i64 kStreamedRunBytes = 1536;
-  const std::vector<i64> order = tile_order(n_tiles, team);
+  const std::vector<i64> order = spread_order(n_tiles, team);
   parallel_for(n_tiles * n_chunks, threads, [&](i64 task, int thread) {
     const i64 t = order[static_cast<std::size_t>(task / n_chunks)], ch = task % n_chunks;
     const i64 u0 = bounds[static_cast<std::size_t>(ch)];

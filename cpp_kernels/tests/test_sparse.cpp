@@ -358,24 +358,24 @@ void test_bcr_panel_layout() {
   EXPECT(sd::bcr_panel_layout(100000, 1152, 49, 1, 4, 0).nt == 6, "minimum tile");
 }
 
-void test_tile_order() {
-  namespace sd = grimsim::sparse_detail;
+void test_spread_order() {
+  using grimsim::spread_order;
   // 8 tiles on 2 threads: the two halves in turn, so the first two tasks are far apart
-  const std::vector<i64> two = sd::tile_order(8, 2);
+  const std::vector<i64> two = spread_order(8, 2);
   EXPECT((two == std::vector<i64>{0, 4, 1, 5, 2, 6, 3, 7}), "8 tiles, 2 threads");
   // every tile exactly once, for uneven splits and for more threads than tiles
   for (i64 n_tiles = 1; n_tiles <= 13; ++n_tiles)
     for (i64 team = 1; team <= 5; ++team) {
-      std::vector<i64> order = sd::tile_order(n_tiles, team);
+      std::vector<i64> order = spread_order(n_tiles, team);
       std::vector<int> seen(static_cast<std::size_t>(n_tiles), 0);
       bool ok = static_cast<i64>(order.size()) == n_tiles;
       for (i64 t : order)
         ok = ok && t >= 0 && t < n_tiles && ++seen[static_cast<std::size_t>(t)] == 1;
-      EXPECT(ok, "tile_order(%lld, %lld) is not a permutation", static_cast<long long>(n_tiles),
+      EXPECT(ok, "spread_order(%lld, %lld) is not a permutation", static_cast<long long>(n_tiles),
              static_cast<long long>(team));
     }
   // one thread: in order
-  EXPECT((sd::tile_order(4, 1) == std::vector<i64>{0, 1, 2, 3}), "one thread");
+  EXPECT((spread_order(4, 1) == std::vector<i64>{0, 1, 2, 3}), "one thread");
 }
 
 }  // namespace
@@ -390,7 +390,7 @@ int main() {
   }
   unsetenv("GRIMSIM_SIMD");
   test_bcr_panel_layout();
-  test_tile_order();
+  test_spread_order();
   test_bcr_single_block();
   test_bcr_merge();
   test_bcr_rejections();
