@@ -68,6 +68,7 @@ from grimsim.calibration.plan import (
     DEFAULT_SCHEMES,
     MAX_DENSE_MACS,
     MAX_WEIGHTS,
+    SPACE_FILLING,
     Plan,
     PlanUnit,
     Shape,
@@ -814,7 +815,7 @@ def resolve_profile(device: str) -> DeviceProfile:
 def calibrate(device_name: str, out_dir: str | Path, budget_s: float = 600,
               exclude_networks: Iterable[str] = (), threads: Sequence[int] = (1, 2),
               progress: bool = True, *, schemes: Sequence[str] = DEFAULT_SCHEMES,
-              space_filling: int = 192, min_time_s: float = 0.01, adaptive: bool = True,
+              space_filling: int = SPACE_FILLING, min_time_s: float = 0.01, adaptive: bool = True,
               seed: int = 0, passes: int = 3, pass_gap_s: float = 2.0,
               settle_tol: float | None = 0.05, max_wait_s: float = 10.0
               ) -> CalibrationResult:
