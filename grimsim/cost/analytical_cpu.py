@@ -770,15 +770,17 @@ class AnalyticalCPUModel:
         need = rows.im2col[idx]
         call = self.params.im2col_call_cycles / self.machine.clock_hz if from_python else 0.0
         if need.all():
-            return self._im2col_rows(ctx, idx, act_in) + call
+            return self._im2col_rows(ctx, idx, act_in, from_python) + call
         out = np.zeros(idx.size)
         sel = np.flatnonzero(need)
         if sel.size:
-            out[sel] = self._im2col_rows(ctx, idx[sel], act_in[sel]) + call
+            out[sel] = self._im2col_rows(ctx, idx[sel], act_in[sel], from_python) + call
         return out
 
-    def _im2col_rows(self, ctx: _Ctx, idx: np.ndarray, act_in: np.ndarray) -> np.ndarray:
-        """``_im2col_s`` of rows that all need the pass."""
+    def _im2col_rows(self, ctx: _Ctx, idx: np.ndarray, act_in: np.ndarray,
+                     reused: bool) -> np.ndarray:
+        """``_im2col_s`` of rows that all need the pass; ``reused``: into the same buffer
+        every call (the engine's sparse convs), not a fresh one (conv2d_gemm's)."""
         mc = self.machine
         rows = ctx.rows
         # conv2d_gemm unfolds all groups at once, once per image; counted per call here
@@ -790,7 +792,10 @@ class AnalyticalCPUModel:
         unfolded = (rows.K[idx] * rows.groups[idx]).astype(np.float64)  # output rows
         taps = np.maximum(rows.kh[idx].astype(np.float64) * rows.kw[idx], 1.0)
         per_task = _cdiv(_IM2COL_TASK_FLOATS, np.maximum(taps * ctx.n_call[idx], 1.0))
-        tasks = np.where(gather, _cdiv(unfolded / taps, per_task), unfolded)
+        # wide outputs: runs of whole output rows of _IM2COL_TASK_FLOATS values or more
+        rows_per_task = _cdiv(_IM2COL_TASK_FLOATS, np.maximum(ctx.n_call[idx], 1.0))
+        tasks = np.where(gather, _cdiv(unfolded / taps, per_task),
+                         _cdiv(unfolded, rows_per_task))
         par = self._par(tasks, t, np.ones(idx.size))
         b = np.zeros((3, idx.size))
         in_bytes = rows.act_bytes_in[idx] / ctx.calls[idx]
@@ -803,9 +808,15 @@ class AnalyticalCPUModel:
         # narrow outputs gather through the table; wider ones at stride 1 copy whole output
         # rows (memcpy), at other strides gather one float at a time
         p = self.params
+        copy = p.im2col_reused_copy_cycles if reused else p.im2col_copy_cycles
         per_elem = np.where(gather, p.im2col_gather_cycles,
-                            np.where(strided, p.im2col_cycles, p.im2col_copy_cycles))
+                            np.where(strided, p.im2col_cycles, copy))
         cyc = elems * per_elem
+        if reused:  # a row copy's call and fills, per output row (a fresh buffer's page
+            # faults hide it in the 1.1 cycles a float)
+            copied = ~gather & ~strided
+            cyc = cyc + np.where(copied, rows.K[idx] * rows.out_h[idx] * p.im2col_row_cycles,
+                                 0.0)
         return np.maximum(cyc / mc.clock_hz * par, self._mem_s(b, par))
 
     def _gemv(self, ctx: _Ctx, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -122,6 +122,8 @@ class KernelParams:
     call_cycles: Mapping[str, float] = field(default_factory=lambda: _CALL_CYCLES)
     narrow_call_cycles: float = 300.0
     im2col_call_cycles: float = 7000.0
+    im2col_reused_copy_cycles: float = 0.2
+    im2col_row_cycles: float = 15.0
     # GPU
     gpu_workgroup_tile: int = 32
     gpu_workgroups_per_core: int = 4
@@ -243,6 +245,11 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "band": "uncalibrated analytical band x0.5..x2 (stated; the learned correction narrows it)",
     "efficiency": "measured on the dev VM: benchmarks/analytical_sanity.py",
     "call_cycles": "measured on the dev VM: tiny problems, benchmarks/analytical_sanity.py",
+    "im2col_reused_copy_cycles": "stride-1 im2col into a buffer reused from call to call "
+    "(the engine's sparse convs), per float, and im2col_row_cycles per output row copied "
+    "(memcpy and fills): fitted to im2col of 64x56x56, 128x28x28 and 256x14x14 k3 s1 on one "
+    "thread of the dev VM (Zen 4, 2026-11-28: 229, 176, 157 us; rows of 56, 28, 14 floats)",
+    "im2col_row_cycles": "see im2col_reused_copy_cycles",
     "im2col_call_cycles": "a sparse conv's im2col, called from Python ahead of the kernel "
     "(binding with keyword arguments and array checks), measured on the dev VM (Zen 4, "
     "2026-11-28): pattern convs of 1-5 input channels on 2x2-4x4 maps took 2.2-2.6 us in "
