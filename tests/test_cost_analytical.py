@@ -461,10 +461,12 @@ def test_bcr_needs_high_sparsity_to_beat_winograd(profiles: dict[str, DeviceProf
         # more than 10 x 18 when both need two register tiles)
         assert np.all(np.diff(bcr) <= 0.05 * bcr[1:])
         crossover = rates[np.argmax(bcr < wino)]
-        # measured on the dev VM with the K-chunked BCR panels (2026-11-26): ~77% (Winograd
-        # 1.25-1.42 ms; BCR 75% 1.18 ms, 80% 0.93-0.99 ms, + 0.05-0.13 ms of im2col); MNN's
-        # Winograd on a phone needs ~90%. The model puts it between 70% and 95% everywhere.
-        assert 0.70 <= crossover <= 0.95, (profile.id, crossover)
+        # measured on the dev VMs: ~77% on Zen 3 with the K-chunked BCR panels (2026-11-26:
+        # Winograd 1.25-1.42 ms; BCR 75% 1.18 ms, 80% 0.93-0.99 ms, + 0.05-0.13 ms of
+        # im2col), 66-72% on Zen 4 (2026-11-28, im2col into a reused buffer included:
+        # Winograd 0.95-1.06 ms; BCR 66% 0.91-1.11 ms, 70% 0.95-1.05 ms, 75% 0.73-0.82 ms);
+        # MNN's Winograd on a phone needs ~90%. The model puts it between 65% and 95%.
+        assert 0.65 <= crossover <= 0.95, (profile.id, crossover)
         # on a 1x1 conv the same 75% BCR already wins against dense
         dense_1x1 = _one(gemm_rows(128, 128, 784, op=Op.CONV, out_hw=(28, 28)), model)
         bcr_1x1 = _one(gemm_rows(128, 128, 784, "bcr:16x32:0.75", op=Op.CONV,
