@@ -391,6 +391,19 @@ def test_im2col_of_narrow_outputs_over_many_channels(threads):
     assert np.count_nonzero(np.isnan(cols)) == np.count_nonzero(np.isnan(want)) > 0
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_im2col_of_wide_outputs_in_runs_of_rows(threads):
+    """Wide outputs (13x13, rows copied whole) over enough channels that the rows split into
+    several runs, one task each, with rows of 169 floats ending inside a cache line: every
+    value where the sliding window says, bit for bit, padding exactly 0."""
+    (x,) = rng_arrays(8, (1, 192, 13, 13))
+    x[0, 0, 0, 0], x[0, 100, 6, 6], x[0, 191, 12, 12] = np.inf, np.nan, -np.inf
+    cols = gk.im2col(x, (3, 3), (1, 1), (1, 1), (1, 1), threads)
+    want = _im2col_ref(x, 3, 3, 1, 1, 1, 1, 1, 1)
+    assert cols.shape == (192 * 9, 169)  # 1728 rows: 17 runs of 97 (16384 values or more)
+    np.testing.assert_array_equal(cols.view(np.uint32), want.view(np.uint32))
+
+
 def test_im2col_rejects_an_out_overlapping_its_input():
     buf = np.zeros(144 + 576, np.float32)
     x = buf[:144].reshape(1, 4, 6, 6)
