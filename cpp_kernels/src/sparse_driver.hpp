@@ -106,9 +106,15 @@ inline PanelLayout bcr_panel_layout(i64 rows, i64 k, i64 nv_total, int threads, 
   // stay that many (the threads then split their rows): N tiles under ~25 vectors cost more in
   // per-tile work than they save (2 threads, 128x1152x784, 16x32 at 75 %: halves of 25 + 24
   // vectors 367 us, rows split 261 us; Sapphire Rapids VM, 2026-11-27).
+  // Exactly one tile a thread becomes two a thread while tiles keep 24 vectors: the two
+  // threads' tiles are then not side by side on the same Y rows (spread_order), which at
+  // times made them no faster than one thread (Zen 4, 2026-11-28, 2 threads against 1 in
+  // alternating processes, 16x32 BCR on 64x576x3136: 75 % 0.99-1.93 -> 1.61-1.97x, 90 %
+  // 1.44-1.80 -> 1.48-1.90x; 64x256x3136 at 75 % 1.86-1.92 -> 1.94x and up).
   const i64 tiles = panel_tiles(nv_total, nt);
   if (threads > 1 && tiles > 1) {
-    const i64 even = tiles >= threads ? (tiles + threads - 1) / threads * threads : tiles;
+    i64 even = tiles >= threads ? (tiles + threads - 1) / threads * threads : tiles;
+    if (even == threads && (nv_total + 2 * threads - 1) / (2 * threads) >= 24) even *= 2;
     nt = std::max<i64>(6, (nv_total + even - 1) / even);
   }
   // the chunk's X rows as wide as the tile really is (N may be narrower than nt)

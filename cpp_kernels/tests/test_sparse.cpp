@@ -350,8 +350,12 @@ void test_bcr_panel_layout() {
   EXPECT(b.nt * 128 * 16 * 4 <= 1024 * kKiB, "Y panel over half of L2");
   // K within one chunk: W is not visited in chunks
   EXPECT(sd::bcr_panel_layout(128, 32, 49, 1, 16, 2048 * kKiB).kc == 0, "short K chunked");
-  // 196 vectors on 2 threads: two tiles of 126 + 70 become 98 + 98
-  EXPECT(sd::bcr_panel_layout(128, 1152, 196, 2, 16, 2048 * kKiB).nt == 98, "uneven tiles");
+  // 400 vectors on 2 threads: three tiles of 126 become four of 100
+  EXPECT(sd::bcr_panel_layout(128, 1152, 400, 2, 16, 2048 * kKiB).nt == 100, "uneven tiles");
+  // 196 vectors on 2 threads: two tiles (126 + 70), one a thread, become four of 49
+  EXPECT(sd::bcr_panel_layout(128, 1152, 196, 2, 16, 2048 * kKiB).nt == 49, "one a thread");
+  // ... unless the four would be under 24 vectors: 90 vectors stay two tiles of 45
+  EXPECT(sd::bcr_panel_layout(256, 1152, 90, 2, 16, 2048 * kKiB).nt == 45, "narrow tiles");
   // one tile for 2 threads stays whole (the threads split its rows instead)
   EXPECT(sd::bcr_panel_layout(128, 1152, 49, 2, 16, 2048 * kKiB).nt == 126, "tile split");
   // a tiny or unknown L2 still gives the minimum tile
