@@ -179,7 +179,8 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
   constexpr i64 kTlbReachBytes = 64 * 4096;
   const bool copy_panels =
       n_tiles > 1 && k * ld * 4 > kTlbReachBytes && x_row_reads >= 32 * k;
-  const int team = static_cast<int>(std::min<i64>(threads, n_tiles * n_chunks));
+  const i64 n_tasks = n_tiles * n_chunks;
+  const int team = static_cast<int>(std::min<i64>(threads, n_tasks));
   AlignedArray<float> panels(copy_panels ? static_cast<std::size_t>(team * k * max_width) : 0);
 
   // The ragged tile's zero-padded X copy (shared) and Y scratch (rows x width).
@@ -205,7 +206,7 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
   // latency per line.
   constexpr i64 kStreamedRunBytes = 1536;
   const std::vector<i64> order = spread_order(n_tiles, team);
-  parallel_for(n_tiles * n_chunks, threads, [&](i64 task, int thread) {
+  parallel_for(n_tasks, threads, [&](i64 task, int thread) {
     const i64 t = order[static_cast<std::size_t>(task / n_chunks)], ch = task % n_chunks;
     const i64 u0 = bounds[static_cast<std::size_t>(ch)];
     const i64 u1 = bounds[static_cast<std::size_t>(ch + 1)];
@@ -235,10 +236,10 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
     // chunk's share of that tile's X rows is prefetched during this task (when its rows are
     // short runs, above). The ragged tile reads its own small copy, so it is not prefetched.
     const i64 next = task + team;
-    const i64 next_t =
-        next < n_tiles * n_chunks ? order[static_cast<std::size_t>(next / n_chunks)] : 0;
+    const bool has_next = next < n_tasks;
+    const i64 next_t = has_next ? order[static_cast<std::size_t>(next / n_chunks)] : 0;
     const i64 next_ch = next % n_chunks;
-    if (next < n_tiles * n_chunks && !(ragged && next_t == n_tiles - 1)) {
+    if (has_next && !(ragged && next_t == n_tiles - 1)) {
       const i64 nv0 = tile_v0[static_cast<std::size_t>(next_t)];
       const i64 nv1 = tile_v0[static_cast<std::size_t>(next_t + 1)];
       const i64 run_bytes = (nv1 - nv0) * lanes * static_cast<i64>(sizeof(float));

@@ -768,19 +768,18 @@ class AnalyticalCPUModel:
         conv (the dense conv unfolds inside its one call)."""
         rows = ctx.rows
         need = rows.im2col[idx]
-        call = self.params.im2col_call_cycles / self.machine.clock_hz if from_python else 0.0
         if need.all():
-            return self._im2col_rows(ctx, idx, act_in, from_python) + call
+            return self._im2col_rows(ctx, idx, act_in, from_python)
         out = np.zeros(idx.size)
         sel = np.flatnonzero(need)
         if sel.size:
-            out[sel] = self._im2col_rows(ctx, idx[sel], act_in[sel], from_python) + call
+            out[sel] = self._im2col_rows(ctx, idx[sel], act_in[sel], from_python)
         return out
 
     def _im2col_rows(self, ctx: _Ctx, idx: np.ndarray, act_in: np.ndarray,
-                     reused: bool) -> np.ndarray:
-        """``_im2col_s`` of rows that all need the pass; ``reused``: into the same buffer
-        every call (the engine's sparse convs), not a fresh one (conv2d_gemm's)."""
+                     from_python: bool) -> np.ndarray:
+        """``_im2col_s`` of rows that all need the pass. The engine's own im2col call writes
+        into the same buffer every call; conv2d_gemm's into a fresh one."""
         mc = self.machine
         rows = ctx.rows
         # conv2d_gemm unfolds all groups at once, once per image; counted per call here
@@ -808,16 +807,18 @@ class AnalyticalCPUModel:
         # narrow outputs gather through the table; wider ones at stride 1 copy whole output
         # rows (memcpy), at other strides gather one float at a time
         p = self.params
-        copy = p.im2col_reused_copy_cycles if reused else p.im2col_copy_cycles
+        copy = p.im2col_reused_copy_cycles if from_python else p.im2col_copy_cycles
         per_elem = np.where(gather, p.im2col_gather_cycles,
                             np.where(strided, p.im2col_cycles, copy))
         cyc = elems * per_elem
-        if reused:  # a row copy's call and fills, per output row (a fresh buffer's page
-            # faults hide it in the 1.1 cycles a float)
-            copied = ~gather & ~strided
-            cyc = cyc + np.where(copied, rows.K[idx] * rows.out_h[idx] * p.im2col_row_cycles,
-                                 0.0)
-        return np.maximum(cyc / mc.clock_hz * par, self._mem_s(b, par))
+        if not from_python:
+            return np.maximum(cyc / mc.clock_hz * par, self._mem_s(b, par))
+        # a row copy's call and fills, per output row (a fresh buffer's page faults hide it
+        # in the 1.1 cycles a float), and the call itself
+        copied = ~gather & ~strided
+        cyc = cyc + np.where(copied, rows.K[idx] * rows.out_h[idx] * p.im2col_row_cycles, 0.0)
+        return np.maximum(cyc / mc.clock_hz * par, self._mem_s(b, par)) \
+            + p.im2col_call_cycles / mc.clock_hz
 
     def _gemv(self, ctx: _Ctx, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """dense.cpp gemv_rows: 4 rows share each x load; bandwidth-bound on the weights."""
