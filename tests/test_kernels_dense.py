@@ -214,7 +214,32 @@ def test_im2col_matches_sliding_windows(case, C, H, W, seed):
     np.testing.assert_array_equal(out, cols)
 
 
-@given(case=conv_cases, C=st.integers(1, 8), H=st.integers(1, 14), W=st.integers(1, 14),
+
+# Wide rows: stride-1 rows go through the 4-vector copy and its overlapping last vectors,
+# stride-2 rows through the de-interleaving copy (every remainder of 16 lanes)
+@pytest.mark.parametrize("W", [16, 17, 47, 63, 64, 65, 79, 80, 81, 112, 130, 200])
+@pytest.mark.parametrize(("k", "s", "p"), [(3, 1, 1), (1, 1, 0), (3, 2, 1), (7, 2, 3), (3, 3, 0)])
+def test_im2col_wide_rows(W, k, s, p):
+    (x,) = rng_arrays(W, (1, 2, 9, W))
+    cols = gk.im2col(x, (k, k), (s, s), (p, p), (1, 1), 1)
+    np.testing.assert_array_equal(cols, _im2col_ref(x, k, k, s, s, p, p, 1, 1))
+
+
+def test_conv_row_copies_every_simd_tier(monkeypatch):
+    """im2col's row copies and the depthwise phase copy in every tier (lane counts 4-16)."""
+    best = gk.simd_level()
+    tiers = {"avx512": ["avx512", "avx2", "sse2"], "avx2": ["avx2", "sse2"]}.get(best, [best])
+    x, w = rng_arrays(11, (1, 2, 7, 75), (2, 1, 3, 3))
+    for tier in tiers:
+        monkeypatch.setenv("GRIMSIM_SIMD", tier)
+        for s, p in ((1, 1), (2, 1), (2, 0)):
+            cols = gk.im2col(x, (3, 3), (s, s), (p, p), (1, 1), 1)
+            np.testing.assert_array_equal(cols, _im2col_ref(x, 3, 3, s, s, p, p, 1, 1))
+            y = gk.depthwise_conv2d(x, w, (s, s), (p, p), (1, 1), None, 1)
+            assert_conv_close(y, conv_ref(x, w, None, (s, s), (p, p), (1, 1), 2))
+
+# W up to 40: stride-2 phase rows of 16+ floats take the vector (deinterleaving) copy
+@given(case=conv_cases, C=st.integers(1, 8), H=st.integers(1, 14), W=st.integers(1, 40),
        threads=THREADS, bias=st.booleans(), seed=st.integers(0, 2**16))
 def test_depthwise_matches_direct_conv(case, C, H, W, threads, bias, seed):
     kh, kw, sh, sw, ph, pw, dh, dw = case
@@ -224,6 +249,17 @@ def test_depthwise_matches_direct_conv(case, C, H, W, threads, bias, seed):
     y = gk.depthwise_conv2d(x, w, (sh, sw), (ph, pw), (dh, dw), b if bias else None, threads)
     assert_conv_close(y, conv_ref(x, w, b if bias else None, (sh, sw), (ph, pw), (dh, dw), C))
 
+
+
+# MobileNet's stride-2 planes (3x3 pad 1, 5x5 pad 2; even and odd widths): rows long enough
+# for several vectors of the deinterleaving copy, each phase with its own first column
+@pytest.mark.parametrize(("k", "pad", "H", "W"), [(3, 1, 112, 112), (3, 1, 57, 57),
+                                                   (5, 2, 28, 28), (3, 0, 15, 47)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise_stride_2_planes(k, pad, H, W, threads):
+    x, w, b = rng_arrays(7, (1, 3, H, W), (3, 1, k, k), (3,))
+    y = gk.depthwise_conv2d(x, w, (2, 2), (pad, pad), (1, 1), b, threads)
+    assert_conv_close(y, conv_ref(x, w, b, (2, 2), (pad, pad), (1, 1), 3))
 
 @st.composite
 def pool_cases(draw):

@@ -1,7 +1,7 @@
 // Convolutions: geometry checks, im2col, conv through the GEMM, direct depthwise, and the
 // naive reference used by the tests.
 #include <algorithm>
-#include <cstring>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -94,6 +94,7 @@ void im2col(const float* input, const ConvGeometry& g, float* x, int threads) {
     return;
   }
   const std::int64_t rows = g.channels * g.kernel_h * g.kernel_w;
+  const SimdLevel level = simd_runtime_level();
   // Tasks of whole runs of rows (kMinTaskFloats values or more), as in im2col_narrow: with a
   // task per row, two threads wrote interleaved rows and shared a cache line at every row
   // end not on a line boundary. Zen 4, 2026-11-28, 3x3 s1, 2 threads against 1: 192x13x13
@@ -122,7 +123,9 @@ void im2col(const float* input, const ConvGeometry& g, float* x, int threads) {
         const float* s = plane + iy * g.width + off;
         std::fill(d, d + lo, 0.0f);
         if (sw == 1)
-          std::memcpy(d + lo, s + lo, static_cast<std::size_t>(hi - lo) * sizeof(float));
+          GRIMSIM_DISPATCH_AT(level, copy_row, s + lo, d + lo, hi - lo);
+        else if (sw == 2)
+          GRIMSIM_DISPATCH_AT(level, copy_stride2, s + 2 * lo, d + lo, hi - lo);
         else
           for (std::int64_t ox = lo; ox < hi; ++ox) d[ox] = s[ox * sw];
         std::fill(d + hi, d + Wo, 0.0f);
@@ -161,6 +164,22 @@ void conv2d_gemm(const float* input, const ConvGeometry& g, const float* w2d,
                   bias != nullptr ? bias + grp * mg : nullptr, threads);
 }
 
+namespace {
+constexpr std::int64_t kPageFloats = 4096 / sizeof(float);
+
+// Where in `base`'s page of slack a copy of `src` should start (in floats, on a cache line):
+// half a page from src modulo 4 KiB. Loads whose address matches an older store's in its low
+// 12 bits wait for it (4K aliasing): the stride-2 phase copy of a plane then ran 1.4x slower
+// for some placements of the input than for others (Zen 4, 2026-11-28, 96x112x112 3x3 s2:
+// 374-541 us over input offsets 0-448 bytes). Every plane starts at its own page offset, so
+// the place is picked per plane.
+std::int64_t half_page_apart(const float* src, const float* base) {
+  const auto s = reinterpret_cast<std::uintptr_t>(src), b = reinterpret_cast<std::uintptr_t>(base);
+  const std::uintptr_t bytes = (s + 2048 - b) & (4096 - 64);
+  return static_cast<std::int64_t>(bytes / sizeof(float));
+}
+}  // namespace
+
 void depthwise_conv2d(const float* input, const ConvGeometry& g, const float* weight,
                       const float* bias, float* output, int threads) {
   check_conv_geometry(g);
@@ -197,7 +216,8 @@ void depthwise_conv2d(const float* input, const ConvGeometry& g, const float* we
           col / g.stride_w;
     }
   job.tap_offset = tap_offset.data();
-  const std::int64_t scratch = g.stride_w * job.phase_rows * job.phase_cols;
+  // Each thread's phase planes, plus a page of slack to place them per channel plane.
+  const std::int64_t scratch = g.stride_w * job.phase_rows * job.phase_cols + kPageFloats;
   const int team = static_cast<int>(std::min<std::int64_t>(threads, g.channels));
   AlignedArray<float> buf(static_cast<std::size_t>(team * scratch));
   const std::int64_t plane = g.height * g.width, oplane = job.out_h * job.out_w;
@@ -208,10 +228,13 @@ void depthwise_conv2d(const float* input, const ConvGeometry& g, const float* we
   // -> 1.90-2.07x; 112x112 and 56x56 maps unchanged).
   parallel_for_blocks(g.channels, g.channels / (4 * team), team,
                       [&](std::int64_t c0, std::int64_t c1, int thread) {
-    for (std::int64_t c = c0; c < c1; ++c)
-      GRIMSIM_DISPATCH_AT(level, depthwise_plane, job, input + c * plane, weight + c * taps,
+    float* own = buf.data() + static_cast<std::int64_t>(thread) * scratch;
+    for (std::int64_t c = c0; c < c1; ++c) {
+      const float* in = input + c * plane;
+      GRIMSIM_DISPATCH_AT(level, depthwise_plane, job, in, weight + c * taps,
                           bias != nullptr ? bias[c] : 0.0f, output + c * oplane,
-                          buf.data() + static_cast<std::int64_t>(thread) * scratch);
+                          own + half_page_apart(in, own));
+    }
   });
 }
 

@@ -86,6 +86,7 @@ class KernelParams:
     l2_bytes_per_cycle_in_order: float = 16.0
     llc_bytes_per_cycle: Mapping[str, float] = field(default_factory=lambda: _LLC_BPC)
     scalar_copy_cycles: float = 1.0
+    deinterleave_copy_cycles: float = 4.5
     pack_a_cycles: float = 1.0
     im2col_cycles: float = 2.0
     im2col_copy_cycles: float = 1.1
@@ -124,6 +125,7 @@ class KernelParams:
     im2col_call_cycles: float = 7000.0
     im2col_reused_copy_cycles: float = 0.2
     im2col_row_cycles: float = 15.0
+    im2col_stride2_cycles: float = 0.6
     # GPU
     gpu_workgroup_tile: int = 32
     gpu_workgroups_per_core: int = 4
@@ -151,9 +153,15 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "(measure_read_bandwidth, 4 MiB buffer, 78 GB/s at 3.22 GHz)",
     "scalar_copy_cycles": "counted: the scalar gather/scatter loops (Winograd tile gather and "
     "output scatter, GEMM edge tiles) move one float per load+store pair (1 store/cycle)",
+    "deinterleave_copy_cycles": "a stride-2 copy (depthwise phase planes) per output "
+    "vector: counted two loads, one two-source permute (vpermt2ps; NEON's vld2 de-interleaves "
+    "in the load) and one store, ~2 cycles; measured 4.3-5.1 on the dev VM (2026-11-28, "
+    "bench_depthwise 3x3 stride 2 on 96x112x112 and 144x56x56, the rest of the plane as "
+    "modelled): the loads of the fresh phase rows wait on their stores; 4.5 taken",
     "pack_a_cycles": "counted: pack_a_panel transposes W with strided scalar loads, 1 float per "
     "store",
-    "im2col_cycles": "strided im2col (conv.cpp: one strided load and store per float, index "
+    "im2col_cycles": "im2col at strides over 2 (conv.cpp: one strided load and store per "
+    "float, index "
     "math): measured 2.4-3.0 cycles/float on the dev VM (im2col of 3x224x224 k7 s2, 64x56x56 "
     "k3 s2), fresh output buffer included; 2.0 taken (the VM was loaded)",
     "im2col_copy_cycles": "stride-1 im2col copies whole rows (memcpy) into a freshly allocated "
@@ -250,6 +258,11 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "(memcpy and fills): fitted to im2col of 64x56x56, 128x28x28 and 256x14x14 k3 s1 on one "
     "thread of the dev VM (Zen 4, 2026-11-28: 229, 176, 157 us; rows of 56, 28, 14 floats)",
     "im2col_row_cycles": "see im2col_reused_copy_cycles",
+    "im2col_stride2_cycles": "stride-2 im2col rows de-interleaved with vector permutes "
+    "(conv.simd.cpp copy_stride2), per float, plus im2col_row_cycles per output row: fitted "
+    "to im2col of 3x224x224 k3/k7, 32x112x112, 64x56x56 and 144x56x56 k3 s2 on one thread "
+    "of the dev VM (Zen 4, 2026-11-28: 0.63-0.96 cycles a float in all, rows of 112 to 28 "
+    "floats; a fresh buffer under 4 MB costs the same)",
     "im2col_call_cycles": "a sparse conv's im2col, called from Python ahead of the kernel "
     "(binding with keyword arguments and array checks), measured on the dev VM (Zen 4, "
     "2026-11-28): pattern convs of 1-5 input channels on 2x2-4x4 maps took 2.2-2.6 us in "
