@@ -14,11 +14,14 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from grimsim.cost.analytical_cpu import AnalyticalCPUModel
 from grimsim.cost.features import (
     CORRECTION_FEATURES,
+    STACKED_FEATURES,
     FeatureMachine,
     correction_features,
     feature_machine,
     n_tile_layout,
     one_thread_estimate,
+    one_thread_name,
+    stacked_features,
 )
 from grimsim.cost.learned import (
     CalibratedModel,
@@ -161,6 +164,86 @@ def test_a_split_correction_round_trips(tmp_path: Path) -> None:
     with pytest.raises(CalibrationError, match="column"):
         CorrectionRegressor.from_dict(bad, "c.json")
 
+
+
+def _stacked_data(n1: int, n2: int, noise: float, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Rows on 1 and 2 threads as ``STACKED_FEATURES`` lays them out (features, then the
+    row's on one thread): the 2-thread law is the 1-thread one plus a term of its own, and
+    only the 2-thread labels are noisy. Returns X, noisy y, true y, names."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(0, 1, n1 + n2), rng.uniform(0, 1, n1 + n2)
+    threads = np.r_[np.ones(n1), np.full(n2, 2.0)]
+    own = np.column_stack([a, threads, b])
+    single = np.column_stack([a, np.ones(n1 + n2), b])
+    truth = np.sin(6 * a) + np.where(threads == 2, 0.3 * b - 0.2, 0.0)
+    noisy = truth + np.where(threads == 2, rng.normal(0, noise, n1 + n2), 0.0)
+    names = ["a", "threads", "b"]
+    return np.hstack([own, single]), noisy, truth, names + [one_thread_name(x) for x in names]
+
+
+def test_stacked_members_start_from_the_one_thread_answer() -> None:
+    """With STACKED_FEATURES-style names, a 2-thread row gets the 1-thread member's answer
+    on its one-thread columns plus its own member's, so few noisy 2-thread rows learn the
+    shared law from the clean 1-thread ones; the artefact round-trips exactly."""
+    params = dict(n_estimators=60, band_folds=0, min_split_rows=50, random_state=0)
+    ratios = []
+    for seed in range(3):
+        X, y, _, names = _stacked_data(800, 150, 0.1, seed)
+        Xt, _, true_t, _ = _stacked_data(0, 400, 0.0, seed + 10)
+        stacked = CorrectionRegressor(feature_names=names, **params).fit(X, y)
+        plain = CorrectionRegressor(feature_names=names, stack_threads=False,
+                                    **params).fit(X, y)
+        assert stacked.ensemble_.stack_width == 3 and plain.ensemble_.stack_width is None
+        rmse = lambda r: float(np.sqrt(np.mean((r.predict(Xt) - true_t) ** 2)))  # noqa: E731,B023
+        ratios.append(rmse(stacked) / rmse(plain))
+    assert np.mean(ratios) < 0.85
+    ens = stacked.ensemble_
+    base, two = ens.members[ens.base], ens.members[1]
+    np.testing.assert_allclose(ens.predict(Xt), base.predict(Xt[:, 3:]) + two.predict(Xt[:, :3]))
+    one = X[:, 1] == 1
+    np.testing.assert_allclose(ens.predict(X[one]), base.predict(X[one][:, :3]))
+    again = CorrectionRegressor.from_dict(json.loads(json.dumps(stacked.to_dict())))
+    np.testing.assert_array_equal(again.predict(Xt), stacked.predict(Xt))
+    bad = stacked.to_dict()
+    bad["ensemble"]["stack_width"] = 2
+    with pytest.raises(CalibrationError, match="stack_width"):
+        CorrectionRegressor.from_dict(bad, "c.json")
+    # names that are not a feature block and its one-thread copy: no stacking
+    other = CorrectionRegressor(feature_names=[*names[:3], "x", "y", "z"], **params).fit(X, y)
+    assert other.ensemble_.stack_width is None
+
+
+def test_calibrated_model_reads_stacked_features() -> None:
+    """A correction trained on STACKED_FEATURES gets each row's features and its features
+    on one thread (``stacked_features``); a 1-thread row's two halves are the same."""
+    ana = AnalyticalCPUModel(load_profile("sd855"), cache_state="warm")
+    rows = rows_for(fuse(build_zoo("resnet18")), ["dense", "bcr:16x32:0.75"], threads=2)
+    gemm = np.flatnonzero(rows.is_gemm)
+    sub = rows.take(gemm)
+    est = ana.estimate(sub)
+    X = stacked_features(ana, sub, est, ana.profile)
+    w = len(CORRECTION_FEATURES)
+    assert X.shape == (len(sub), 2 * w)
+    one = sub.with_threads(1)
+    est_one = ana.estimate(one)
+    np.testing.assert_allclose(X[:, w:], correction_features(one, est_one, ana.profile,
+                                                             one_thread=est_one))
+    np.testing.assert_allclose(X[:, :w], correction_features(
+        sub, est, ana.profile, one_thread=one_thread_estimate(ana, sub, est)))
+    X1 = stacked_features(ana, one, est_one, ana.profile)
+    np.testing.assert_array_equal(X1[:, :w], X1[:, w:])
+    rng = np.random.default_rng(0)
+    Xs = np.vstack([X, X1])
+    reg = CorrectionRegressor(n_estimators=20, band_folds=2, scale_estimators=5,
+                              feature_names=list(STACKED_FEATURES), min_split_rows=10,
+                              ).fit(Xs, 0.1 * rng.standard_normal(len(Xs)))
+    assert reg.ensemble_.stack_width == w
+    cal = CalibratedModel(ana, Correction(regressor=reg, feature_names=STACKED_FEATURES,
+                                          meta={"profile": "sd855", "n_points": len(Xs)}))
+    got = cal.estimate(rows)
+    np.testing.assert_allclose(got.latency_s[gemm],
+                               est.analytical_s * np.exp(reg.predict(X)), rtol=1e-12)
 
 def _correction(seed: int = 0) -> Correction:
     rng = np.random.default_rng(seed)

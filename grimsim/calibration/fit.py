@@ -39,11 +39,10 @@ from grimsim.calibration.plan import Shape
 from grimsim.cost.analytical_cpu import AnalyticalCPUModel
 from grimsim.cost.features import (
     BASELINE_FEATURES,
-    CORRECTION_FEATURES,
     GEMM_KERNELS,
+    STACKED_FEATURES,
     baseline_features,
-    correction_features,
-    one_thread_estimate,
+    stacked_features,
 )
 from grimsim.cost.learned import (
     CalibrationError,
@@ -403,8 +402,7 @@ def _load(points_dir: Path, statistic: str, slow_tol: float | None = 0.10,
     est_u = model.estimate(rows)
     recs = [records[i] for i in idx]
     specs = [str(r["spec"]) for r in recs]
-    X = correction_features(rows, est_u, profile,
-                            one_thread=one_thread_estimate(model, rows, est_u))
+    X = stacked_features(model, rows, est_u, profile)
     data = _Data(
         records=recs, X=X, Xb=baseline_features(rows),
         y=np.log(measured[idx] / est_u.analytical_s), analytical_s=est_u.analytical_s,
@@ -471,7 +469,7 @@ def fit(points_dir: str | os.PathLike[str], out_profile: str | os.PathLike[str] 
     if not 0.0 < holdout < 1.0:
         raise CalibrationError(f"holdout must be in (0, 1), got {holdout}")
     data, profile, session, dropped = _load(folder, statistic, slow_tol, contended_tol)
-    reg_params = {"feature_names": list(CORRECTION_FEATURES), "random_state": seed,
+    reg_params = {"feature_names": list(STACKED_FEATURES), "random_state": seed,
                   **dict(params or {})}
 
     # ---- held-out evaluation: shapes never seen in training
@@ -527,7 +525,7 @@ def fit(points_dir: str | os.PathLike[str], out_profile: str | os.PathLike[str] 
             "points": str(folder.resolve() / "points.jsonl"),
             "heldout": {"within_10": heldout["all"]["calibrated"].within_10,
                         "rmspe": heldout["all"]["calibrated"].rmspe}}
-    correction = Correction(regressor=final, feature_names=CORRECTION_FEATURES,
+    correction = Correction(regressor=final, feature_names=STACKED_FEATURES,
                             meta=_finite(meta))
     save_correction(correction, artefact)
     # the held-out points beside the artefact: the explorer's predicted-vs-measured view

@@ -40,11 +40,14 @@ __all__ = [
     "BASELINE_FEATURES",
     "CORRECTION_FEATURES",
     "GEMM_KERNELS",
+    "STACKED_FEATURES",
     "FeatureMachine",
     "baseline_features",
     "correction_features",
     "feature_machine",
     "one_thread_estimate",
+    "one_thread_name",
+    "stacked_features",
 ]
 
 #: Kernels the correction is trained on (every CPU kernel but the cheap element-wise ops).
@@ -65,6 +68,17 @@ _KERNEL = ("log2_x_over_l2", "log2_x_over_llc", "log2_w_over_l2", "log2_w_over_l
 CORRECTION_FEATURES: tuple[str, ...] = (
     _SHAPE + _STRUCTURE + _CONV + _PRIOR + _THREADS + _KERNEL
     + tuple(f"kernel={k}" for k in GEMM_KERNELS))
+
+
+def one_thread_name(name: str) -> str:
+    """The name of feature ``name`` computed for the row on one thread."""
+    return f"one_thread:{name}"
+
+
+#: ``CORRECTION_FEATURES`` of a row, then the same features of the row on one thread (what a
+#: stacked correction reads: ``CorrectionRegressor(stack_threads=True)``).
+STACKED_FEATURES: tuple[str, ...] = CORRECTION_FEATURES + tuple(
+    one_thread_name(n) for n in CORRECTION_FEATURES)
 
 _BASE_OPS = (Op.FC, Op.CONV, Op.DWCONV)
 BASELINE_FEATURES: tuple[str, ...] = (
@@ -277,13 +291,38 @@ def one_thread_estimate(model: CostModel, rows: CostRows,
     multi = np.flatnonzero(rows.threads > 1)
     if multi.size == 0:
         return estimate
-    one = model.estimate(rows.take(multi).with_threads(1))
+    return _with_one_thread(estimate, multi, model.estimate(rows.take(multi).with_threads(1)))
+
+
+def _with_one_thread(estimate: EstimateBatch, multi: np.ndarray,
+                     one: EstimateBatch) -> EstimateBatch:
+    """``estimate`` with the rows ``multi`` answered as ``one`` (their one-thread estimate)
+    answers them, for the fields ``correction_features`` reads of it."""
     fields = {}
     for name in ("analytical_s", "compute_s"):
         col = getattr(estimate, name).copy()
         col[multi] = getattr(one, name)
         fields[name] = col
     return replace(estimate, **fields)
+
+
+def stacked_features(model: CostModel, rows: CostRows, estimate: EstimateBatch,
+                     device: DeviceProfile | FeatureMachine) -> np.ndarray:
+    """The ``STACKED_FEATURES`` matrix (column-major) of ``rows``: their
+    ``correction_features`` given ``model``'s ``estimate`` of them, then the same rows' on
+    one thread (for rows already on one thread, a copy of their own)."""
+    machine = device if isinstance(device, FeatureMachine) else feature_machine(device)
+    multi = np.flatnonzero(rows.threads > 1)
+    if multi.size == 0:
+        own = correction_features(rows, estimate, machine, one_thread=estimate)
+        return np.asfortranarray(np.hstack([own, own]))
+    rows_one = rows.take(multi).with_threads(1)
+    est_one = model.estimate(rows_one)
+    own = correction_features(rows, estimate, machine,
+                              one_thread=_with_one_thread(estimate, multi, est_one))
+    single = own.copy()
+    single[multi] = correction_features(rows_one, est_one, machine, one_thread=est_one)
+    return np.asfortranarray(np.hstack([own, single]))
 
 
 def correction_features(rows: CostRows, estimate: EstimateBatch,

@@ -40,9 +40,12 @@ import numpy as np
 from grimsim.cost.features import (
     CORRECTION_FEATURES,
     GEMM_KERNELS,
+    STACKED_FEATURES,
     correction_features,
     feature_machine,
     one_thread_estimate,
+    one_thread_name,
+    stacked_features,
 )
 from grimsim.cost.profile import DeviceProfile, user_data_dir
 from grimsim.cost.protocol import CostModel, EstimateBatch
@@ -238,22 +241,35 @@ class ObliviousEnsemble:
 class GroupedEnsemble:
     """One ``ObliviousEnsemble`` per value of a split column (``column``; None: one
     ensemble for every row): a row takes the member whose ``values`` entry is nearest its
-    own on a log scale (so 3 threads take the 2- or 4-thread member), ties to the lower."""
+    own on a log scale (so 3 threads take the 2- or 4-thread member), ties to the lower.
+
+    Stacked (``stack_width`` = w, the rows' columns being w features followed by the same w
+    features of the row on one thread, ``STACKED_FEATURES``): the ``base`` member (the
+    one-thread one) answers its rows from their first w columns, and every other row gets
+    the base member's answer on its one-thread columns plus its own member's on its first w
+    (the members then learn the multi-thread correction over the one-thread one)."""
 
     column: int | None
     values: np.ndarray
     members: tuple[ObliviousEnsemble, ...]
+    stack_width: int | None = None
+    base: int = 0
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        w = self.stack_width
         if self.column is None or len(self.members) == 1:
-            return self.members[0].predict(X)
+            return self.members[0].predict(X if w is None else X[:, :w])
         X = np.asfortranarray(X, dtype=np.float64)
         pick = self.member_of(X[:, self.column])
         out = np.empty(X.shape[0], dtype=np.float64)
+        own = X if w is None else X[:, :w]
         for i, member in enumerate(self.members):
             rows = np.flatnonzero(pick == i)
-            if rows.size:
-                out[rows] = member.predict(X[rows])
+            if not rows.size:
+                continue
+            out[rows] = member.predict(own[rows])
+            if w is not None and i != self.base:
+                out[rows] += self.members[self.base].predict(X[rows, w:])
         return out
 
     def member_of(self, v: np.ndarray) -> np.ndarray:
@@ -264,10 +280,14 @@ class GroupedEnsemble:
 
     def to_dict(self) -> dict[str, Any]:
         """A single member as a plain ``ObliviousEnsemble`` (the format before the split)."""
-        if self.column is None:
+        if self.column is None and self.stack_width is None:
             return self.members[0].to_dict()
-        return {"column": self.column, "values": [float(v) for v in self.values],
-                "members": [m.to_dict() for m in self.members]}
+        out: dict[str, Any] = {"column": self.column,
+                               "values": [float(v) for v in self.values],
+                               "members": [m.to_dict() for m in self.members]}
+        if self.stack_width is not None:
+            out.update(stack_width=self.stack_width, base=self.base)
+        return out
 
     @staticmethod
     def from_dict(data: Any, n_features: int, where: str) -> GroupedEnsemble:
@@ -279,6 +299,7 @@ class GroupedEnsemble:
         if not isinstance(data, Mapping):
             raise CalibrationError(f"{where}: expected an object with column, values, members")
         column, values, members = data.get("column"), data.get("values"), data.get("members")
+        width, base = data.get("stack_width"), data.get("base", 0)
         if column is not None and (not isinstance(column, int) or not
                                    0 <= column < n_features):
             raise CalibrationError(f"{where}: column must be null or a feature index in "
@@ -288,9 +309,17 @@ class GroupedEnsemble:
                 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)):
             raise CalibrationError(f"{where}: values and members must be equal non-empty "
                                    "lists (finite values)")
+        if width is not None and (not isinstance(width, int) or 2 * width != n_features
+                                  or (column is not None and column >= width)):
+            raise CalibrationError(f"{where}: stack_width must be half the {n_features} "
+                                   "features, past the split column")
+        if not isinstance(base, int) or not 0 <= base < len(members):
+            raise CalibrationError(f"{where}: base must index one of the {len(members)} "
+                                   "members")
+        per_member = n_features if width is None else width
         return GroupedEnsemble(column, np.asarray(values, dtype=np.float64), tuple(
-            ObliviousEnsemble.from_dict(m, n_features, f"{where}.members[{i}]")
-            for i, m in enumerate(members)))
+            ObliviousEnsemble.from_dict(m, per_member, f"{where}.members[{i}]")
+            for i, m in enumerate(members)), stack_width=width, base=base)
 
 
 def _thresholds(x: np.ndarray, max_bins: int) -> np.ndarray:
@@ -438,7 +467,15 @@ class CorrectionRegressor(_Estimator):
     and ``scale_estimators`` (trees of the residual-scale model); ``feature_names`` (names
     of the columns, kept in the artefact); ``split_feature``: one ensemble per value of
     this named column when it takes 2-16 values with at least ``min_split_rows`` training
-    rows each (else, or None, one ensemble; needs ``feature_names``); ``random_state``.
+    rows each (else, or None, one ensemble; needs ``feature_names``); ``stack_threads``:
+    when the columns are ``STACKED_FEATURES`` (each row's features, then the same row's on
+    one thread) and the split has a one-thread member, the other members learn what remains
+    over that member's answer on the row's one-thread columns; ``random_state``.
+
+    Stacking lets the multi-thread answers start from the one-thread model, trained on the
+    timings that repeat best: on held-out shapes of two host calibrations (Zen 4,
+    2026-11-28, three shape splits each) the 2-thread rows gained 2.3-2.7 points within 10 %
+    (all rows 1.1-1.3).
 
     The split is on ``threads`` by default: the 1-thread timings repeat within 5 % far more
     often than the multi-thread ones (88 % against 50 % on the 2-vCPU development VM), and one
@@ -470,7 +507,7 @@ class CorrectionRegressor(_Estimator):
                  band_folds: int = 5, scale_estimators: int = 40,
                  feature_names: Sequence[str] | None = None,
                  split_feature: str | None = "threads", min_split_rows: int = 200,
-                 random_state: int | None = 0) -> None:
+                 stack_threads: bool = True, random_state: int | None = 0) -> None:
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -485,6 +522,7 @@ class CorrectionRegressor(_Estimator):
         self.feature_names = feature_names
         self.split_feature = split_feature
         self.min_split_rows = min_split_rows
+        self.stack_threads = stack_threads
         self.random_state = random_state
 
     # ----------------------------------------------------------------- fitting
@@ -513,21 +551,44 @@ class CorrectionRegressor(_Estimator):
             return None
         return list(names).index(self.split_feature)
 
+    def _stack_width(self) -> int | None:
+        """w when stacking applies: ``stack_threads`` and feature names that are w names
+        followed by the same names on one thread (``STACKED_FEATURES``)."""
+        names = self.feature_names
+        if not self.stack_threads or names is None or len(names) % 2:
+            return None
+        w = len(names) // 2
+        return w if list(names[w:]) == [one_thread_name(n) for n in names[:w]] else None
+
     def _fit_main(self, X: np.ndarray, y: np.ndarray, seed: int) -> GroupedEnsemble:
-        def one(rows: np.ndarray | slice) -> ObliviousEnsemble:
-            return fit_ensemble(X[rows], y[rows], n_estimators=self.n_estimators,
+        width = self._stack_width()
+
+        def one(rows: np.ndarray | slice, cols: slice, target: np.ndarray) -> ObliviousEnsemble:
+            return fit_ensemble(X[rows][:, cols], target, n_estimators=self.n_estimators,
                                 max_depth=self.max_depth, learning_rate=self.learning_rate,
                                 max_bins=self.max_bins, l2=self.l2_regularization,
                                 subsample=self.subsample, colsample=self.colsample,
                                 loss=self.loss, rng=np.random.default_rng(seed))
 
+        own = slice(None) if width is None else slice(0, width)
         column = self._split_column()
         if column is not None:
             values, counts = np.unique(X[:, column], return_counts=True)
             if 2 <= values.size <= _MAX_SPLIT_VALUES and counts.min() >= self.min_split_rows:
-                return GroupedEnsemble(column, values.astype(np.float64), tuple(
-                    one(np.flatnonzero(X[:, column] == v)) for v in values))
-        return GroupedEnsemble(None, np.zeros(1), (one(slice(None)),))
+                groups = [np.flatnonzero(X[:, column] == v) for v in values]
+                if width is None or values[0] != 1.0:
+                    return GroupedEnsemble(column, values.astype(np.float64), tuple(
+                        one(rows, own, y[rows]) for rows in groups))
+                # the one-thread member first; the others learn what remains on their rows
+                # (their target less its answer on their one-thread columns, in sample)
+                base = one(groups[0], own, y[groups[0]])
+                members = [base] + [
+                    one(rows, own, y[rows] - base.predict(X[rows, width:]))
+                    for rows in groups[1:]]
+                return GroupedEnsemble(column, values.astype(np.float64), tuple(members),
+                                       stack_width=width, base=0)
+        ensemble = GroupedEnsemble(None, np.zeros(1), (one(slice(None), own, y),))
+        return ensemble if width is None else replace(ensemble, stack_width=width)
 
     def fit(self, X: Any, y: Any, groups: Any = None) -> CorrectionRegressor:
         """Fit the ensemble on all rows, then the band from out-of-fold residuals."""
@@ -715,7 +776,7 @@ def load_correction(path: str | os.PathLike[str]) -> Correction:
     names = data.get("feature_names")
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise CalibrationError(f"{p}: key 'feature_names' must be a list of names")
-    unknown = [n for n in names if n not in CORRECTION_FEATURES]
+    unknown = [n for n in names if n not in STACKED_FEATURES]
     if unknown or len(set(names)) != len(names):
         # an artefact on a subset of today's features still applies (older grimsims had
         # fewer); one naming features this grimsim does not compute does not
@@ -754,13 +815,16 @@ class CalibratedModel:
         self.profile: DeviceProfile = analytical.profile
         self._machine = feature_machine(self.profile)
         names = tuple(self.correction.feature_names)
-        unknown = sorted(set(names) - set(CORRECTION_FEATURES))
+        # a stacked correction reads each row's features on one thread too
+        self._stacked = any(n.startswith(one_thread_name("")) for n in names)
+        computed = STACKED_FEATURES if self._stacked else CORRECTION_FEATURES
+        unknown = sorted(set(names) - set(computed))
         if unknown:
             raise StaleCorrectionError(f"{self.name}: the correction takes features this "
                                        f"grimsim does not compute ({', '.join(unknown[:3])})")
         # the artefact's columns among today's features (older artefacts use a subset)
-        self._columns = (None if names == CORRECTION_FEATURES
-                         else np.asarray([CORRECTION_FEATURES.index(n) for n in names]))
+        self._columns = (None if names == computed
+                         else np.asarray([computed.index(n) for n in names]))
         self._kernels = np.asarray(self.correction.kernels, dtype=object)
 
     @property
@@ -783,8 +847,10 @@ class CalibratedModel:
         if idx.size:
             sub = rows.take(idx) if idx.size < len(rows) else rows
             sub_est = est if idx.size == len(rows) else _take(est, idx)
-            X = correction_features(sub, sub_est, self._machine, one_thread=one_thread_estimate(
-                self.analytical, sub, sub_est))
+            X = (stacked_features(self.analytical, sub, sub_est, self._machine)
+                 if self._stacked else
+                 correction_features(sub, sub_est, self._machine, one_thread=one_thread_estimate(
+                     self.analytical, sub, sub_est)))
             if self._columns is not None:
                 X = np.asfortranarray(X[:, self._columns])
             if X.shape[1] != self.correction.regressor.n_features_in_:
