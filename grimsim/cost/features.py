@@ -313,16 +313,19 @@ def stacked_features(model: CostModel, rows: CostRows, estimate: EstimateBatch,
     one thread (for rows already on one thread, a copy of their own)."""
     machine = device if isinstance(device, FeatureMachine) else feature_machine(device)
     multi = np.flatnonzero(rows.threads > 1)
+    w = len(CORRECTION_FEATURES)
+    out = np.empty((len(rows), 2 * w), order="F")  # column-major, as the trees read it
     if multi.size == 0:
-        own = correction_features(rows, estimate, machine, one_thread=estimate)
-        return np.asfortranarray(np.hstack([own, own]))
+        out[:, :w] = correction_features(rows, estimate, machine, one_thread=estimate)
+        out[:, w:] = out[:, :w]
+        return out
     rows_one = rows.take(multi).with_threads(1)
     est_one = model.estimate(rows_one)
-    own = correction_features(rows, estimate, machine,
-                              one_thread=_with_one_thread(estimate, multi, est_one))
-    single = own.copy()
-    single[multi] = correction_features(rows_one, est_one, machine, one_thread=est_one)
-    return np.asfortranarray(np.hstack([own, single]))
+    out[:, :w] = correction_features(rows, estimate, machine,
+                                     one_thread=_with_one_thread(estimate, multi, est_one))
+    out[:, w:] = out[:, :w]
+    out[multi, w:] = correction_features(rows_one, est_one, machine, one_thread=est_one)
+    return out
 
 
 def correction_features(rows: CostRows, estimate: EstimateBatch,

@@ -244,9 +244,9 @@ class GroupedEnsemble:
     own on a log scale (so 3 threads take the 2- or 4-thread member), ties to the lower.
 
     Stacked (``stack_width`` = w, the rows' columns being w features followed by the same w
-    features of the row on one thread, ``STACKED_FEATURES``): the ``base`` member (the
-    one-thread one) answers its rows from their first w columns, and every other row gets
-    the base member's answer on its one-thread columns plus its own member's on its first w
+    features of the row on one thread, ``STACKED_FEATURES``): every row gets the ``base``
+    member's (the one-thread one's) answer on its one-thread columns - for a one-thread row,
+    its own - and a row of another member adds that member's answer on its first w columns
     (the members then learn the multi-thread correction over the one-thread one)."""
 
     column: int | None
@@ -261,15 +261,20 @@ class GroupedEnsemble:
             return self.members[0].predict(X if w is None else X[:, :w])
         X = np.asfortranarray(X, dtype=np.float64)
         pick = self.member_of(X[:, self.column])
-        out = np.empty(X.shape[0], dtype=np.float64)
-        own = X if w is None else X[:, :w]
+        if w is None:
+            out = np.empty(X.shape[0], dtype=np.float64)
+        else:  # every row's one-thread answer (a one-thread row's columns are its own)
+            out = self.members[self.base].predict(X[:, w:])
         for i, member in enumerate(self.members):
+            if w is not None and i == self.base:
+                continue
             rows = np.flatnonzero(pick == i)
             if not rows.size:
                 continue
-            out[rows] = member.predict(own[rows])
-            if w is not None and i != self.base:
-                out[rows] += self.members[self.base].predict(X[rows, w:])
+            if w is None:
+                out[rows] = member.predict(X[rows])
+            else:
+                out[rows] += member.predict(X[rows, :w])
         return out
 
     def member_of(self, v: np.ndarray) -> np.ndarray:
