@@ -7,9 +7,10 @@ placement of its buffers in their 4 KiB pages than for another: which placement 
 gets depends on the allocator's history, so such timings did not repeat between processes.
 Each layer here is timed with its input (depthwise) or its output buffer (im2col, reused
 call to call as an engine's memory plan does) at 16 page offsets, 256 bytes apart, on one
-thread; the spread is the slowest placement over the fastest. numpy does the same work
-(a strided window view copied into the buffer; the depthwise taps summed over strided
-slices) in the same process, at one placement.
+thread, in rounds over all the placements (a slow spell of the shared machine then does not
+hit every timing of one placement); the spread is the slowest placement over the fastest.
+numpy does the same work (a strided window view copied into the buffer; the depthwise taps
+summed over strided slices) in the same process, at one placement.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/conv_copies.py
 """
@@ -17,10 +18,7 @@ slices) in the same process, at one placement.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -28,9 +26,9 @@ from typing import Any
 
 import grimsim._kernels as K  # noqa: N812
 import numpy as np
-from threadpoolctl import threadpool_info
 
-from grimsim.meta import cpu_model
+from grimsim.execute.bench import bench_meta
+from grimsim.meta import run_meta
 
 PAGE = 4096
 #: (name, channels, height/width, kernel, stride, pad): layers of resnet18, mobilenet_v2 and
@@ -79,29 +77,33 @@ def layer_row(kind: str, c: int, hw: int, k: int, s: int, p: int, min_time_s: fl
     o = (hw + 2 * p - k) // s + 1
     x = rng.standard_normal((1, c, hw, hw), dtype=np.float32)
     w = rng.standard_normal((c, 1, k, k), dtype=np.float32)
-    ours: dict[int, float] = {}
+    geo = {"stride": (s, s), "pad": (p, p), "dilation": (1, 1), "threads": 1}
+    calls: dict[int, Callable[[], Any]] = {}  # our call with its buffer at each page offset
     if kind == "im2col":
-        out = at_offset(c * k * k * o * o, 0).reshape(c * k * k, o * o)
-        ref = K.im2col(x, (k, k), (s, s), (p, p), (1, 1), 1)
+        rows, cols = c * k * k, o * o
+        out = at_offset(rows * cols, 0).reshape(rows, cols)
         numpy_im2col(x, k, s, p, out)
-        np.testing.assert_array_equal(out, ref)  # the baseline does the same work
-        numpy_s = min(time_s(lambda: numpy_im2col(x, k, s, p, out), min_time_s)
-                      for _ in range(rounds))
+        np.testing.assert_array_equal(out, K.im2col(x, (k, k), **geo))  # the same work
+        baseline: Callable[[], Any] = lambda: numpy_im2col(x, k, s, p, out)  # noqa: E731
         for off in range(0, PAGE, 256):
-            buf = at_offset(c * k * k * o * o, off).reshape(c * k * k, o * o)
-            ours[off] = min(time_s(lambda buf=buf: K.im2col(
-                x, kernel=(k, k), stride=(s, s), pad=(p, p), dilation=(1, 1), threads=1,
-                out=buf), min_time_s) for _ in range(rounds))
+            buf = at_offset(rows * cols, off).reshape(rows, cols)
+            calls[off] = lambda buf=buf: K.im2col(x, kernel=(k, k), out=buf, **geo)
     else:
-        np.testing.assert_allclose(K.depthwise_conv2d(x, w, (s, s), (p, p), (1, 1), None, 1)[0],
+        np.testing.assert_allclose(K.depthwise_conv2d(x, w, **geo)[0],
                                    numpy_depthwise(x, w, k, s, p), rtol=1e-4, atol=1e-4)
-        numpy_s = min(time_s(lambda: numpy_depthwise(x, w, k, s, p), min_time_s)
-                      for _ in range(rounds))
+        baseline = lambda: numpy_depthwise(x, w, k, s, p)  # noqa: E731
         for off in range(0, PAGE, 256):
             inp = at_offset(c * hw * hw, off).reshape(1, c, hw, hw)
             inp[...] = x
-            ours[off] = min(time_s(lambda inp=inp: K.depthwise_conv2d(
-                inp, w, (s, s), (p, p), (1, 1), None, 1), min_time_s) for _ in range(rounds))
+            calls[off] = lambda inp=inp: K.depthwise_conv2d(inp, w, **geo)
+    # rounds over all placements in turn, so that a slow spell of the shared machine does
+    # not hit every round of one placement
+    numpy_s = float("inf")
+    ours = dict.fromkeys(calls, float("inf"))
+    for _ in range(rounds):
+        numpy_s = min(numpy_s, time_s(baseline, min_time_s))
+        for off, call in calls.items():
+            ours[off] = min(ours[off], time_s(call, min_time_s))
     times = list(ours.values())
     return {"kind": kind, "layer": f"{c}x{hw}x{hw} k{k} s{s}", "floats_out":
             (c * k * k if kind == "im2col" else c) * o * o,
@@ -112,12 +114,16 @@ def layer_row(kind: str, c: int, hw: int, k: int, s: int, p: int, min_time_s: fl
 
 
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    machine, kernels = meta["machine"], meta["kernels"]
+    blas = ", ".join(" ".join(str(b[k]) for k in ("internal_api", "version", "architecture")
+                              if b.get(k)) for b in meta["blas"]) or "none"
     lines = ["# Convolution copies at every buffer placement", "",
-             f"Recorded {meta['date']} on {meta['machine']} ({meta['simd']}); BLAS: "
-             f"{', '.join(meta['blas']) or 'none'}.", "",
+             f"Recorded {meta['created']} on {machine['cpu']} ({machine['cores']} CPUs), "
+             f"kernels {kernels['simd']} / {kernels['threads_backend']}; BLAS: {blas}.", "",
              "Command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python "
              "benchmarks/conv_copies.py`. One thread; per placement the fastest call of "
-             f"{meta['rounds']} timings of {meta['min_time_s'] * 1e3:.0f} ms. The im2col "
+             f"{meta['rounds']} timings of {meta['min_time_s'] * 1e3:.0f} ms, taken in rounds "
+             "over all placements. The im2col "
              "output buffer (reused call to call) or the depthwise input sits at 16 offsets "
              "in its 4 KiB page, 256 bytes apart; spread = slowest placement / fastest. "
              "numpy: the same work in the same process, at one placement.", "",
@@ -145,12 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     rows = [layer_row(*layer, args.min_time_s, args.rounds, rng) for layer in LAYERS]
-    blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
-            for i in threadpool_info() if i.get("user_api") == "blas"]
-    meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": f"{cpu_model()} ({os.cpu_count()} CPUs, {platform.machine()})",
-            "simd": f"{K.simd_level()}, {K.parallel_backend()}", "blas": blas,
-            "min_time_s": args.min_time_s, "rounds": args.rounds}
+    meta = {**run_meta(), **bench_meta(), "min_time_s": args.min_time_s,
+            "rounds": args.rounds}
     text = markdown(rows, meta)
     print(text)
     if args.out != "-":

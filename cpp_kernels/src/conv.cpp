@@ -175,7 +175,7 @@ constexpr std::int64_t kPageFloats = 4096 / sizeof(float);
 // the place is picked per plane.
 std::int64_t half_page_apart(const float* src, const float* base) {
   const auto s = reinterpret_cast<std::uintptr_t>(src), b = reinterpret_cast<std::uintptr_t>(base);
-  const std::uintptr_t bytes = (s + 2048 - b) & (4096 - 64);
+  const std::uintptr_t bytes = (s + 2048 - b) & (4096 - kCacheLine);
   return static_cast<std::int64_t>(bytes / sizeof(float));
 }
 }  // namespace

@@ -91,12 +91,10 @@ void fill_phases(const DepthwiseJob& job, const float* in, float* scratch) {
       }
       const float* src = in + iy * W + (sw * first + q - job.pad_w);
       zero_fill(dst, first);
+      // vector copies: these rows are short (7-112 floats), where a memcpy call costs more
+      // than the copy
       if (sw == 1) {
-        // vector copies: these rows are short (7-112 floats), where a memcpy call costs
-        // more than the copy
-        std::int64_t x = first;
-        for (; x + kLanes <= end; x += kLanes) simd::store(dst + x, simd::load(src + x - first));
-        for (; x < end; ++x) dst[x] = src[x - first];
+        copy_row(src, dst + first, end - first);
       } else if (sw == 2) {
         copy_stride2(src, dst + first, end - first);
       } else {

@@ -103,7 +103,8 @@ GRIMSIM_MV_DECLARE(void depthwise_plane(const DepthwiseJob& job, const float* in
 // dst[i] = src[2 * i] for i < n: the stride-2 row copy of im2col and of the depthwise phase
 // planes, vectorised (two loads, a permute, one store a vector); reads src[0 .. 2n - 2] only.
 GRIMSIM_MV_DECLARE(void copy_stride2(const float* src, float* dst, std::int64_t n))
-// dst[i] = src[i] for i < n, whole vectors and a masked tail (im2col's stride-1 rows).
+// dst[i] = src[i] for i < n in whole vectors, the last one ending at n (a masked copy under
+// a vector): the stride-1 row copy of im2col and of the depthwise phase planes.
 GRIMSIM_MV_DECLARE(void copy_row(const float* src, float* dst, std::int64_t n))
 
 // Pooling of `planes` consecutive channel planes (the geometry's channels are ignored);

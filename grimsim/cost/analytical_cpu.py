@@ -813,16 +813,14 @@ class AnalyticalCPUModel:
         per_elem = np.where(gather, p.im2col_gather_cycles,
                             np.where(stride2, p.im2col_stride2_cycles,
                                      np.where(strided, p.im2col_cycles, copy)))
+        # a row copy's call and fills, per output row: de-interleaved rows, and stride-1
+        # rows into the reused buffer (a fresh buffer's page faults hide it in the 1.1
+        # cycles a float); the engine's own im2col also pays its call from Python
+        per_row = stride2 | (from_python & ~gather & ~strided)
         cyc = elems * per_elem \
-            + np.where(stride2, rows.K[idx] * rows.out_h[idx] * p.im2col_row_cycles, 0.0)
-        if not from_python:
-            return np.maximum(cyc / mc.clock_hz * par, self._mem_s(b, par))
-        # a row copy's call and fills, per output row (a fresh buffer's page faults hide it
-        # in the 1.1 cycles a float), and the call itself
-        copied = ~gather & ~strided
-        cyc = cyc + np.where(copied, rows.K[idx] * rows.out_h[idx] * p.im2col_row_cycles, 0.0)
-        return np.maximum(cyc / mc.clock_hz * par, self._mem_s(b, par)) \
-            + p.im2col_call_cycles / mc.clock_hz
+            + np.where(per_row, rows.K[idx] * rows.out_h[idx] * p.im2col_row_cycles, 0.0)
+        call = p.im2col_call_cycles / mc.clock_hz if from_python else 0.0
+        return np.maximum(cyc / mc.clock_hz * par, self._mem_s(b, par)) + call
 
     def _gemv(self, ctx: _Ctx, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """dense.cpp gemv_rows: 4 rows share each x load; bandwidth-bound on the weights."""

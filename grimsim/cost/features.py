@@ -315,16 +315,15 @@ def stacked_features(model: CostModel, rows: CostRows, estimate: EstimateBatch,
     multi = np.flatnonzero(rows.threads > 1)
     w = len(CORRECTION_FEATURES)
     out = np.empty((len(rows), 2 * w), order="F")  # column-major, as the trees read it
-    if multi.size == 0:
-        out[:, :w] = correction_features(rows, estimate, machine, one_thread=estimate)
-        out[:, w:] = out[:, :w]
-        return out
-    rows_one = rows.take(multi).with_threads(1)
-    est_one = model.estimate(rows_one)
-    out[:, :w] = correction_features(rows, estimate, machine,
-                                     one_thread=_with_one_thread(estimate, multi, est_one))
+    one_thread = estimate
+    if multi.size:
+        rows_one = rows.take(multi).with_threads(1)
+        est_one = model.estimate(rows_one)
+        one_thread = _with_one_thread(estimate, multi, est_one)
+    out[:, :w] = correction_features(rows, estimate, machine, one_thread=one_thread)
     out[:, w:] = out[:, :w]
-    out[multi, w:] = correction_features(rows_one, est_one, machine, one_thread=est_one)
+    if multi.size:
+        out[multi, w:] = correction_features(rows_one, est_one, machine, one_thread=est_one)
     return out
 
 

@@ -256,25 +256,18 @@ class GroupedEnsemble:
     base: int = 0
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        w = self.stack_width
         if self.column is None or len(self.members) == 1:
-            return self.members[0].predict(X if w is None else X[:, :w])
+            return self.members[0].predict(X)
         X = np.asfortranarray(X, dtype=np.float64)
         pick = self.member_of(X[:, self.column])
-        if w is None:
-            out = np.empty(X.shape[0], dtype=np.float64)
-        else:  # every row's one-thread answer (a one-thread row's columns are its own)
-            out = self.members[self.base].predict(X[:, w:])
+        w = self.stack_width
+        own = X if w is None else X[:, :w]
+        # stacked: every row's one-thread answer first (a one-thread row's columns are its own)
+        out = np.zeros(X.shape[0]) if w is None else self.members[self.base].predict(X[:, w:])
         for i, member in enumerate(self.members):
-            if w is not None and i == self.base:
-                continue
             rows = np.flatnonzero(pick == i)
-            if not rows.size:
-                continue
-            if w is None:
-                out[rows] = member.predict(X[rows])
-            else:
-                out[rows] += member.predict(X[rows, :w])
+            if rows.size and not (w is not None and i == self.base):
+                out[rows] += member.predict(own[rows])
         return out
 
     def member_of(self, v: np.ndarray) -> np.ndarray:
@@ -592,8 +585,7 @@ class CorrectionRegressor(_Estimator):
                     for rows in groups[1:]]
                 return GroupedEnsemble(column, values.astype(np.float64), tuple(members),
                                        stack_width=width, base=0)
-        ensemble = GroupedEnsemble(None, np.zeros(1), (one(slice(None), own, y),))
-        return ensemble if width is None else replace(ensemble, stack_width=width)
+        return GroupedEnsemble(None, np.zeros(1), (one(slice(None), own, y),))
 
     def fit(self, X: Any, y: Any, groups: Any = None) -> CorrectionRegressor:
         """Fit the ensemble on all rows, then the band from out-of-fold residuals."""
