@@ -12,8 +12,8 @@ small second ensemble for the residual scale, and the band is the conformal quan
 residuals over that scale.
 
 Everything fitted is plain arrays, persisted as JSON (``save_correction`` /
-``load_correction``; never a pickle) with training metadata. Predicting needs only numpy;
-scikit-learn is used when installed for input validation and the estimator checks.
+``load_correction``; never a pickle) with training metadata. Predicting needs only numpy
+and grimsim's kernels; scikit-learn is used when installed for input validation and the estimator checks.
 
 ``CalibratedModel(analytical, correction)`` implements the ``CostModel`` protocol: latency =
 analytical x exp(correction), band from the spread, provenance ``calibrated:<profile id>``.
@@ -144,7 +144,7 @@ _NEVER = float(np.finfo(np.float64).max)  # threshold of a level that sends ever
 
 
 # --------------------------------------------------------------------------------------------
-# Oblivious gradient-boosted trees (numpy)
+# Oblivious gradient-boosted trees
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class ObliviousEnsemble:
@@ -165,38 +165,20 @@ class ObliviousEnsemble:
     def depth(self) -> int:
         return int(self.features.shape[1])
 
-    def predict(self, X: np.ndarray, chunk: int = 16384) -> np.ndarray:
-        """Sum of the base and every tree's leaf for each row of ``X`` (n x features)."""
-        X = np.asfortranarray(X, dtype=np.float64)  # columns contiguous: one pass per level
-        n = X.shape[0]
-        out = np.full(n, self.base, dtype=np.float64)
-        if self.n_trees == 0 or n == 0:
-            return out
-        feats = self.features.tolist()
-        thrs = self.thresholds.tolist()
-        # leaf indices as bytes (depth <= 8) and chunks that stay in L2: the loop is bound
-        # by memory traffic, not arithmetic
-        dtype = np.uint8 if self.depth <= 8 else np.uint16
-        weights = [dtype(1 << d) for d in range(self.depth)]
-        leaf_buf = np.empty(min(n, chunk), dtype)
-        bit_buf = np.empty(min(n, chunk), bool)
-        step_buf = np.empty(min(n, chunk), dtype)
-        for start in range(0, n, chunk):
-            xc = X[start:start + chunk]
-            m = xc.shape[0]
-            acc = out[start:start + chunk]
-            leaf, bit, step = leaf_buf[:m], bit_buf[:m], step_buf[:m]
-            columns = [xc[:, f] for f in range(xc.shape[1])]
-            for t in range(self.n_trees):
-                f_t, th_t = feats[t], thrs[t]
-                np.greater(columns[f_t[0]], th_t[0], out=bit)
-                leaf[...] = bit
-                for d in range(1, self.depth):
-                    np.greater(columns[f_t[d]], th_t[d], out=bit)
-                    np.multiply(bit, weights[d], out=step)
-                    leaf |= step
-                acc += self.leaves[t][leaf]
-        return out
+    def predict(self, X: np.ndarray, rows: np.ndarray | None = None,
+                first_column: int = 0) -> np.ndarray:
+        """Sum of the base and every tree's leaf for each row of ``X`` (n x features), or for
+        the rows ``rows`` of it only; the trees' feature 0 is ``X``'s column
+        ``first_column``."""
+        import grimsim._kernels as kernels  # the C++ loop (cpp_kernels/src/trees.cpp)
+
+        X = np.asfortranarray(X, dtype=np.float64)  # columns contiguous: the fast layout
+        return np.asarray(kernels.oblivious_predict(
+            X, np.ascontiguousarray(self.features, dtype=np.int64),
+            np.ascontiguousarray(self.thresholds, dtype=np.float64),
+            np.ascontiguousarray(self.leaves, dtype=np.float64), float(self.base),
+            rows=None if rows is None else np.ascontiguousarray(rows, dtype=np.int64),
+            first_column=first_column))
 
     def to_dict(self) -> dict[str, Any]:
         return {"base": float(self.base), "depth": self.depth,
@@ -261,13 +243,13 @@ class GroupedEnsemble:
         X = np.asfortranarray(X, dtype=np.float64)
         pick = self.member_of(X[:, self.column])
         w = self.stack_width
-        own = X if w is None else X[:, :w]
         # stacked: every row's one-thread answer first (a one-thread row's columns are its own)
-        out = np.zeros(X.shape[0]) if w is None else self.members[self.base].predict(X[:, w:])
+        out = np.zeros(X.shape[0]) if w is None else self.members[self.base].predict(
+            X, first_column=w)
         for i, member in enumerate(self.members):
             rows = np.flatnonzero(pick == i)
             if rows.size and not (w is not None and i == self.base):
-                out[rows] += member.predict(own[rows])
+                out[rows] += member.predict(X, rows=rows)
         return out
 
     def member_of(self, v: np.ndarray) -> np.ndarray:
