@@ -28,6 +28,7 @@ from grimsim.cost.learned import (
     CalibrationError,
     Correction,
     CorrectionRegressor,
+    FamilyEnsemble,
     ObliviousEnsemble,
     fit_ensemble,
     load_correction,
@@ -252,6 +253,49 @@ def test_stacked_members_start_from_the_one_thread_answer() -> None:
     # names that are not a feature block and its one-thread copy: no stacking
     other = CorrectionRegressor(feature_names=[*names[:3], "x", "y", "z"], **params).fit(X, y)
     assert other.ensemble_.stack_width is None
+
+
+def test_one_ensemble_per_kernel_family() -> None:
+    """Rows of a family with enough training rows take that family's ensemble (found
+    through the ``kernel=<name>`` one-hot columns); rows of a smaller family take one fitted
+    on every row; the artefact round-trips exactly and bad families are refused."""
+    rng = np.random.default_rng(0)
+    counts = {"bcr": 500, "csr": 450, "gemm": 80}
+    kind = np.repeat(np.arange(3), list(counts.values()))
+    a = rng.uniform(0, 1, kind.size)
+    X = np.column_stack([a, np.ones(kind.size)] + [(kind == i).astype(float) for i in range(3)])
+    y = np.select([kind == 0, kind == 1], [np.sin(6 * a), -a], 0.5)
+    names = ["a", "threads", "kernel=bcr", "kernel=csr", "kernel=gemm"]
+    reg = CorrectionRegressor(n_estimators=40, band_folds=0, feature_names=names,
+                              kernel_families="bcr;csr,nm;gemm", min_family_rows=400).fit(X, y)
+    ens = reg.ensemble_
+    assert isinstance(ens, FamilyEnsemble)
+    assert ens.columns == ((2,), (3,)) and ens.rest is not None
+    np.testing.assert_array_equal(ens.family_of(X), np.where(kind == 2, -1, kind))
+    for i in range(2):
+        rows = np.flatnonzero(kind == i)
+        np.testing.assert_array_equal(ens.predict(X)[rows], ens.members[i].predict(X[rows]))
+    rest = np.flatnonzero(kind == 2)
+    np.testing.assert_array_equal(ens.predict(X)[rest], ens.rest.predict(X[rest]))
+    assert np.sqrt(np.mean((reg.predict(X) - y) ** 2)) < 0.1
+    again = CorrectionRegressor.from_dict(json.loads(json.dumps(reg.to_dict())))
+    np.testing.assert_array_equal(again.predict(X), reg.predict(X))
+    bad = reg.to_dict()
+    bad["ensemble"]["families"][1] = [9]
+    with pytest.raises(CalibrationError, match=r"families\[1\]"):
+        CorrectionRegressor.from_dict(bad, "c.json")
+    # every family large enough: no ensemble over all rows
+    full = CorrectionRegressor(n_estimators=10, band_folds=0, feature_names=names,
+                               kernel_families="bcr;csr;gemm", min_family_rows=50).fit(X, y)
+    assert len(full.ensemble_.members) == 3 and full.ensemble_.rest is None
+    # no family, or no kernel columns: one ensemble as before
+    for params in ({"kernel_families": None}, {"feature_names": None}):
+        one = CorrectionRegressor(n_estimators=10, band_folds=0,
+                                  **{"feature_names": names, **params}).fit(X, y)
+        assert not isinstance(one.ensemble_, FamilyEnsemble)
+    for spec in ("bcr;;csr", "bcr;bcr", 3):
+        with pytest.raises(ValueError, match="kernel_families"):
+            CorrectionRegressor(kernel_families=spec).fit(X, y)
 
 
 def test_calibrated_model_reads_stacked_features() -> None:

@@ -13,7 +13,8 @@ residuals over that scale.
 
 Everything fitted is plain arrays, persisted as JSON (``save_correction`` /
 ``load_correction``; never a pickle) with training metadata. Predicting needs only numpy
-and grimsim's kernels; scikit-learn is used when installed for input validation and the estimator checks.
+and grimsim's kernels; scikit-learn is used when installed for input validation and the
+estimator checks.
 
 ``CalibratedModel(analytical, correction)`` implements the ``CostModel`` protocol: latency =
 analytical x exp(correction), band from the spread, provenance ``calibrated:<profile id>``.
@@ -114,6 +115,7 @@ __all__ = [
     "CalibrationError",
     "Correction",
     "CorrectionRegressor",
+    "FamilyEnsemble",
     "GroupedEnsemble",
     "ObliviousEnsemble",
     "StaleCorrectionError",
@@ -137,6 +139,9 @@ ARTEFACT_SCHEMA = 1
 #: Largest |log correction| a model may predict: x0.05..x20 (beyond that the analytical model
 #: is wrong in kind, not degree, and a clip keeps one bad leaf from producing absurd numbers).
 _MAX_LOG = math.log(20.0)
+#: Kernel families of the correction's members (``kernel_families``): packed BCR; the
+#: row-wise sparse formats; the dense engine's kernels.
+DEFAULT_KERNEL_FAMILIES = "bcr;csr,nm,pattern;gemm,gemv,im2col+gemm,winograd,depthwise"
 #: Most values a split column may take (thread counts: 1, 2, 4, 8, ...).
 _MAX_SPLIT_VALUES = 16
 _NEVER = float(np.finfo(np.float64).max)  # threshold of a level that sends every row left
@@ -237,19 +242,21 @@ class GroupedEnsemble:
     stack_width: int | None = None
     base: int = 0
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """The answer for each row of ``X``, or for the rows ``rows`` of it only."""
         if self.column is None or len(self.members) == 1:
-            return self.members[0].predict(X)
+            return self.members[0].predict(X, rows=rows)
         X = np.asfortranarray(X, dtype=np.float64)
-        pick = self.member_of(X[:, self.column])
+        at = np.arange(X.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+        pick = self.member_of(X[at, self.column])
         w = self.stack_width
         # stacked: every row's one-thread answer first (a one-thread row's columns are its own)
-        out = np.zeros(X.shape[0]) if w is None else self.members[self.base].predict(
-            X, first_column=w)
+        out = np.zeros(at.size) if w is None else self.members[self.base].predict(
+            X, rows=rows, first_column=w)
         for i, member in enumerate(self.members):
-            rows = np.flatnonzero(pick == i)
-            if rows.size and not (w is not None and i == self.base):
-                out[rows] += member.predict(X, rows=rows)
+            mine = np.flatnonzero(pick == i)
+            if mine.size and not (w is not None and i == self.base):
+                out[mine] += member.predict(X, rows=at[mine])
         return out
 
     def member_of(self, v: np.ndarray) -> np.ndarray:
@@ -300,6 +307,70 @@ class GroupedEnsemble:
         return GroupedEnsemble(column, np.asarray(values, dtype=np.float64), tuple(
             ObliviousEnsemble.from_dict(m, per_member, f"{where}.members[{i}]")
             for i, m in enumerate(members)), stack_width=width, base=base)
+
+
+@dataclass(frozen=True, eq=False)
+class FamilyEnsemble:
+    """One ``GroupedEnsemble`` per family of kernels: a row whose one-hot kernel columns
+    ``columns[i]`` (``kernel=<name>`` features) hold a 1 takes ``members[i]``; a row of no
+    family (a kernel whose family had too few training rows) takes ``rest``, fitted on every
+    row (None when every family has its member)."""
+
+    columns: tuple[tuple[int, ...], ...]
+    members: tuple[GroupedEnsemble, ...]
+    rest: GroupedEnsemble | None = None
+
+    def family_of(self, X: np.ndarray) -> np.ndarray:
+        """Index of each row's family (-1: none)."""
+        family = np.full(X.shape[0], -1)
+        for i, cols in enumerate(self.columns):
+            family[np.any(X[:, list(cols)] > 0.5, axis=1)] = i
+        return family
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        X = np.asfortranarray(X, dtype=np.float64)
+        family = self.family_of(X)
+        out = np.zeros(X.shape[0])
+        for i, member in enumerate(self.members):
+            rows = np.flatnonzero(family == i)
+            if rows.size:
+                out[rows] = member.predict(X, rows=rows)
+        rows = np.flatnonzero(family < 0)
+        if rows.size:
+            if self.rest is None:
+                raise GrimsimError("a row of no kernel family reached a correction without "
+                                   "a member for such rows")
+            out[rows] = self.rest.predict(X, rows=rows)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"families": [list(c) for c in self.columns],
+                "members": [m.to_dict() for m in self.members],
+                "rest": None if self.rest is None else self.rest.to_dict()}
+
+    @staticmethod
+    def from_dict(data: Any, n_features: int, where: str) -> GroupedEnsemble | FamilyEnsemble:
+        """Validate and rebuild; an ensemble without families (artefacts before them) comes
+        back as the ``GroupedEnsemble`` it is."""
+        if not isinstance(data, Mapping) or "families" not in data:
+            return GroupedEnsemble.from_dict(data, n_features, where)
+        families, members, rest = data["families"], data.get("members"), data.get("rest")
+        if (not isinstance(families, list) or not isinstance(members, list)
+                or len(families) != len(members) or not families):
+            raise CalibrationError(f"{where}: families and members must be equal non-empty "
+                                   "lists")
+        columns = []
+        for i, cols in enumerate(families):
+            if (not isinstance(cols, list) or not cols
+                    or not all(isinstance(c, int) and 0 <= c < n_features for c in cols)):
+                raise CalibrationError(f"{where}.families[{i}]: must list feature indices in "
+                                       f"[0, {n_features})")
+            columns.append(tuple(cols))
+        return FamilyEnsemble(tuple(columns), tuple(
+            GroupedEnsemble.from_dict(m, n_features, f"{where}.members[{i}]")
+            for i, m in enumerate(members)),
+            None if rest is None else GroupedEnsemble.from_dict(rest, n_features,
+                                                                f"{where}.rest"))
 
 
 def _thresholds(x: np.ndarray, max_bins: int) -> np.ndarray:
@@ -450,7 +521,11 @@ class CorrectionRegressor(_Estimator):
     rows each (else, or None, one ensemble; needs ``feature_names``); ``stack_threads``:
     when the columns are ``STACKED_FEATURES`` (each row's features, then the same row's on
     one thread) and the split has a one-thread member, the other members learn what remains
-    over that member's answer on the row's one-thread columns; ``random_state``.
+    over that member's answer on the row's one-thread columns; ``kernel_families``:
+    families of kernels (``"bcr;csr,nm,pattern;..."``, found through the ``kernel=<name>``
+    one-hot features) each with its own ensemble (split and stacked as above) when it has at
+    least ``min_family_rows`` training rows - rows of other families take an ensemble fitted
+    on every row (None: one for all); ``random_state``.
 
     Stacking lets the multi-thread answers start from the one-thread model, trained on the
     timings that repeat best: on held-out shapes of two host calibrations (Zen 4,
@@ -466,28 +541,36 @@ class CorrectionRegressor(_Estimator):
     ``fit(X, y, groups=None)``: ``groups`` (e.g. the GEMM shape of each row) keeps the rows
     of a group in one fold, so the band reflects unseen shapes.
 
-    Defaults (depth 6, squared loss, 200 trees) were chosen on the host calibration's
-    held-out shapes (three random shape splits): depth 5 underfits (+1-2 points of RMSPE),
-    Huber clipping discounts real, large residuals (operands spilling a cache or the TLB)
-    along with the noisy ones, and more trees gain under half a point while slowing
-    predictions, which batched queries need fast.
+    A kernel family's residuals follow laws of their own (packed BCR's tiles, the row-wise
+    formats' gathers, the dense engine's packing and Winograd transforms): with one ensemble
+    per family and 400 trees at rate 0.05, the held-out shapes of three host calibrations
+    (Zen 4, 2026-11-28, three shape splits each) scored 77.9 / 80.3 / 77.7 % within 10 %
+    against 76.3 / 78.5 / 77.0 % with one 200-tree ensemble at 0.1, RMSPE 12.5 / 10.2 / 11.5
+    against 12.5 / 9.8 / 11.5 %. The families alone gave 1.1 points, the trees alone 0.3.
+
+    Defaults (depth 6, squared loss) were chosen on the host calibration's held-out shapes
+    (three random shape splits): depth 5 underfits (+1-2 points of RMSPE), and Huber clipping
+    discounts real, large residuals (operands spilling a cache or the TLB) along with the
+    noisy ones (with the families, 0.8 points more within 10 % but 0.3 more RMSPE).
     """
 
     # fitted attributes (set by fit / from_dict)
     n_features_in_: int
-    ensemble_: GroupedEnsemble
+    ensemble_: GroupedEnsemble | FamilyEnsemble
     scale_: ObliviousEnsemble
     scale_floor_: float
     band_quantiles_: tuple[float, float]
     oof_residuals_: np.ndarray
 
-    def __init__(self, n_estimators: int = 200, max_depth: int = 6, learning_rate: float = 0.1,
+    def __init__(self, n_estimators: int = 400, max_depth: int = 6, learning_rate: float = 0.05,
                  max_bins: int = 64, l2_regularization: float = 1.0, subsample: float = 0.8,
                  colsample: float = 1.0, loss: str = "squared", band_level: float = 0.9,
                  band_folds: int = 5, scale_estimators: int = 40,
                  feature_names: Sequence[str] | None = None,
                  split_feature: str | None = "threads", min_split_rows: int = 200,
-                 stack_threads: bool = True, random_state: int | None = 0) -> None:
+                 stack_threads: bool = True,
+                 kernel_families: str | None = DEFAULT_KERNEL_FAMILIES,
+                 min_family_rows: int = 400, random_state: int | None = 0) -> None:
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -503,6 +586,8 @@ class CorrectionRegressor(_Estimator):
         self.split_feature = split_feature
         self.min_split_rows = min_split_rows
         self.stack_threads = stack_threads
+        self.kernel_families = kernel_families
+        self.min_family_rows = min_family_rows
         self.random_state = random_state
 
     # ----------------------------------------------------------------- fitting
@@ -510,7 +595,8 @@ class CorrectionRegressor(_Estimator):
         if self.loss not in ("huber", "squared"):
             raise ValueError(f"loss must be 'huber' or 'squared', got {self.loss!r}")
         for name, low in (("n_estimators", 0), ("max_depth", 1), ("max_bins", 2),
-                          ("scale_estimators", 0), ("band_folds", 0), ("min_split_rows", 1)):
+                          ("scale_estimators", 0), ("band_folds", 0), ("min_split_rows", 1),
+                          ("min_family_rows", 1)):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -524,6 +610,33 @@ class CorrectionRegressor(_Estimator):
             raise ValueError(f"band_level must be in (0, 1), got {self.band_level}")
         if self.l2_regularization < 0:
             raise ValueError("l2_regularization must be >= 0")
+        self._families()
+
+    def _families(self) -> list[list[str]]:
+        """``kernel_families`` parsed: families split by ';', kernels by ','."""
+        if self.kernel_families is None:
+            return []
+        if not isinstance(self.kernel_families, str):
+            raise ValueError("kernel_families must be None or a string such as "
+                             f"{DEFAULT_KERNEL_FAMILIES!r}")
+        families = [[k.strip() for k in part.split(",")]
+                    for part in self.kernel_families.split(";")]
+        names = [k for fam in families for k in fam]
+        if not all(names) or len(set(names)) != len(names):
+            raise ValueError(f"kernel_families {self.kernel_families!r}: families are "
+                             "';'-separated lists of distinct ','-separated kernel names")
+        return families
+
+    def _family_columns(self) -> list[tuple[int, ...]]:
+        """The one-hot ``kernel=<name>`` columns of each family whose kernels the feature
+        names carry (none without feature names)."""
+        names = list(self.feature_names or [])
+        out = []
+        for fam in self._families():
+            cols = tuple(names.index(f"kernel={k}") for k in fam if f"kernel={k}" in names)
+            if cols:
+                out.append(cols)
+        return out
 
     def _split_column(self) -> int | None:
         names = self.feature_names
@@ -540,7 +653,24 @@ class CorrectionRegressor(_Estimator):
         w = len(names) // 2
         return w if list(names[w:]) == [one_thread_name(n) for n in names[:w]] else None
 
-    def _fit_main(self, X: np.ndarray, y: np.ndarray, seed: int) -> GroupedEnsemble:
+    def _fit_main(self, X: np.ndarray, y: np.ndarray, seed: int
+                  ) -> GroupedEnsemble | FamilyEnsemble:
+        """One ensemble per kernel family with ``min_family_rows`` rows, the rest (if any
+        family has fewer) on every row; one ensemble when no family applies."""
+        columns = self._family_columns()
+        if not columns:
+            return self._fit_grouped(X, y, seed)
+        in_family = [np.flatnonzero(np.any(X[:, list(c)] > 0.5, axis=1)) for c in columns]
+        keep = [i for i, rows in enumerate(in_family) if rows.size >= self.min_family_rows]
+        if not keep:
+            return self._fit_grouped(X, y, seed)
+        rest = (None if len(keep) == len(columns) and sum(r.size for r in in_family) == len(y)
+                else self._fit_grouped(X, y, seed))
+        return FamilyEnsemble(tuple(columns[i] for i in keep), tuple(
+            self._fit_grouped(X[in_family[i]], y[in_family[i]], seed + 7 * (i + 1))
+            for i in keep), rest)
+
+    def _fit_grouped(self, X: np.ndarray, y: np.ndarray, seed: int) -> GroupedEnsemble:
         width = self._stack_width()
 
         def one(rows: np.ndarray | slice, cols: slice, target: np.ndarray) -> ObliviousEnsemble:
@@ -683,8 +813,8 @@ class CorrectionRegressor(_Estimator):
         if not isinstance(floor, (int, float)) or not floor > 0:
             raise CalibrationError(f"{where}: key 'scale_floor' must be a positive number")
         est.n_features_in_ = n_feat
-        est.ensemble_ = GroupedEnsemble.from_dict(data.get("ensemble"), n_feat,
-                                                  f"{where}.ensemble")
+        est.ensemble_ = FamilyEnsemble.from_dict(data.get("ensemble"), n_feat,
+                                                 f"{where}.ensemble")
         est.scale_ = ObliviousEnsemble.from_dict(data.get("scale"), n_feat, f"{where}.scale")
         est.scale_floor_ = float(floor)
         est.band_quantiles_ = (float(bq[0]), float(bq[1]))
