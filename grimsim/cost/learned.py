@@ -544,8 +544,8 @@ class CorrectionRegressor(_Estimator):
     A kernel family's residuals follow laws of their own (packed BCR's tiles, the row-wise
     formats' gathers, the dense engine's packing and Winograd transforms): with one ensemble
     per family and 400 trees at rate 0.05, the held-out shapes of three host calibrations
-    (Zen 4, 2026-11-28, three shape splits each) scored 77.9 / 80.3 / 77.7 % within 10 %
-    against 76.3 / 78.5 / 77.0 % with one 200-tree ensemble at 0.1, RMSPE 12.5 / 10.2 / 11.5
+    (Zen 4, 2026-11-28, three shape splits each) scored 77.8 / 79.8 / 78.5 % within 10 %
+    against 76.3 / 78.5 / 77.0 % with one 200-tree ensemble at 0.1, RMSPE 12.7 / 10.4 / 11.6
     against 12.5 / 9.8 / 11.5 %; on two later calibrations of a busier machine, 69.3 / 70.6 %
     against 68.2 / 68.6 %, RMSPE 12.6 / 12.4 against 12.6 / 12.7 %. The families alone gave
     1.1 points, the trees alone 0.3.
@@ -668,6 +668,7 @@ class CorrectionRegressor(_Estimator):
             return self._fit_grouped(X, y, seed)
         rest = (None if len(keep) == len(columns) and sum(r.size for r in in_family) == len(y)
                 else self._fit_grouped(X, y, seed))
+        # a random stream of its own per family (the rest takes the fit's own)
         return FamilyEnsemble(tuple(columns[i] for i in keep), tuple(
             self._fit_grouped(X[in_family[i]], y[in_family[i]], seed + 7 * (i + 1))
             for i in keep), rest)
