@@ -166,6 +166,5 @@ inline py::dict timing_dict(const grimsim::TimingResult& r) {
 void register_dense(py::module_& m);
 void register_sparse(py::module_& m);
 void register_cheap(py::module_& m);
-void register_trees(py::module_& m);
 
 }  // namespace grimsim_bind

@@ -3,13 +3,12 @@
 #include "grimsim_source_hash.hpp"
 
 PYBIND11_MODULE(_kernels, m) {
-  m.doc() = "grimsim C++ kernels (fp32): dense, Winograd, CSR, BCR, pattern and N:M GEMM, the cheap ops, and the learned correction's trees";
+  m.doc() = "grimsim C++ kernels (fp32): dense, Winograd, CSR, BCR, pattern and N:M GEMM, and the cheap ops";
   pybind11::register_exception<grimsim::InvalidArgument>(m, "KernelArgumentError",
                                                          PyExc_ValueError);
   grimsim_bind::register_dense(m);
   grimsim_bind::register_sparse(m);
   grimsim_bind::register_cheap(m);
-  grimsim_bind::register_trees(m);
 #ifdef GRIMSIM_VERSION
   m.attr("__version__") = GRIMSIM_VERSION;
 #endif

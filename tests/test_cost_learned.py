@@ -29,7 +29,6 @@ from grimsim.cost.learned import (
     Correction,
     CorrectionRegressor,
     FamilyEnsemble,
-    ObliviousEnsemble,
     fit_ensemble,
     load_correction,
     load_cost_model,
@@ -110,45 +109,6 @@ def test_oblivious_predict_matches_naive_traversal() -> None:
         naive += ens.leaves[t, leaf]
     np.testing.assert_allclose(ens.predict(X), naive, rtol=0, atol=1e-12)
     assert ens.predict(X[:0]).shape == (0,)
-    # listed rows (repeated, out of order), and the trees reading from a later column on
-    rows = np.array([399, 0, 7, 0])
-    np.testing.assert_allclose(ens.predict(X, rows=rows), naive[rows], rtol=0, atol=1e-12)
-    wide = np.column_stack([np.full(len(X), 9.0), X])
-    for layout in (np.ascontiguousarray, np.asfortranarray):
-        np.testing.assert_allclose(ens.predict(layout(wide), first_column=1), naive,
-                                   rtol=0, atol=1e-12)
-        np.testing.assert_allclose(ens.predict(layout(wide), rows=rows, first_column=1),
-                                   naive[rows], rtol=0, atol=1e-12)
-
-
-def test_oblivious_predict_nan_goes_left_and_bad_arguments_are_refused() -> None:
-    import grimsim._kernels as kernels
-
-    ens = ObliviousEnsemble(base=0.0, features=np.array([[0, 1]]),
-                            thresholds=np.array([[0.0, 0.0]]),
-                            leaves=np.array([[1.0, 2.0, 3.0, 4.0]]))
-    X = np.array([[np.nan, np.nan], [1.0, np.nan], [np.nan, 1.0], [1.0, 1.0]])
-    np.testing.assert_array_equal(ens.predict(X), [1.0, 2.0, 3.0, 4.0])
-    f = np.array([[0, 1]], dtype=np.int64)
-    t = np.zeros((1, 2))
-    leaves = np.zeros((1, 4))
-    err = kernels.KernelArgumentError
-    with pytest.raises(err, match="feature index 1 outside"):
-        kernels.oblivious_predict(X[:, :1].copy(), f, t, leaves)
-    with pytest.raises(err, match="x must be float64"):
-        kernels.oblivious_predict(X.astype(np.float32), f, t, leaves)
-    with pytest.raises(err, match="features must be int64"):
-        kernels.oblivious_predict(X, f.astype(np.int32), t, leaves)
-    with pytest.raises(err, match="contiguous"):
-        kernels.oblivious_predict(np.zeros((4, 6))[:, ::3], f, t, leaves)
-    with pytest.raises(err, match="leaves has shape"):
-        kernels.oblivious_predict(X, f, t, np.zeros((1, 3)))
-    with pytest.raises(err, match="row index 4 outside"):
-        kernels.oblivious_predict(X, f, t, leaves, rows=np.array([0, 4]))
-    with pytest.raises(err, match="rows must be None or an int64"):
-        kernels.oblivious_predict(X, f, t, leaves, rows=[0, 1])
-    with pytest.raises(err, match="first_column 3 outside"):
-        kernels.oblivious_predict(X, f, t, leaves, first_column=3)
 
 
 def _threads_data(n: int = 800, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:

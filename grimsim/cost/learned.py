@@ -12,9 +12,8 @@ small second ensemble for the residual scale, and the band is the conformal quan
 residuals over that scale.
 
 Everything fitted is plain arrays, persisted as JSON (``save_correction`` /
-``load_correction``; never a pickle) with training metadata. Predicting needs only numpy
-and grimsim's kernels; scikit-learn is used when installed for input validation and the
-estimator checks.
+``load_correction``; never a pickle) with training metadata. Predicting needs only numpy;
+scikit-learn is used when installed for input validation and the estimator checks.
 
 ``CalibratedModel(analytical, correction)`` implements the ``CostModel`` protocol: latency =
 analytical x exp(correction), band from the spread, provenance ``calibrated:<profile id>``.
@@ -149,7 +148,7 @@ _NEVER = float(np.finfo(np.float64).max)  # threshold of a level that sends ever
 
 
 # --------------------------------------------------------------------------------------------
-# Oblivious gradient-boosted trees
+# Oblivious gradient-boosted trees (numpy)
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class ObliviousEnsemble:
@@ -170,20 +169,38 @@ class ObliviousEnsemble:
     def depth(self) -> int:
         return int(self.features.shape[1])
 
-    def predict(self, X: np.ndarray, rows: np.ndarray | None = None,
-                first_column: int = 0) -> np.ndarray:
-        """Sum of the base and every tree's leaf for each row of ``X`` (n x features), or for
-        the rows ``rows`` of it only; the trees' feature 0 is ``X``'s column
-        ``first_column``."""
-        import grimsim._kernels as kernels  # the C++ loop (cpp_kernels/src/trees.cpp)
-
-        X = np.asfortranarray(X, dtype=np.float64)  # columns contiguous: the fast layout
-        return np.asarray(kernels.oblivious_predict(
-            X, np.ascontiguousarray(self.features, dtype=np.int64),
-            np.ascontiguousarray(self.thresholds, dtype=np.float64),
-            np.ascontiguousarray(self.leaves, dtype=np.float64), float(self.base),
-            rows=None if rows is None else np.ascontiguousarray(rows, dtype=np.int64),
-            first_column=first_column))
+    def predict(self, X: np.ndarray, chunk: int = 16384) -> np.ndarray:
+        """Sum of the base and every tree's leaf for each row of ``X`` (n x features)."""
+        X = np.asfortranarray(X, dtype=np.float64)  # columns contiguous: one pass per level
+        n = X.shape[0]
+        out = np.full(n, self.base, dtype=np.float64)
+        if self.n_trees == 0 or n == 0:
+            return out
+        feats = self.features.tolist()
+        thrs = self.thresholds.tolist()
+        # leaf indices as bytes (depth <= 8) and chunks that stay in L2: the loop is bound
+        # by memory traffic, not arithmetic
+        dtype = np.uint8 if self.depth <= 8 else np.uint16
+        weights = [dtype(1 << d) for d in range(self.depth)]
+        leaf_buf = np.empty(min(n, chunk), dtype)
+        bit_buf = np.empty(min(n, chunk), bool)
+        step_buf = np.empty(min(n, chunk), dtype)
+        for start in range(0, n, chunk):
+            xc = X[start:start + chunk]
+            m = xc.shape[0]
+            acc = out[start:start + chunk]
+            leaf, bit, step = leaf_buf[:m], bit_buf[:m], step_buf[:m]
+            columns = [xc[:, f] for f in range(xc.shape[1])]
+            for t in range(self.n_trees):
+                f_t, th_t = feats[t], thrs[t]
+                np.greater(columns[f_t[0]], th_t[0], out=bit)
+                leaf[...] = bit
+                for d in range(1, self.depth):
+                    np.greater(columns[f_t[d]], th_t[d], out=bit)
+                    np.multiply(bit, weights[d], out=step)
+                    leaf |= step
+                acc += self.leaves[t][leaf]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {"base": float(self.base), "depth": self.depth,
@@ -242,21 +259,19 @@ class GroupedEnsemble:
     stack_width: int | None = None
     base: int = 0
 
-    def predict(self, X: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """The answer for each row of ``X``, or for the rows ``rows`` of it only."""
+    def predict(self, X: np.ndarray) -> np.ndarray:
         if self.column is None or len(self.members) == 1:
-            return self.members[0].predict(X, rows=rows)
+            return self.members[0].predict(X)
         X = np.asfortranarray(X, dtype=np.float64)
-        at = np.arange(X.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
-        pick = self.member_of(X[at, self.column])
+        pick = self.member_of(X[:, self.column])
         w = self.stack_width
+        own = X if w is None else X[:, :w]
         # stacked: every row's one-thread answer first (a one-thread row's columns are its own)
-        out = np.zeros(at.size) if w is None else self.members[self.base].predict(
-            X, rows=rows, first_column=w)
+        out = np.zeros(X.shape[0]) if w is None else self.members[self.base].predict(X[:, w:])
         for i, member in enumerate(self.members):
-            mine = np.flatnonzero(pick == i)
-            if mine.size and not (w is not None and i == self.base):
-                out[mine] += member.predict(X, rows=at[mine])
+            rows = np.flatnonzero(pick == i)
+            if rows.size and not (w is not None and i == self.base):
+                out[rows] += member.predict(own[rows])
         return out
 
     def member_of(self, v: np.ndarray) -> np.ndarray:
@@ -331,16 +346,15 @@ class FamilyEnsemble:
         X = np.asfortranarray(X, dtype=np.float64)
         family = self.family_of(X)
         out = np.zeros(X.shape[0])
-        for i, member in enumerate(self.members):
-            rows = np.flatnonzero(family == i)
-            if rows.size:
-                out[rows] = member.predict(X, rows=rows)
-        rows = np.flatnonzero(family < 0)
-        if rows.size:
-            if self.rest is None:
+        for key, member in [*enumerate(self.members), (-1, self.rest)]:
+            rows = np.flatnonzero(family == key)
+            if rows.size == 0:
+                continue
+            if member is None:
                 raise GrimsimError("a row of no kernel family reached a correction without "
                                    "a member for such rows")
-            out[rows] = self.rest.predict(X, rows=rows)
+            # a batch of one family (a query of one scheme) is answered without a copy
+            out[rows] = member.predict(X if rows.size == out.size else X[rows])
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -543,17 +557,17 @@ class CorrectionRegressor(_Estimator):
 
     A kernel family's residuals follow laws of their own (packed BCR's tiles, the row-wise
     formats' gathers, the dense engine's packing and Winograd transforms): with one ensemble
-    per family and 400 trees at rate 0.05, the held-out shapes of three host calibrations
-    (Zen 4, 2026-11-28, three shape splits each) scored 77.8 / 79.8 / 78.5 % within 10 %
-    against 76.3 / 78.5 / 77.0 % with one 200-tree ensemble at 0.1, RMSPE 12.7 / 10.4 / 11.6
-    against 12.5 / 9.8 / 11.5 %; on two later calibrations of a busier machine, 69.3 / 70.6 %
-    against 68.2 / 68.6 %, RMSPE 12.6 / 12.4 against 12.6 / 12.7 %. The families alone gave
-    1.1 points, the trees alone 0.3.
+    per family, the held-out shapes of five host calibrations (Zen 4, 2026-11-28, three shape
+    splits each) scored 77.7 / 79.0 / 77.7 / 68.4 / 69.9 % within 10 % against 76.3 / 78.5 /
+    77.0 / 68.2 / 68.6 % with one ensemble, RMSPE 12.6 / 10.5 / 11.4 / 12.9 / 12.5 against
+    12.5 / 9.8 / 11.5 / 12.6 / 12.7 % (the last two on a busier machine).
 
-    Defaults (depth 6, squared loss) were chosen on the host calibration's held-out shapes
-    (three random shape splits): depth 5 underfits (+1-2 points of RMSPE), and Huber clipping
-    discounts real, large residuals (operands spilling a cache or the TLB) along with the
-    noisy ones (with the families, 0.8 points more within 10 % but 0.3 more RMSPE).
+    Defaults (depth 6, squared loss, 200 trees) were chosen on the host calibration's
+    held-out shapes (three random shape splits): depth 5 underfits (+1-2 points of RMSPE),
+    Huber clipping discounts real, large residuals (operands spilling a cache or the TLB)
+    along with the noisy ones (with the families, 0.8 points more within 10 % but 0.3 more
+    RMSPE), and 400 trees at rate 0.05 gain about half a point while halving the rows a
+    second that batched queries get.
     """
 
     # fitted attributes (set by fit / from_dict)
@@ -564,7 +578,7 @@ class CorrectionRegressor(_Estimator):
     band_quantiles_: tuple[float, float]
     oof_residuals_: np.ndarray
 
-    def __init__(self, n_estimators: int = 400, max_depth: int = 6, learning_rate: float = 0.05,
+    def __init__(self, n_estimators: int = 200, max_depth: int = 6, learning_rate: float = 0.1,
                  max_bins: int = 64, l2_regularization: float = 1.0, subsample: float = 0.8,
                  colsample: float = 1.0, loss: str = "squared", band_level: float = 0.9,
                  band_folds: int = 5, scale_estimators: int = 40,
