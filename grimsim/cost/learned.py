@@ -565,8 +565,8 @@ class CorrectionRegressor(_Estimator):
     Defaults (depth 6, squared loss, 200 trees) were chosen on the host calibration's
     held-out shapes (three random shape splits): depth 5 underfits (+1-2 points of RMSPE),
     Huber clipping discounts real, large residuals (operands spilling a cache or the TLB)
-    along with the noisy ones (with the families, 0.8 points more within 10 % but 0.3 more
-    RMSPE), and 400 trees at rate 0.05 gain about half a point while halving the rows a
+    along with the noisy ones (with the families and 400 trees, 0.8 points more within 10 %
+    but 0.3 more RMSPE), and 400 trees at rate 0.05 gain about half a point while halving the rows a
     second that batched queries get.
     """
 
