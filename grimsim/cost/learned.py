@@ -566,8 +566,8 @@ class CorrectionRegressor(_Estimator):
     held-out shapes (three random shape splits): depth 5 underfits (+1-2 points of RMSPE),
     Huber clipping discounts real, large residuals (operands spilling a cache or the TLB)
     along with the noisy ones (with the families and 400 trees, 0.8 points more within 10 %
-    but 0.3 more RMSPE), and 400 trees at rate 0.05 gain about half a point while halving the rows a
-    second that batched queries get.
+    but 0.3 more RMSPE), and 400 trees at rate 0.05 gain about half a point while halving
+    the rows a second that batched queries get.
     """
 
     # fitted attributes (set by fit / from_dict)
