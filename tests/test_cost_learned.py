@@ -166,7 +166,6 @@ def test_a_split_correction_round_trips(tmp_path: Path) -> None:
         CorrectionRegressor.from_dict(bad, "c.json")
 
 
-
 def _stacked_data(n1: int, n2: int, noise: float, seed: int
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Rows on 1 and 2 threads as ``STACKED_FEATURES`` lays them out (features, then the

@@ -337,10 +337,7 @@ class FamilyEnsemble:
 
     def family_of(self, X: np.ndarray) -> np.ndarray:
         """Index of each row's family (-1: none)."""
-        family = np.full(X.shape[0], -1)
-        for i, cols in enumerate(self.columns):
-            family[np.any(X[:, list(cols)] > 0.5, axis=1)] = i
-        return family
+        return _family_index(X, self.columns)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = np.asfortranarray(X, dtype=np.float64)
@@ -385,6 +382,15 @@ class FamilyEnsemble:
             for i, m in enumerate(members)),
             None if rest is None else GroupedEnsemble.from_dict(rest, n_features,
                                                                 f"{where}.rest"))
+
+
+def _family_index(X: np.ndarray, columns: Sequence[tuple[int, ...]]) -> np.ndarray:
+    """Index into ``columns`` of the family whose one-hot kernel columns hold a 1 in each
+    row of ``X`` (-1: none)."""
+    family = np.full(X.shape[0], -1)
+    for i, cols in enumerate(columns):
+        family[np.any(X[:, list(cols)] > 0.5, axis=1)] = i
+    return family
 
 
 def _thresholds(x: np.ndarray, max_bins: int) -> np.ndarray:
@@ -676,15 +682,16 @@ class CorrectionRegressor(_Estimator):
         columns = self._family_columns()
         if not columns:
             return self._fit_grouped(X, y, seed)
-        in_family = [np.flatnonzero(np.any(X[:, list(c)] > 0.5, axis=1)) for c in columns]
-        keep = [i for i, rows in enumerate(in_family) if rows.size >= self.min_family_rows]
+        family = _family_index(X, columns)
+        counts = np.bincount(family + 1, minlength=len(columns) + 1)[1:]
+        keep = [i for i in range(len(columns)) if counts[i] >= self.min_family_rows]
         if not keep:
             return self._fit_grouped(X, y, seed)
-        rest = (None if len(keep) == len(columns) and sum(r.size for r in in_family) == len(y)
-                else self._fit_grouped(X, y, seed))
+        # rows of no kept family (a small family's, or none) need an ensemble over every row
+        rest = None if np.isin(family, keep).all() else self._fit_grouped(X, y, seed)
         # a random stream of its own per family (the rest takes the fit's own)
         return FamilyEnsemble(tuple(columns[i] for i in keep), tuple(
-            self._fit_grouped(X[in_family[i]], y[in_family[i]], seed + 7 * (i + 1))
+            self._fit_grouped(X[family == i], y[family == i], seed + 7 * (i + 1))
             for i in keep), rest)
 
     def _fit_grouped(self, X: np.ndarray, y: np.ndarray, seed: int) -> GroupedEnsemble:
