@@ -45,6 +45,14 @@ inline std::vector<i64> balanced_bounds(const std::vector<i64>& prefix, i64 part
                                          prefix.begin())
                       : n_units * p / parts;
     u = std::clamp(u, bounds[static_cast<std::size_t>(p - 1)], n_units);
+    // The unit boundary nearer the share, not the first one past it: with few units the
+    // first one past it can hand a whole unit's work to this part (two 16-row bands of a
+    // 32-row BCR matrix, the second slightly heavier: both went to the first thread, and
+    // 2 threads ran no faster than 1; Zen 4, 2026-11-28).
+    if (total > 0 && u > bounds[static_cast<std::size_t>(p - 1)] &&
+        target - prefix[static_cast<std::size_t>(u - 1)] <
+            prefix[static_cast<std::size_t>(u)] - target)
+      --u;
     bounds[static_cast<std::size_t>(p)] = u;
   }
   return bounds;

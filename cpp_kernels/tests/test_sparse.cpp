@@ -362,6 +362,30 @@ void test_bcr_panel_layout() {
   EXPECT(sd::bcr_panel_layout(100000, 1152, 49, 1, 4, 0).nt == 6, "minimum tile");
 }
 
+void test_balanced_bounds() {
+  using grimsim::sparse_detail::balanced_bounds;
+  using V = std::vector<i64>;
+  // two units, the second a little heavier: one each (cutting past the half gave both to
+  // the first part, and 2 threads ran no faster than 1)
+  EXPECT((balanced_bounds(V{0, 48, 100}, 2) == V{0, 1, 2}), "two units, second heavier");
+  EXPECT((balanced_bounds(V{0, 52, 100}, 2) == V{0, 1, 2}), "two units, first heavier");
+  // four units in two parts: the cut nearest the half, not the first past it
+  EXPECT((balanced_bounds(V{0, 24, 49, 75, 100}, 2) == V{0, 2, 4}), "four units");
+  // one heavy unit: the light ones beside it make the other part
+  EXPECT((balanced_bounds(V{0, 10, 100}, 2) == V{0, 1, 2}), "one heavy unit");
+  // equal units cut evenly; no work cuts by count; parts capped at the units
+  EXPECT((balanced_bounds(V{0, 1, 2, 3, 4, 5, 6}, 3) == V{0, 2, 4, 6}), "equal units");
+  EXPECT((balanced_bounds(V{0, 0, 0, 0, 0}, 2) == V{0, 2, 4}), "no work");
+  EXPECT((balanced_bounds(V{0, 5, 9}, 4) == V{0, 1, 2}), "more parts than units");
+  // bounds always rise from 0 to the unit count
+  for (i64 parts = 1; parts <= 6; ++parts) {
+    const V b = balanced_bounds(V{0, 3, 3, 50, 51, 90, 91, 200}, parts);
+    bool ok = b.front() == 0 && b.back() == 7;
+    for (std::size_t i = 1; i < b.size(); ++i) ok = ok && b[i] >= b[i - 1];
+    EXPECT(ok, "bounds not monotone for %lld parts", static_cast<long long>(parts));
+  }
+}
+
 void test_spread_order() {
   using grimsim::spread_order;
   // 8 tiles on 2 threads: the two halves in turn, so the first two tasks are far apart
@@ -395,6 +419,7 @@ int main() {
   unsetenv("GRIMSIM_SIMD");
   test_bcr_panel_layout();
   test_spread_order();
+  test_balanced_bounds();
   test_bcr_single_block();
   test_bcr_merge();
   test_bcr_rejections();
