@@ -367,6 +367,18 @@ def test_more_threads_not_slower_for_large_gemms(profiles: dict[str, DeviceProfi
             assert np.all(times[-1] < times[0]), profile.id
 
 
+def test_threads_split_packed_bcr_bands(sd855: DeviceProfile) -> None:
+    """Packed BCR gives the threads 16-row bands of a block row: one 32x32 block row is two
+    bands, so two threads share it (the kernel split it, while the model once took it as one
+    64-row unit and predicted no speed-up)."""
+    model = AnalyticalCPUModel(sd855)
+    rows = gemm_rows([32, 16], [512, 512], [784, 784], "bcr:32x32:0.5")
+    one = model.estimate(rows).latency_s
+    two = model.estimate(rows.with_threads(2)).latency_s
+    assert two[0] < 0.7 * one[0]  # two bands
+    assert two[1] == pytest.approx(one[1], rel=0.05)  # 16 rows: one band, one thread
+
+
 def test_faster_clock_faster(profiles: dict[str, DeviceProfile],
                              networks: dict[str, object]) -> None:
     rows = rows_for(networks["resnet18"], ["dense", "bcr:16x32:0.75", "nm:2:4"], threads=2)

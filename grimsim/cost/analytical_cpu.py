@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from grimsim.cost.features import (
+    BCR_BAND_ROWS,
     MAX_TILE_VECTORS,
     bcr_tile_layout,
     n_tile_layout,
@@ -87,7 +88,6 @@ _SPLIT_FMA, _SPLIT_LOAD, _SPLIT_LAT, _SPLIT_COLS, _SPLIT_Y, _SPLIT_TILE = \
     0.5, 0.5, 5.0, 16.0, 2.0, 20.0
 _MAX_RR = 8  # bcr.simd.cpp kMaxRR
 _LEAN_MAX_NV = 16  # bcr.simd.cpp kLeanMaxVectors
-_BAND_ROWS = 64  # sparse_simd.hpp kBandRows: BCR thread-work units are bands of a block row
 _MAX_NV = MAX_TILE_VECTORS
 _TABLE_ROWS = 128  # kept rows per BCR tile tabulated exactly; linear beyond
 #: rows costed per pass: a family's temporaries then stay in L2 instead of streaming from
@@ -991,12 +991,13 @@ class AnalyticalCPUModel:
 
     def _units(self, ctx: _Ctx, idx: np.ndarray, fmt: str) -> tuple[np.ndarray, np.ndarray]:
         """(thread-work units per call, units per work row of the statistics): BCR works in
-        bands of up to 64 rows of a block row, the others in matrix rows (filters)."""
+        bands of up to 16 rows of a block row (packed BCR), the others in matrix rows
+        (filters)."""
         rows = ctx.rows
         m = ctx.m_call[idx]
         if fmt == "bcr":
             r = np.maximum(rows.block_r[idx], 1)
-            bands = _cdiv(np.minimum(r, m), _BAND_ROWS)
+            bands = _cdiv(np.minimum(r, m), BCR_BAND_ROWS)
             return _cdiv(m, r) * bands, bands
         return m, np.ones(idx.size)
 

@@ -38,6 +38,7 @@ from grimsim.pruning import KINDS
 
 __all__ = [
     "BASELINE_FEATURES",
+    "BCR_BAND_ROWS",
     "CORRECTION_FEATURES",
     "GEMM_KERNELS",
     "STACKED_FEATURES",
@@ -105,7 +106,8 @@ BCR_MAX_TILE_VECTORS = 192
 _BCR_MIN_BUDGET_BYTES, _BCR_MAX_X_BYTES = 64 * 1024, 256 * 1024
 _TLB_REACH_BYTES = 64 * 4096
 _PAGE_BYTES = 4096
-_BCR_BAND_ROWS = 16
+#: rows of a packed BCR band, the threads' unit of work (sparse_simd.hpp kPackedBandRows)
+BCR_BAND_ROWS = 16
 
 
 def n_tile_layout(k: np.ndarray, nv: np.ndarray,
@@ -253,12 +255,12 @@ def _kernel_layout(rows: CostRows, machine: FeatureMachine) -> dict[str, np.ndar
     block_r = np.maximum(rows.block_r.astype(np.float64), 1.0)
     block_c = np.maximum(rows.block_c.astype(np.float64), 1.0)
     bcr_reads = (_cdiv(m, block_r) * _cdiv(k, block_c) * rows.cols_mean
-                 * _cdiv(block_r, float(_BCR_BAND_ROWS)))
+                 * _cdiv(block_r, float(BCR_BAND_ROWS)))
     x_row_reads = np.where(bcr, bcr_reads, nnz)
     copy = (n_tiles > 1) & (x_bytes > _TLB_REACH_BYTES) & (x_row_reads >= 32.0 * k)
     # pages one N tile's X rows lie on: every row its own page once a row is a page long
     pages = np.minimum(x_bytes / _PAGE_BYTES, k)
-    units = np.where(bcr, _cdiv(m, _BCR_BAND_ROWS), m)
+    units = np.where(bcr, _cdiv(m, BCR_BAND_ROWS), m)
     t = np.maximum(rows.threads, 1).astype(np.float64)
     chunks = panel_row_chunks(units, t, n_tiles, bcr & (b_kc < k))
     tasks = np.where(narrow, np.minimum(units, t), n_tiles * chunks)
