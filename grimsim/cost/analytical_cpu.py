@@ -1161,10 +1161,13 @@ class AnalyticalCPUModel:
         masked = (fmt == "bcr") & (mc.lanes >= 16) & (nn > 3 * mc.lanes)
         ragged = (nv_total * mc.lanes > nn) & ~masked  # (a float % is slow)
         last_w = np.where(ragged, last * mc.lanes, 0.0)
+        # every thread copies the X rows for itself (at once), while the Y rows are copied
+        # back by the chunks that computed them
+        copy_rows = k + m / np.maximum(np.minimum(t, cost.tasks), 1.0)
         copy_b = np.zeros((3, idx.size))
-        _add_to(copy_b, _L2, 2.0 * (k + m) * last_w * _F4)
+        _add_to(copy_b, _L2, 2.0 * copy_rows * last_w * _F4)
         copy_s = self._mem_s(copy_b, np.ones(idx.size)) \
-            + (k + m) * last_w / mc.lanes / mc.clock_hz
+            + copy_rows * last_w / mc.lanes / mc.clock_hz
         cost.passes_s = np.where(ragged, copy_s, 0.0)
         if rows.im2col[idx].any():
             cost.passes_s = cost.passes_s + self._im2col_s(ctx, idx, act_in, from_python=True)
