@@ -379,6 +379,21 @@ def test_threads_split_packed_bcr_bands(sd855: DeviceProfile) -> None:
     assert two[1] == pytest.approx(one[1], rel=0.05)  # 16 rows: one band, one thread
 
 
+@pytest.mark.parametrize("spec", ["unstructured:0.75", "nm:2:4"])
+def test_no_cliff_when_the_x_panel_outgrows_a_cache(profiles: dict[str, DeviceProfile],
+                                                     spec: str) -> None:
+    """The row kernels gather X rows from a panel; as K grows past what L2 (then the LLC)
+    holds, the share of rows found there falls gradually, so the time per K has no cliff
+    (the whole panel at the next level's rate made one: 1.6x at the L2 size on sd855,
+    3.6x at the LLC size on rpi5)."""
+    ks = np.unique(np.round(np.geomspace(256, 32768, 120) / 4) * 4).astype(int)
+    for name in ("sd855", "rpi5"):
+        lat = AnalyticalCPUModel(profiles[name]).estimate(
+            gemm_rows([512] * ks.size, ks, [49] * ks.size, spec)).latency_s
+        per_k = lat / ks
+        assert np.max(per_k[1:] / per_k[:-1]) < 1.25, name
+
+
 def test_faster_clock_faster(profiles: dict[str, DeviceProfile],
                              networks: dict[str, object]) -> None:
     rows = rows_for(networks["resnet18"], ["dense", "bcr:16x32:0.75", "nm:2:4"], threads=2)
