@@ -40,17 +40,21 @@ _EFFICIENCY = MappingProxyType({
 })
 
 # Fixed cost of one kernel call (argument checks, scratch allocation, dispatch), in cycles of
-# the calling core; measured as the time of tiny problems on the dev VM.
+# the calling core; measured as the time of tiny problems on the dev VM. The sparse kernels'
+# from benchmarks/call_overhead.py on the Zen 4 host (2026-11-28): intercepts of 550-1670
+# cycles over two runs, of which the model charges the tiles', blocks' and rows' own set-up
+# separately. The 3000 measured before on the Zen 3 VM made the model 2x too slow on calls
+# under a microsecond, which held-out calibration shapes showed.
 _CALL_CYCLES = MappingProxyType({
     "gemm": 3000.0,
     "gemv": 1500.0,
     "im2col+gemm": 4000.0,
     "winograd": 6000.0,
     "depthwise": 2000.0,
-    "bcr": 3000.0,
-    "csr": 3000.0,
-    "nm": 3000.0,
-    "pattern": 3000.0,
+    "bcr": 1000.0,
+    "csr": 1000.0,
+    "nm": 1000.0,
+    "pattern": 1000.0,
     "eltwise": 3000.0,
 })
 
@@ -252,7 +256,8 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "(assumed; 0 = perfect roofline overlap)",
     "band": "uncalibrated analytical band x0.5..x2 (stated; the learned correction narrows it)",
     "efficiency": "measured on the dev VM: benchmarks/analytical_sanity.py",
-    "call_cycles": "measured on the dev VM: tiny problems, benchmarks/analytical_sanity.py",
+    "call_cycles": "measured on the dev VM: tiny problems, benchmarks/analytical_sanity.py; "
+    "the sparse kernels' with benchmarks/call_overhead.py (Zen 4 host, 2026-11-28)",
     "im2col_reused_copy_cycles": "stride-1 im2col into a buffer reused from call to call "
     "(the engine's sparse convs), per float, and im2col_row_cycles per output row copied "
     "(memcpy and fills): fitted to im2col of 64x56x56, 128x28x28 and 256x14x14 k3 s1 on one "
