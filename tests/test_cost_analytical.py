@@ -372,7 +372,8 @@ def test_threads_split_packed_bcr_bands(sd855: DeviceProfile) -> None:
     bands, so two threads share it (the kernel split it, while the model once took it as one
     64-row unit and predicted no speed-up)."""
     model = AnalyticalCPUModel(sd855)
-    rows = gemm_rows([32, 16], [512, 512], [784, 784], "bcr:32x32:0.5")
+    # N of 49 NEON vectors: one N tile, which the threads share by bands
+    rows = gemm_rows([32, 16], [512, 512], [196, 196], "bcr:32x32:0.5")
     one = model.estimate(rows).latency_s
     two = model.estimate(rows.with_threads(2)).latency_s
     assert two[0] < 0.7 * one[0]  # two bands

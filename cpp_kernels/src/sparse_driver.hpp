@@ -124,6 +124,14 @@ inline PanelLayout bcr_panel_layout(i64 rows, i64 k, i64 nv_total, int threads, 
     i64 even = tiles >= threads ? (tiles + threads - 1) / threads * threads : tiles;
     if (even == threads && (nv_total + 2 * threads - 1) / (2 * threads) >= 24) even *= 2;
     nt = std::max<i64>(6, (nv_total + even - 1) / even);
+  } else if (threads > 1 && rows < 2 * kPackedBandRows * threads &&
+             nv_total >= 48 * threads) {
+    // One tile over too few rows to share (under two bands a thread: a 24-row matrix is a
+    // band of 16 rows and one of 8): two tiles a thread, not side by side (as above). 2
+    // threads, 16x32 BCR at 75 %, fastest of 5 interleaved rounds (Zen 4, 2026-11-28):
+    // 24x144x3136 1.51 -> 1.86x one thread's speed, 48x144x3136 1.49 -> 1.88x; one tile a
+    // thread instead made 48-96 x 576 x 784 (tiles of 25 + 24 vectors) 1.9 -> 1.1-1.5x.
+    nt = (nv_total + 2 * threads - 1) / (2 * threads);
   }
   // the chunk's X rows as wide as the tile really is (N may be narrower than nt)
   const i64 width = std::max<i64>(1, std::min(nt, nv_total));

@@ -358,6 +358,11 @@ void test_bcr_panel_layout() {
   EXPECT(sd::bcr_panel_layout(256, 1152, 90, 2, 16, 2048 * kKiB).nt == 45, "narrow tiles");
   // one tile for 2 threads stays whole (the threads split its rows instead)
   EXPECT(sd::bcr_panel_layout(128, 1152, 49, 2, 16, 2048 * kKiB).nt == 126, "tile split");
+  // one tile over rows too few for 2 threads to share (48: three bands): two tiles a thread
+  EXPECT(sd::bcr_panel_layout(48, 144, 150, 2, 16, 1024 * kKiB).nt == 38, "few rows");
+  // ... unless the tiles would be under 24 vectors, or on one thread
+  EXPECT(sd::bcr_panel_layout(48, 144, 90, 2, 16, 1024 * kKiB).nt == 168, "few rows, narrow");
+  EXPECT(sd::bcr_panel_layout(48, 144, 150, 1, 16, 1024 * kKiB).nt == 168, "one thread");
   // a tiny or unknown L2 still gives the minimum tile
   EXPECT(sd::bcr_panel_layout(100000, 1152, 49, 1, 4, 0).nt == 6, "minimum tile");
 }

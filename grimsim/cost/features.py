@@ -129,7 +129,9 @@ def bcr_tile_layout(m: np.ndarray, k: np.ndarray, nv: np.ndarray, lanes: float,
     K chunk) for M rows, K columns and nv vectors along N on a core with ``l2_bytes`` of L2
     and ``threads`` threads; the chunk is K when W is not visited in chunks. On several
     threads the tiles get equal widths, a whole number per thread once there are at least as
-    many tiles as threads, and two per thread rather than one while tiles keep 24 vectors."""
+    many tiles as threads, and two per thread rather than one while tiles keep 24 vectors;
+    a single tile over too few rows for the threads to share (under two bands a thread) is
+    cut into two a thread when they keep 24 vectors."""
     per_vector = lanes * 4.0
     y_budget = max(l2_bytes // 2, _BCR_MIN_BUDGET_BYTES)
     x_budget = min(max(l2_bytes // 2, _BCR_MIN_BUDGET_BYTES), _BCR_MAX_X_BYTES)
@@ -142,6 +144,9 @@ def bcr_tile_layout(m: np.ndarray, k: np.ndarray, nv: np.ndarray, lanes: float,
     # one tile a thread becomes two while tiles keep 24 vectors (not side by side)
     even = np.where((even == t) & (np.ceil(nv / (2.0 * t)) >= 24), 2.0 * t, even)
     nt = np.where((t > 1) & (tiles > 1), np.maximum(MIN_TILE_VECTORS, np.ceil(nv / even)), nt)
+    # one tile but too few rows to share between the threads: two tiles a thread
+    few_rows = (t > 1) & (tiles <= 1) & (m < 2.0 * BCR_BAND_ROWS * t) & (nv >= 48.0 * t)
+    nt = np.where(few_rows, np.ceil(nv / (2.0 * t)), nt)
     width = np.maximum(np.minimum(nt, nv), 1.0)  # the tile as wide as N really is
     kc = np.maximum(64.0, np.floor(x_budget / (width * per_vector)))
     return (*_tiles(nt, nv), np.minimum(kc, np.maximum(k, 1.0)))
