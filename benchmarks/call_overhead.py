@@ -81,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         kernel = rows[0][1][2].kernel
         lines.append(f"| {kernel} | `{spec}` | {t.min() * 1e9:.0f} ns | {fixed * 1e9:.0f} ns | "
                      f"{fixed * clock_hz:.0f} | {per_mac * 1e12:.1f} ps |")
-    text = "\n".join(lines) + "\n"
-    print(text)
+    report = "\n".join(lines) + "\n"
     if args.out != "-":
-        Path(args.out).write_text(text, encoding="utf-8")
+        Path(args.out).write_text(report, encoding="utf-8")
+    print(report)
     return 0
 
 
