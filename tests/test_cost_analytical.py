@@ -721,17 +721,20 @@ def test_x_rows_on_cache_lines_gather_no_straddled_line(sd855: DeviceProfile) ->
 @pytest.mark.parametrize("device", ["sd855", "rpi4"])
 def test_gemm_reads_weights_in_place_up_to_eight_panels(device: str) -> None:
     # dense.cpp packs W only when N spans more than 8 NR-wide panels; below that the
-    # micro-kernel reads W where it lies, so no packing pass over W is charged
+    # micro-kernel reads W where it lies, so no packing pass over W is charged - unless
+    # W's rows are a multiple of 4 KiB apart (K = 8192), where in-place reads would share
+    # one L1 set and W is packed whatever N
     profile = load_profile(device)
     mc = cpu_machine(profile)
-    m, k = 2048, 8192  # 64 MiB of weights: one pass over them takes W / DRAM bandwidth
+    m, k = 2048, 8000  # ~64 MiB of weights: one pass over them takes W / DRAM bandwidth
     est = AnalyticalCPUModel(profile).estimate(
-        gemm_rows([m, m], [k, k], [8 * mc.nr, 8 * mc.nr + 1], "dense"))
+        gemm_rows([m, m, m], [k, k, 8192], [8 * mc.nr, 8 * mc.nr + 1, 8 * mc.nr], "dense"))
     one_pass_s = m * k * 4 / mc.dram_bw
     assert est.overhead_s[0] < 0.1 * one_pass_s
     # packing reads W and writes its panels: at least 1.5 passes' worth more
     assert est.overhead_s[1] - est.overhead_s[0] > 1.5 * one_pass_s
     assert est.latency_s[1] > est.latency_s[0]
+    assert est.overhead_s[2] - est.overhead_s[0] > 1.5 * one_pass_s
 
 
 @pytest.mark.parametrize("device", ["sd855", "rpi4"])

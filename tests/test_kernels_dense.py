@@ -81,7 +81,8 @@ def test_dense_gemm_matches_numpy(M, Kd, N, threads, seed):
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1), (7, 1000, 1), (130, 513, 1), (6, 16, 16),
-                                   (13, 257, 49), (64, 576, 33), (29, 70, 300), (5, 0, 200)])
+                                   (13, 257, 49), (64, 576, 33), (29, 70, 300), (5, 0, 200),
+                                   (30, 1024, 49)])  # W rows 4 KiB apart: packed at any N
 @pytest.mark.parametrize("threads", [1, 2])
 def test_dense_gemm_edge_shapes(shape, threads):
     M, Kd, N = shape
