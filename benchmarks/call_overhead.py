@@ -23,7 +23,7 @@ import numpy as np
 
 from grimsim import load_device
 from grimsim.cost.analytical_cpu import cpu_machine
-from grimsim.execute.kernels import prepare
+from grimsim.execute.kernels import PreparedGemm, prepare
 from grimsim.meta import run_meta
 from grimsim.pruning import encode, make_mask
 
@@ -45,18 +45,21 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--rounds must be at least 1")
     clock_hz = cpu_machine(load_device("host")).clock_hz
     rng = np.random.default_rng(0)
-    cases = []
+    # per spec: (prepared kernel, X, kept MACs) of each shape
+    cases: dict[str, list[tuple[PreparedGemm, np.ndarray, int]]] = {}
     for spec in SPECS:
         for m, k, n in SHAPES:
             w = rng.standard_normal((m, k)).astype(np.float32)
             mask = make_mask(w, spec)
-            cases.append((spec, (m, k, n), prepare(encode(w, mask, spec)),
-                          rng.standard_normal((k, n)).astype(np.float32),
-                          int(mask.sum()) * n))
-    best = [math.inf] * len(cases)
+            cases.setdefault(spec, []).append(
+                (prepare(encode(w, mask, spec)), rng.standard_normal((k, n)).astype(np.float32),
+                 int(mask.sum()) * n))
+    best = {spec: [math.inf] * len(SHAPES) for spec in SPECS}
     for rnd in range(args.rounds):
-        for i, (_, _, kernel, x, _) in enumerate(cases):
-            best[i] = min(best[i], float(kernel.bench(x, 1, warmup=50, min_time_s=0.01)["min_s"]))
+        for spec, runs in cases.items():
+            for i, (kernel, x, _) in enumerate(runs):
+                best[spec][i] = min(best[spec][i], float(
+                    kernel.bench(x, 1, warmup=50, min_time_s=0.01)["min_s"]))
         print(f"round {rnd + 1}/{args.rounds}", file=sys.stderr, flush=True)
     info = machine()
     lines = [
@@ -73,14 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         "| kernel | spec | fastest call | fixed cost | cycles | per kept MAC |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    for spec in SPECS:
-        rows = [(best[i], c) for i, c in enumerate(cases) if c[0] == spec]
-        t = np.array([b for b, _ in rows])
-        macs = np.array([c[4] for _, c in rows], dtype=np.float64)
+    for spec, runs in cases.items():
+        t = np.array(best[spec])
+        macs = np.array([kept for _, _, kept in runs], dtype=np.float64)
         fixed, per_mac = np.linalg.lstsq(np.c_[np.ones(t.size), macs], t, rcond=None)[0]
-        kernel = rows[0][1][2].kernel
-        lines.append(f"| {kernel} | `{spec}` | {t.min() * 1e9:.0f} ns | {fixed * 1e9:.0f} ns | "
-                     f"{fixed * clock_hz:.0f} | {per_mac * 1e12:.1f} ps |")
+        lines.append(f"| {runs[0][0].kernel} | `{spec}` | {t.min() * 1e9:.0f} ns | "
+                     f"{fixed * 1e9:.0f} ns | {fixed * clock_hz:.0f} | "
+                     f"{per_mac * 1e12:.1f} ps |")
     report = "\n".join(lines) + "\n"
     if args.out != "-":
         Path(args.out).write_text(report, encoding="utf-8")

@@ -287,6 +287,9 @@ _IM2COL_TASK_FLOATS = 16384.0
 #: dense.cpp kReadAInPlaceMaxPanels: up to this many NR-column panels of B per call the GEMM
 #: reads W in place instead of packing it
 _READ_A_IN_PLACE_PANELS = 8
+#: dense.cpp reads_alias: ... unless W's rows are a multiple of this many floats (4 KiB)
+#: apart, where in-place reads would share one L1 set
+_ALIASED_ROW_FLOATS = 1024
 
 
 def _cdiv(a: Any, b: Any) -> Any:
@@ -748,9 +751,9 @@ class AnalyticalCPUModel:
         a_level = self._level(mp * mc.mr * k * _F4)
         # up to _READ_A_IN_PLACE_PANELS micro-panels of B the micro-kernel reads W where it
         # lies (dense.cpp gemm_rowmajor): no packing pass, the first task's reads come from
-        # W's level and the other tasks' from the level W fits - unless W's rows are a
-        # multiple of 4 KiB apart (they would share one L1 set): then it is packed too
-        packed = (panels > _READ_A_IN_PLACE_PANELS) | ((k >= 1024) & (np.mod(k, 1024) == 0))
+        # W's level and the other tasks' from the level W fits (not when its rows alias)
+        packed = (panels > _READ_A_IN_PLACE_PANELS) | (
+            (k >= _ALIASED_ROW_FLOATS) & (np.mod(k, _ALIASED_ROW_FLOATS) == 0))
         bytes_w = self._weight_bytes(ctx, idx, first, w_bytes)
         cost.bytes += np.where(packed, 0.0, bytes_w)
         cost.add(a_level, np.where(packed, n_chunks, n_chunks - 1) * w_bytes)
