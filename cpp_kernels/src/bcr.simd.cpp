@@ -15,6 +15,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "next_panel.hpp"
 #include "sparse_simd.hpp"
 
 #if defined(__AVX2__)
@@ -269,33 +270,6 @@ class SplitCache {
   Split split_[kSize];  // filled lazily; only known_ is initialised up front
   Split other_;
   bool known_[kSize] = {};
-};
-
-// Prefetches the rows of the X tile a thread runs next (Panel::pf_*) in step with its work on
-// the current one, a few lines per tile record, so the next panel streams in from L3 or DRAM
-// while this one is computed. (X rows of a panel are short strided runs, which the hardware
-// prefetchers do not follow; without this a panel of X out of cache costs a DRAM latency per
-// line.)
-class NextPanel {
- public:
-  explicit NextPanel(const Panel& p)
-      : x_(reinterpret_cast<const char*>(p.pf_x)), ld_bytes_(p.pf_ldx * 4), row0_(p.pf_row0),
-        rows_(p.pf_row1 - p.pf_row0), bytes_(p.pf_bytes), row_(p.pf_row0) {}
-  // Prefetches the share done / total of the rows (done <= total).
-  GRIMSIM_INLINE void advance(i64 done, i64 total) {
-    if (x_ == nullptr || total <= 0) return;
-    const i64 due = row0_ + rows_ * done / total;
-    for (; row_ < due; ++row_) {
-      const char* a = x_ + row_ * ld_bytes_;
-      const auto last = reinterpret_cast<std::uintptr_t>(a + bytes_ - 1);
-      for (auto q = reinterpret_cast<std::uintptr_t>(a) & ~std::uintptr_t{63}; q <= last; q += 64)
-        __builtin_prefetch(reinterpret_cast<const void*>(q), 0, 2);
-    }
-  }
-
- private:
-  const char* x_;
-  i64 ld_bytes_, row0_, rows_, bytes_, row_;
 };
 
 // One tile over the whole panel: rows[i] + row_base is the absolute row of tile row i, element

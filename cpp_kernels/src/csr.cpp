@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "cache_sizes.hpp"
 #include "sparse_checks.hpp"
 #include "sparse_driver.hpp"
 
@@ -51,7 +52,7 @@ void csr_spmm_unchecked(const CsrMatrix& w, const float* x, std::int64_t n, floa
   auto identity = [](std::int64_t u) { return u; };
   sparse_detail::run_panels(w.rows, w.cols, w.rows, identity, prefix, x, n, n, y, threads, lanes,
                             true, nullptr, std::int64_t{w.indptr[w.rows]},
-                            sparse_detail::panel_layout(w.cols, lanes),
+                            sparse_detail::row_kernel_layout(w.cols, n, lanes, cache_sizes().l2),
                             [&](std::int64_t i0, std::int64_t i1, const sparse_detail::Panel& p) {
                               GRIMSIM_DISPATCH_AT(level, csr_rows_panel, raw, i0, i1, p);
                             });

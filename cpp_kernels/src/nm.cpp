@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "cache_sizes.hpp"
 #include "sparse_checks.hpp"
 #include "sparse_driver.hpp"
 
@@ -74,7 +75,7 @@ void nm_spmm_unchecked(const NmMatrix& w, const float* x, i64 n, float* y, int t
   auto identity = [](std::int64_t u) { return u; };
   sparse_detail::run_panels(w.rows, w.cols, w.rows, identity, prefix, x, n, n, y, threads, lanes,
                             true, nullptr, w.values.size,
-                            sparse_detail::panel_layout(w.cols, lanes),
+                            sparse_detail::row_kernel_layout(w.cols, n, lanes, cache_sizes().l2),
                             [&](i64 i0, i64 i1, const sparse_detail::Panel& p) {
                               GRIMSIM_DISPATCH_AT(level, nm_rows_panel, raw, i0, i1, p);
                             });

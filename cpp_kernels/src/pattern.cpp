@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "cache_sizes.hpp"
 #include "sparse_checks.hpp"
 #include "sparse_driver.hpp"
 
@@ -94,7 +95,7 @@ void pattern_spmm_unchecked(const PatternMatrix& w, const float* x, i64 n, float
   auto identity = [](std::int64_t u) { return u; };
   sparse_detail::run_panels(w.rows, w.cols, w.rows, identity, prefix, x, n, n, y, threads, lanes,
                             true, w.filter_order.data, w.values.size,
-                            sparse_detail::panel_layout(w.cols, lanes),
+                            sparse_detail::row_kernel_layout(w.cols, n, lanes, cache_sizes().l2),
                             [&](i64 t0, i64 t1, const sparse_detail::Panel& p) {
                               GRIMSIM_DISPATCH_AT(level, pattern_rows_panel, raw, t0, t1, p);
                             });

@@ -5,6 +5,7 @@
 // are stored once. Narrow N: scalar dot products with independent partial sums.
 #include <cstdint>
 
+#include "next_panel.hpp"
 #include "sparse_simd.hpp"
 
 namespace grimsim {
@@ -231,16 +232,27 @@ GRIMSIM_INLINE void pattern_row(const PatternRaw& w, i64 t, Acc& acc) {
 }  // namespace
 
 void csr_rows_panel(const CsrRaw& w, i64 i0, i64 i1, const Panel& p) {
-  for (i64 i = i0; i < i1; ++i) row_panel(p, i, [&](auto& acc) { csr_row(w, i, acc); });
+  NextPanel next(p);
+  for (i64 i = i0; i < i1; ++i) {
+    row_panel(p, i, [&](auto& acc) { csr_row(w, i, acc); });
+    next.advance(i + 1 - i0, i1 - i0);
+  }
 }
 
 void nm_rows_panel(const NmRaw& w, i64 i0, i64 i1, const Panel& p) {
-  for (i64 i = i0; i < i1; ++i) row_panel(p, i, [&](auto& acc) { nm_row(w, i, acc); });
+  NextPanel next(p);
+  for (i64 i = i0; i < i1; ++i) {
+    row_panel(p, i, [&](auto& acc) { nm_row(w, i, acc); });
+    next.advance(i + 1 - i0, i1 - i0);
+  }
 }
 
 void pattern_rows_panel(const PatternRaw& w, i64 i0, i64 i1, const Panel& p) {
-  for (i64 t = i0; t < i1; ++t)
+  NextPanel next(p);
+  for (i64 t = i0; t < i1; ++t) {
     row_panel(p, p.row_map ? p.row_map[t] : t, [&](auto& acc) { pattern_row(w, t, acc); });
+    next.advance(t + 1 - i0, i1 - i0);
+  }
 }
 
 void csr_rows_narrow(const CsrRaw& w, i64 i0, i64 i1, const float* x, i64 n, float* y) {

@@ -72,7 +72,8 @@ struct PanelLayout {
   bool in_place_tail = false;
   // packed BCR: the last N tile also computes the fold_cols (1-7) columns after its vectors
   // (Panel::fold)
-  i64 fold_cols = 0;
+  i64 fold_cols = 0;  // whether a task prefetches the X rows of the next one when they are short runs (Panel::pf_x)
+  bool prefetch_next = true;
 };
 
 // The row kernels' layout (CSR, N:M, pattern, raw BCR), no K chunks: vectors per N tile such
@@ -87,6 +88,21 @@ inline PanelLayout panel_layout(i64 k, int lanes) {
   const i64 per_vector = std::max<i64>(1, k) * lanes * 4;
   const i64 nt = std::clamp<i64>(kPanelBytes / per_vector, 6, 24);
   return {nt - nt % 6, 0};
+}
+
+// The layout of the CSR, N:M and pattern kernels: panel_layout, prefetching the next tile's X
+// rows only when X (K x N) takes over 8 times the core's L2, beyond what a shared last-level
+// cache keeps for it. There the prefetch hides a DRAM latency per few lines: 1 thread, Zen 4
+// (1 MiB L2), A/B in alternating processes, 2026-11-28, 128x576 with N = 4704-12544 (X 11-29
+// MB): CSR at 90 % 1.1-1.9x faster, N:M 1:8 1.1-1.6x, pattern at 75 % 1.1-1.2x; 2 threads
+// 1.1-1.3x. With X in cache its instructions only add work: 64x147x12544 (7.4 MB) CSR at
+// 90 % 3-8 % slower, 32x27x12544 4 %.
+// (The BCR kernels read each X row for a whole register tile and always prefetch short runs.)
+inline PanelLayout row_kernel_layout(i64 k, i64 n, int lanes, i64 l2_bytes) {
+  constexpr i64 kPrefetchL2s = 8;
+  PanelLayout layout = panel_layout(k, lanes);
+  layout.prefetch_next = k * n * 4 > kPrefetchL2s * l2_bytes;
+  return layout;
 }
 
 // Packed BCR's N tile and K chunk for a core with l2_bytes of L2: the tile as wide as keeps
@@ -271,7 +287,7 @@ void run_panels(i64 rows, i64 k, i64 n_units, RowStart&& row_start, const std::v
       const i64 nv0 = tile_v0[static_cast<std::size_t>(next_t)];
       const i64 nv1 = tile_v0[static_cast<std::size_t>(next_t + 1)];
       const i64 run_bytes = (nv1 - nv0) * lanes * static_cast<i64>(sizeof(float));
-      if (run_bytes <= kStreamedRunBytes) {
+      if (layout.prefetch_next && run_bytes <= kStreamedRunBytes) {
         panel_view.pf_x = x + nv0 * lanes;
         panel_view.pf_ldx = ld;
         panel_view.pf_row0 = k * next_ch / n_chunks;

@@ -95,9 +95,9 @@ struct Panel {
   std::int64_t nv;
   const std::int32_t* row_map;
   // The X tile this thread is likely to run next (pf_x null: none): rows [pf_row0, pf_row1),
-  // pf_bytes each, row k at pf_x + k * pf_ldx. The BCR kernels prefetch them as their work
-  // advances, so a panel whose X comes from DRAM arrives while the one before it is computed
-  // (CSR, N:M and pattern copy wide panels instead; see run_panels).
+  // pf_bytes each, row k at pf_x + k * pf_ldx. The kernels prefetch them as their work
+  // advances (next_panel.hpp), so a panel whose X comes from DRAM arrives while the one before
+  // it is computed (run_panels sets them for short runs; see PanelLayout::prefetch_next).
   const float* pf_x = nullptr;
   std::int64_t pf_ldx = 0, pf_row0 = 0, pf_row1 = 0, pf_bytes = 0;
   // Packed BCR: the units' tiles are visited in chunks of kc columns of W (rows of X), all

@@ -367,6 +367,21 @@ void test_bcr_panel_layout() {
   EXPECT(sd::bcr_panel_layout(100000, 1152, 49, 1, 4, 0).nt == 6, "minimum tile");
 }
 
+// The row kernels prefetch the next tile's X rows only when X is out of cache (over 8 L2s),
+// with the same tiles either way; packed BCR always may.
+void test_row_kernel_layout() {
+  namespace sd = grimsim::sparse_detail;
+  constexpr i64 kMiB = 1024 * 1024;
+  // 576 x 12544 floats (28.9 MB) against a 1 MiB L2: prefetched
+  const sd::PanelLayout big = sd::row_kernel_layout(576, 12544, 16, kMiB);
+  EXPECT(big.prefetch_next, "X of 29 MB not prefetched");
+  EXPECT(big.nt == sd::panel_layout(576, 16).nt && big.kc == 0, "tiles changed");
+  // 147 x 12544 (7.4 MB): in cache, not prefetched; the same X on a 512 KiB L2 is
+  EXPECT(!sd::row_kernel_layout(147, 12544, 16, kMiB).prefetch_next, "X of 7.4 MB prefetched");
+  EXPECT(sd::row_kernel_layout(147, 12544, 16, kMiB / 2).prefetch_next, "512 KiB L2");
+  EXPECT(sd::bcr_panel_layout(128, 576, 784, 1, 16, kMiB).prefetch_next, "BCR not prefetched");
+}
+
 void test_balanced_bounds() {
   using grimsim::sparse_detail::balanced_bounds;
   using V = std::vector<i64>;
@@ -423,6 +438,7 @@ int main() {
   }
   unsetenv("GRIMSIM_SIMD");
   test_bcr_panel_layout();
+  test_row_kernel_layout();
   test_spread_order();
   test_balanced_bounds();
   test_bcr_single_block();
