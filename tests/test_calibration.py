@@ -720,3 +720,23 @@ def test_combine_passes_keeps_the_fastest_call_and_the_median_pass() -> None:
     assert combine_passes(shared).core_share == 0.96  # crowded only if every pass was
     with pytest.raises(GrimsimError):
         combine_passes([])
+
+
+def test_calibrate_holds_blas_to_one_thread_while_measuring(monkeypatch, tmp_path):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import grimsim.calibration.run as run_mod
+
+    def blas() -> list[int]:
+        return [int(p["num_threads"]) for p in threadpool_info() if p["user_api"] == "blas"]
+
+    seen: list[list[int]] = []
+    monkeypatch.setattr(run_mod, "run_calibration",
+                        lambda *a, **k: seen.append(blas()) or "done")
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas()
+        if not before or max(before) < 2:
+            pytest.skip("numpy has no BLAS thread pool to hold")
+        assert run_mod.calibrate("sd855", tmp_path, budget_s=1, progress=False) == "done"
+        assert seen == [[1] * len(before)]
+        assert blas() == before

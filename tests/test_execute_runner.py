@@ -555,3 +555,32 @@ def test_run_statistic_is_recorded_and_validated() -> None:
     assert med.statistic == "median_s" and med.measured_s > 0
     with pytest.raises(GrimsimError, match="statistic must be one of"):
         run_network(net, threads=1, statistic="mean_s")
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [int(p["num_threads"]) for p in threadpool_info() if p["user_api"] == "blas"]
+
+
+def test_run_network_holds_blas_to_one_thread_while_measuring(monkeypatch):
+    # a BLAS worker left spinning after a numpy call shares the cores with a 2-thread kernel
+    from threadpoolctl import threadpool_limits
+
+    import grimsim.execute.runner as runner
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads()
+        if not before or max(before) < 2:
+            pytest.skip("numpy has no BLAS thread pool to hold")
+        seen: list[list[int]] = []
+        real = runner._run_layer
+
+        def spy(ctx, layer):
+            seen.append(_blas_threads())
+            return real(ctx, layer)
+
+        monkeypatch.setattr(runner, "_run_layer", spy)
+        run_network(_cnn(), threads=2, **FAST)
+        assert seen and all(t == [1] * len(t) for t in seen)
+        assert _blas_threads() == before  # restored afterwards

@@ -86,6 +86,7 @@ from grimsim.cost.features import (
 from grimsim.cost.learned import CalibrationError, fit_ensemble
 from grimsim.cost.profile import DeviceProfile, load_profile, profile_to_dict
 from grimsim.errors import GrimsimError
+from grimsim.execute.pools import quiet_thread_pools
 
 __all__ = ["CalibrationResult", "Measurer", "calibrate", "resolve_profile", "run_calibration"]
 
@@ -834,7 +835,8 @@ def calibrate(device_name: str, out_dir: str | Path, budget_s: float = 600,
     on the 2-vCPU development VM the two fastest of three passes of a 2-thread point
     differed by more than 5 % for half the points (2026-11-28), 1-thread ones for 12 %. When the
     drift probe finds the machine slower, the loop idles up to ``max_wait_s`` for its speed
-    to come back (see ``run_calibration``).
+    to come back (see ``run_calibration``). numpy's BLAS and OpenMP pools are held to one
+    thread throughout (``quiet_thread_pools``), so no worker of theirs spins beside a kernel.
     """
     import grimsim._kernels as kernels
 
@@ -843,8 +845,9 @@ def calibrate(device_name: str, out_dir: str | Path, budget_s: float = 600,
     plan = build_plan(exclude_networks, threads, schemes=schemes, space_filling=space_filling,
                       seed=seed, max_threads=int(kernels.hardware_threads()))
     measurer = KernelMeasurer(TimingOptions(min_time_s=min_time_s), seed=seed)
-    return run_calibration(plan, profile, measurer, out_dir, budget_s=budget_s,
-                           progress=progress, device_name=device_name, adaptive=adaptive,
-                           seed=seed, started_at=started, passes=passes,
-                           pass_gap_s=pass_gap_s, settle_tol=settle_tol,
-                           max_wait_s=max_wait_s)
+    with quiet_thread_pools():
+        return run_calibration(plan, profile, measurer, out_dir, budget_s=budget_s,
+                               progress=progress, device_name=device_name, adaptive=adaptive,
+                               seed=seed, started_at=started, passes=passes,
+                               pass_gap_s=pass_gap_s, settle_tol=settle_tol,
+                               max_wait_s=max_wait_s)

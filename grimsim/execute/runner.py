@@ -58,6 +58,7 @@ from grimsim.aligned import aligned_standard_normal
 from grimsim.errors import GrimsimError, KernelCheckError, MappingError, SchemeError, ShapeError
 from grimsim.execute.cheap_ops import cheap_op, softmax_fn
 from grimsim.execute.kernels import TIMING_STATISTICS, PreparedGemm, prepare
+from grimsim.execute.pools import quiet_thread_pools
 from grimsim.network import GemmView, LayerWorkload, Network, Op
 from grimsim.pruning import DenseFormat, Format, PruningScheme, check_legal, encode, make_mask
 from grimsim.pruning import is_legal as scheme_is_legal
@@ -904,12 +905,13 @@ def run_network(network: Network,
                int(seed), bool(check), schemes, ctx_weights, winograd, statistic)
     start = time.perf_counter()
     layers = []
-    for layer in network.layers():
-        t0 = time.perf_counter()
-        row = _run_layer(ctx, layer)
-        log.debug("%s (%s): %s %.3g ms measured, %.2f s to run", layer.name, layer.op,
-                  row.kernel, row.measured_s * 1e3, time.perf_counter() - t0)
-        layers.append(row)
+    with quiet_thread_pools():
+        for layer in network.layers():
+            t0 = time.perf_counter()
+            row = _run_layer(ctx, layer)
+            log.debug("%s (%s): %s %.3g ms measured, %.2f s to run", layer.name, layer.op,
+                      row.kernel, row.measured_s * 1e3, time.perf_counter() - t0)
+            layers.append(row)
     return RunResult(network.name, int(threads), str(kernels.simd_level()), tuple(layers),
                      float(min_time_s), int(seed), bool(check), time.perf_counter() - start,
                      statistic)
