@@ -262,6 +262,20 @@ def test_depthwise_stride_2_planes(k, pad, H, W, threads):
     y = gk.depthwise_conv2d(x, w, (2, 2), (pad, pad), (1, 1), b, threads)
     assert_conv_close(y, conv_ref(x, w, b, (2, 2), (pad, pad), (1, 1), 3))
 
+# The phase planes' zero padding is written once per run of channels (in two placements,
+# picked per plane): each channel copies in only its input, which must never reach the
+# padding another channel reads. Channels far apart in value show any leak.
+@pytest.mark.parametrize(("H", "W", "s", "pad"), [(14, 14, 2, 1), (7, 7, 1, 1), (15, 9, 2, 0),
+                                                  (28, 28, 1, 2)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise_channels_keep_their_padding(H, W, s, pad, threads):
+    C = 67
+    x, w, b = rng_arrays(5, (1, C, H, W), (C, 1, 3, 3), (C,))
+    x = (x + 100.0 * np.arange(C, dtype=np.float32)[None, :, None, None]).astype(np.float32)
+    y = gk.depthwise_conv2d(x, w, (s, s), (pad, pad), (1, 1), b, threads)
+    assert_conv_close(y, conv_ref(x, w, b, (s, s), (pad, pad), (1, 1), C))
+
+
 @st.composite
 def pool_cases(draw):
     kh, kw = draw(st.integers(1, 6)), draw(st.integers(1, 6))

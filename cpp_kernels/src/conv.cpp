@@ -167,16 +167,22 @@ void conv2d_gemm(const float* input, const ConvGeometry& g, const float* w2d,
 namespace {
 constexpr std::int64_t kPageFloats = 4096 / sizeof(float);
 
-// Where in `base`'s page of slack a copy of `src` should start (in floats, on a cache line):
-// half a page from src modulo 4 KiB. Loads whose address matches an older store's in its low
-// 12 bits wait for it (4K aliasing): the stride-2 phase copy of a plane then ran 1.4x slower
-// for some placements of the input than for others (Zen 4, 2026-11-28, 96x112x112 3x3 s2:
-// 374-541 us over input offsets 0-448 bytes). Every plane starts at its own page offset, so
-// the place is picked per plane.
-std::int64_t half_page_apart(const float* src, const float* base) {
-  const auto s = reinterpret_cast<std::uintptr_t>(src), b = reinterpret_cast<std::uintptr_t>(base);
-  const std::uintptr_t bytes = (s + 2048 - b) & (4096 - kCacheLine);
-  return static_cast<std::int64_t>(bytes / sizeof(float));
+// The first page boundary at or after p (p has at least a page of slack after it).
+float* page_start(float* p) {
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  return reinterpret_cast<float*>((a + 4095) & ~std::uintptr_t{4095});
+}
+
+// Which of two copies of the phase planes, starting 0 and half a page into their pages, a
+// plane of input at `src` is copied into: the one whose start is further from src's modulo
+// 4 KiB (at least a quarter of a page apart). Loads whose address matches an older store's in
+// its low 12 bits wait for it (4K aliasing): the stride-2 phase copy of a plane ran 1.4x
+// slower for some placements of the input than for others (Zen 4, 2026-11-28, 96x112x112
+// 3x3 s2: 374-541 us over input offsets 0-448 bytes). Every plane starts at its own page
+// offset, so the copy is picked per plane.
+int far_placement(const float* src) {
+  const auto offset = reinterpret_cast<std::uintptr_t>(src) & 4095;
+  return offset >= 1024 && offset < 3072 ? 0 : 1;
 }
 }  // namespace
 
@@ -216,8 +222,14 @@ void depthwise_conv2d(const float* input, const ConvGeometry& g, const float* we
           col / g.stride_w;
     }
   job.tap_offset = tap_offset.data();
-  // Each thread's phase planes, plus a page of slack to place them per channel plane.
-  const std::int64_t scratch = g.stride_w * job.phase_rows * job.phase_cols + kPageFloats;
+  // Each thread's phase planes in two copies (far_placement): the first on a page boundary,
+  // the second half a page into its page. Their zero padding is the same for every channel,
+  // so it is written once per run of channels and each channel copies in only its input: on
+  // 14x14 planes at stride 2 the zeros were most of a channel's stores.
+  const std::int64_t planes = g.stride_w * job.phase_rows * job.phase_cols;
+  const std::int64_t copy_stride = (planes + kPageFloats - 1) / kPageFloats * kPageFloats;
+  // (page_start moves a thread's copies up to a page into its share)
+  const std::int64_t scratch = 2 * copy_stride + 2 * kPageFloats;
   const int team = static_cast<int>(std::min<std::int64_t>(threads, g.channels));
   AlignedArray<float> buf(static_cast<std::size_t>(team * scratch));
   const std::int64_t plane = g.height * g.width, oplane = job.out_h * job.out_w;
@@ -228,12 +240,14 @@ void depthwise_conv2d(const float* input, const ConvGeometry& g, const float* we
   // -> 1.90-2.07x; 112x112 and 56x56 maps unchanged).
   parallel_for_blocks(g.channels, g.channels / (4 * team), team,
                       [&](std::int64_t c0, std::int64_t c1, int thread) {
-    float* own = buf.data() + static_cast<std::int64_t>(thread) * scratch;
+    float* own = page_start(buf.data() + static_cast<std::int64_t>(thread) * scratch);
+    float* copies[2] = {own, own + copy_stride + kPageFloats / 2};
+    for (float* copy : copies) std::fill(copy, copy + planes, 0.0f);
     for (std::int64_t c = c0; c < c1; ++c) {
       const float* in = input + c * plane;
       GRIMSIM_DISPATCH_AT(level, depthwise_plane, job, in, weight + c * taps,
                           bias != nullptr ? bias[c] : 0.0f, output + c * oplane,
-                          own + half_page_apart(in, own));
+                          copies[far_placement(in)], true);
     }
   });
 }

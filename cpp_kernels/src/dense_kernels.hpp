@@ -98,7 +98,7 @@ struct DepthwiseJob {
 };
 GRIMSIM_MV_DECLARE(void depthwise_plane(const DepthwiseJob& job, const float* in,
                                         const float* kernel, float bias, float* out,
-                                        float* scratch))
+                                        float* scratch, bool padding_zeroed))
 
 // dst[i] = src[2 * i] for i < n: the stride-2 row copy of im2col and of the depthwise phase
 // planes, vectorised (two loads, a permute, one store a vector); reads src[0 .. 2n - 2] only.

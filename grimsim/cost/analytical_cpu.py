@@ -950,7 +950,11 @@ class AnalyticalCPUModel:
         phase_rows = (oh - 1) * sh + (kh - 1) * np.maximum(rows.dilation_h[idx], 1) + 1
         phase_cols = _cdiv(ow, 16) * 16 \
             + np.floor((kw - 1) * np.maximum(rows.dilation_w[idx], 1) / sw) + 1
-        fill = sw * phase_rows * phase_cols
+        # the planes' zero padding is written once per run of channels (conv.cpp): a channel
+        # copies in only its input plane, as much of it as the taps reach
+        batch = ctx.batch(idx)
+        x_bytes = rows.act_bytes_in[idx] / batch
+        fill = np.minimum(x_bytes / (_F4 * channels), sw * phase_rows * phase_cols)
         # stride 1 copies rows with vector stores, stride 2 de-interleaves vectors (from 8
         # outputs a row: the compiler's vector loop; 14 sped up 1.4x on Zen 4, 7 did not);
         # other strides copy one float at a time
@@ -966,8 +970,6 @@ class AnalyticalCPUModel:
         cost.passes_s = channels * p.depthwise_plane_cycles / mc.clock_hz * par
         cost.tasks = channels
         cost.regions = np.ones(idx.size)
-        batch = ctx.batch(idx)
-        x_bytes = rows.act_bytes_in[idx] / batch
         y_bytes = channels * oh * ow * _F4
         w_bytes = channels * taps * _F4
         first, _, act_in, out = self._levels(ctx, idx, w_bytes, x_bytes, y_bytes)

@@ -99,7 +99,7 @@ class KernelParams:
     winograd_output_cycles: float = 64.0
     depthwise_vector_cycles: float = 0.5625
     depthwise_block_cycles: float = 24.0
-    depthwise_plane_cycles: float = 375.0
+    depthwise_plane_cycles: float = 150.0
     row_overhead_cycles: float = 6.0
     block_overhead_cycles: float = 20.0
     bcr_tile_cycles: float = 10.0
@@ -205,11 +205,13 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "depthwise_block_cycles": "counted: depthwise_plane per block of up to 8 output vectors: "
     "the call, the accumulators' set-up and their stores, the tap loop's own steps: ~24 "
     "cycles",
-    "depthwise_plane_cycles": "measured on the dev VM (2026-11-26, bench_depthwise on 15 "
-    "MobileNet/EfficientNet planes, 7x7 to 112x112, 3x3 and 5x5, stride 1 and 2): a fixed "
-    "~375 cycles per channel plane (its task, the SIMD-tier dispatch, the phase planes' "
-    "set-up), fitted jointly with the depthwise efficiency (0.40); within -25/+18 % of every "
-    "plane",
+    "depthwise_plane_cycles": "measured on the dev VM: a fixed cost per channel plane (its "
+    "task, the SIMD-tier dispatch, the phase planes' set-up). 2026-11-26 (bench_depthwise on "
+    "15 MobileNet/EfficientNet planes, 7x7 to 112x112, 3x3 and 5x5, stride 1 and 2): ~375 "
+    "cycles, fitted jointly with the depthwise efficiency (0.40). Refitted 2026-11-28 (Zen 4, "
+    "the host calibration's 16 depthwise planes re-timed after the planes' zero padding "
+    "moved out of the per-channel work; efficiency kept): 150 cycles, median model/measured "
+    "0.99, every plane within -24/+31 %",
     "row_overhead_cycles": "counted: per row and register chunk of the CSR/N:M/pattern panel "
     "kernels (accumulator init, 1-4 stores, loop) ",
     "bcr_tile_cycles": "counted with callgrind (2026-11-26, 128x1152x784 at 75 %): the "
