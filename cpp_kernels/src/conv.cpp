@@ -167,7 +167,7 @@ void conv2d_gemm(const float* input, const ConvGeometry& g, const float* w2d,
 namespace {
 constexpr std::int64_t kPageFloats = 4096 / sizeof(float);
 
-// The first page boundary at or after p (p has at least a page of slack after it).
+// The first page boundary at or after p (p has a page of slack for it).
 float* page_start(float* p) {
   const auto a = reinterpret_cast<std::uintptr_t>(p);
   return reinterpret_cast<float*>((a + 4095) & ~std::uintptr_t{4095});
@@ -228,10 +228,10 @@ void depthwise_conv2d(const float* input, const ConvGeometry& g, const float* we
   // 14x14 planes at stride 2 the zeros were most of a channel's stores.
   const std::int64_t planes = g.stride_w * job.phase_rows * job.phase_cols;
   const std::int64_t copy_stride = (planes + kPageFloats - 1) / kPageFloats * kPageFloats;
-  // (page_start moves a thread's copies up to a page into its share)
-  const std::int64_t scratch = 2 * copy_stride + 2 * kPageFloats;
+  const std::int64_t scratch = 2 * copy_stride + kPageFloats;  // a whole number of pages
   const int team = static_cast<int>(std::min<std::int64_t>(threads, g.channels));
-  AlignedArray<float> buf(static_cast<std::size_t>(team * scratch));
+  AlignedArray<float> buf(static_cast<std::size_t>(team * scratch + kPageFloats));
+  float* const pages = page_start(buf.data());
   const std::int64_t plane = g.height * g.width, oplane = job.out_h * job.out_w;
   const SimdLevel level = simd_runtime_level();
   // About 4 runs of whole channels a thread: with a task per channel, two threads wrote
@@ -240,14 +240,14 @@ void depthwise_conv2d(const float* input, const ConvGeometry& g, const float* we
   // -> 1.90-2.07x; 112x112 and 56x56 maps unchanged).
   parallel_for_blocks(g.channels, g.channels / (4 * team), team,
                       [&](std::int64_t c0, std::int64_t c1, int thread) {
-    float* own = page_start(buf.data() + static_cast<std::int64_t>(thread) * scratch);
+    float* own = pages + static_cast<std::int64_t>(thread) * scratch;
     float* copies[2] = {own, own + copy_stride + kPageFloats / 2};
     for (float* copy : copies) std::fill(copy, copy + planes, 0.0f);
     for (std::int64_t c = c0; c < c1; ++c) {
       const float* in = input + c * plane;
       GRIMSIM_DISPATCH_AT(level, depthwise_plane, job, in, weight + c * taps,
                           bias != nullptr ? bias[c] : 0.0f, output + c * oplane,
-                          copies[far_placement(in)], true);
+                          copies[far_placement(in)]);
     }
   });
 }

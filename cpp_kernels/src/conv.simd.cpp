@@ -66,17 +66,11 @@ namespace {
 using simd::kLanes;
 using simd::vf;
 
-GRIMSIM_INLINE void zero_fill(float* p, std::int64_t n) {
-  std::int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) simd::store(p + i, simd::zero());
-  for (; i < n; ++i) p[i] = 0.0f;
-}
-
-// Copies the plane into the job's zero-padded phase planes: phase q, row r, column x holds
-// padded column stride_w * x + q of padded row r (input row r - pad_h, column
-// stride_w * x + q - pad_w; zero outside the input). With `padding_zeroed` the planes' zeros
-// are already in place (they are the same for every channel) and only the input is copied.
-void fill_phases(const DepthwiseJob& job, const float* in, float* scratch, bool padding_zeroed) {
+// Copies the plane into the job's phase planes: phase q, row r, column x holds padded column
+// stride_w * x + q of padded row r (input row r - pad_h, column stride_w * x + q - pad_w).
+// Only the input is written: the zeros around it are the same for every channel and already
+// in place (depthwise_conv2d writes them once per run of channels).
+void fill_phases(const DepthwiseJob& job, const float* in, float* scratch) {
   const std::int64_t W = job.width, sw = job.stride_w, cols = job.phase_cols;
   for (std::int64_t q = 0; q < sw; ++q) {
     // the columns x of this phase that read inside the input: 0 <= sw * x + q - pad_w < W
@@ -86,12 +80,8 @@ void fill_phases(const DepthwiseJob& job, const float* in, float* scratch, bool 
     for (std::int64_t r = 0; r < job.phase_rows; ++r) {
       float* dst = scratch + (q * job.phase_rows + r) * cols;
       const std::int64_t iy = r - job.pad_h;
-      if (iy < 0 || iy >= job.height || first >= end) {
-        if (!padding_zeroed) zero_fill(dst, cols);
-        continue;
-      }
+      if (iy < 0 || iy >= job.height || first >= end) continue;
       const float* src = in + iy * W + (sw * first + q - job.pad_w);
-      if (!padding_zeroed) zero_fill(dst, first);
       // vector copies: these rows are short (7-112 floats), where a memcpy call costs more
       // than the copy
       if (sw == 1) {
@@ -101,7 +91,6 @@ void fill_phases(const DepthwiseJob& job, const float* in, float* scratch, bool 
       } else {
         for (std::int64_t x = first; x < end; ++x) dst[x] = src[(x - first) * sw];
       }
-      if (!padding_zeroed) zero_fill(dst + end, cols - end);
     }
   }
 }
@@ -179,8 +168,8 @@ void dw_rows(const DepthwiseJob& job, const float* scratch, const float* kernel,
 // a narrow plane (7 to 28 columns in mobile networks) takes several output rows per block,
 // so its taps' FMA chains stay independent too.
 void depthwise_plane(const DepthwiseJob& job, const float* in, const float* kernel, float bias,
-                     float* out, float* scratch, bool padding_zeroed) {
-  fill_phases(job, in, scratch, padding_zeroed);
+                     float* out, float* scratch) {
+  fill_phases(job, in, scratch);
   const std::int64_t nvec = (job.out_w + kLanes - 1) / kLanes;
   std::int64_t oy = 0;
   if (nvec < 2)

@@ -85,9 +85,9 @@ GRIMSIM_MV_DECLARE(void winograd_panel(const WinogradJob& job, std::int64_t pane
 namespace grimsim {
 
 // Depthwise convolution of one channel plane (geometry as ConvGeometry, one channel).
-// The plane is first copied, zero-padded, into stride_w "phase" planes (phase q holds the
-// padded columns q, q + stride_w, ...: phase_rows x phase_cols each), so every tap of every
-// output vector is one contiguous load; tap_offset[t] (kernel_h * kernel_w entries) is where
+// The plane is first copied into stride_w "phase" planes (phase q holds the padded columns
+// q, q + stride_w, ...: phase_rows x phase_cols each; their zero padding is the caller's, who
+// writes it once for all channels), so every tap of every output vector is one contiguous load; tap_offset[t] (kernel_h * kernel_w entries) is where
 // tap t of output (0, 0) reads in that scratch (stride_w * phase_rows * phase_cols floats).
 struct DepthwiseJob {
   std::int64_t height = 0, width = 0, out_h = 0, out_w = 0;
@@ -98,7 +98,7 @@ struct DepthwiseJob {
 };
 GRIMSIM_MV_DECLARE(void depthwise_plane(const DepthwiseJob& job, const float* in,
                                         const float* kernel, float bias, float* out,
-                                        float* scratch, bool padding_zeroed))
+                                        float* scratch))
 
 // dst[i] = src[2 * i] for i < n: the stride-2 row copy of im2col and of the depthwise phase
 // planes, vectorised (two loads, a permute, one store a vector); reads src[0 .. 2n - 2] only.

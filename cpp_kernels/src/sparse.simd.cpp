@@ -229,30 +229,31 @@ GRIMSIM_INLINE void pattern_row(const PatternRaw& w, i64 t, Acc& acc) {
   }
 }
 
+// Runs unit(u) for the units [u0, u1) of a panel task, prefetching the next task's X rows
+// (Panel::pf_*) as they go.
+template <class Unit>
+GRIMSIM_INLINE void panel_units(const Panel& p, i64 u0, i64 u1, Unit&& unit) {
+  NextPanel next(p);
+  for (i64 u = u0; u < u1; ++u) {
+    unit(u);
+    next.advance(u + 1 - u0, u1 - u0);
+  }
+}
+
 }  // namespace
 
 void csr_rows_panel(const CsrRaw& w, i64 i0, i64 i1, const Panel& p) {
-  NextPanel next(p);
-  for (i64 i = i0; i < i1; ++i) {
-    row_panel(p, i, [&](auto& acc) { csr_row(w, i, acc); });
-    next.advance(i + 1 - i0, i1 - i0);
-  }
+  panel_units(p, i0, i1, [&](i64 i) { row_panel(p, i, [&](auto& acc) { csr_row(w, i, acc); }); });
 }
 
 void nm_rows_panel(const NmRaw& w, i64 i0, i64 i1, const Panel& p) {
-  NextPanel next(p);
-  for (i64 i = i0; i < i1; ++i) {
-    row_panel(p, i, [&](auto& acc) { nm_row(w, i, acc); });
-    next.advance(i + 1 - i0, i1 - i0);
-  }
+  panel_units(p, i0, i1, [&](i64 i) { row_panel(p, i, [&](auto& acc) { nm_row(w, i, acc); }); });
 }
 
 void pattern_rows_panel(const PatternRaw& w, i64 i0, i64 i1, const Panel& p) {
-  NextPanel next(p);
-  for (i64 t = i0; t < i1; ++t) {
+  panel_units(p, i0, i1, [&](i64 t) {
     row_panel(p, p.row_map ? p.row_map[t] : t, [&](auto& acc) { pattern_row(w, t, acc); });
-    next.advance(t + 1 - i0, i1 - i0);
-  }
+  });
 }
 
 void csr_rows_narrow(const CsrRaw& w, i64 i0, i64 i1, const float* x, i64 n, float* y) {

@@ -72,7 +72,8 @@ struct PanelLayout {
   bool in_place_tail = false;
   // packed BCR: the last N tile also computes the fold_cols (1-7) columns after its vectors
   // (Panel::fold)
-  i64 fold_cols = 0;  // whether a task prefetches the X rows of the next one when they are short runs (Panel::pf_x)
+  i64 fold_cols = 0;
+  // whether a task prefetches the X rows of the next one when they are short runs (Panel::pf_x)
   bool prefetch_next = true;
 };
 
